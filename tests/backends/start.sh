@@ -1,0 +1,466 @@
+#!/usr/bin/env bash
+# tests/backends/start.sh — start the REAL backends the shop's integration
+# tests run against: a private MariaDB on 127.0.0.1:3307 and a 6-node Redis
+# Cluster on 127.0.0.1:7001-7006.
+#
+# Why this exists: `cargo test` alone only exercises the embedded backends
+# (SQLite + in-process sessions). Production runs on MariaDB + Redis Cluster,
+# whose behaviour (SQL dialect, locking, MOVED/ASK redirects, cross-slot
+# rules) the embedded ones don't reproduce. This script gives every developer
+# and CI the same throw-away servers, without systemd, without touching the
+# system's own mariadb/redis services, and reachable on loopback only.
+#
+# Idempotent: when everything is already up it only prints the exports again.
+# Progress goes to stderr; stdout carries only the export lines, so
+#   eval "$(bash tests/backends/start.sh)"
+# works. The same lines are written to "$DISTSHOP_BACKENDS_DIR/env.sh".
+#
+# Environment:
+#   DISTSHOP_BACKENDS_DIR        state dir (default /tmp/distshop-backends)
+#   DISTSHOP_BACKENDS_WAIT_SECS  how long to wait for a server (default 60)
+set -euo pipefail
+
+BACKENDS_DIR="${DISTSHOP_BACKENDS_DIR:-/tmp/distshop-backends}"
+# Absolute and symlink-free: redis reports its dir that way (ownership check).
+mkdir -p "$BACKENDS_DIR"
+BACKENDS_DIR="$(cd "$BACKENDS_DIR" && pwd -P)"
+WAIT_SECS="${DISTSHOP_BACKENDS_WAIT_SECS:-60}"
+
+MARIADB_PORT=3307
+MARIADB_DIR="$BACKENDS_DIR/mariadb"
+MARIADB_CNF="$MARIADB_DIR/my.cnf"
+MARIADB_DATA="$MARIADB_DIR/data"
+MARIADB_SOCK="$MARIADB_DIR/mariadb.sock"
+MARIADB_PID="$MARIADB_DIR/mariadb.pid"
+MARIADB_ERR="$MARIADB_DIR/mariadb.err"
+MARIADB_INIT_MARK="$MARIADB_DATA/.distshop-initialised"
+
+REDIS_DIR="$BACKENDS_DIR/redis"
+REDIS_PORTS=(7001 7002 7003 7004 7005 7006)
+REDIS_SEED_PORT=7001
+
+DATABASE_URL="mysql://shop:shop@127.0.0.1:${MARIADB_PORT}/distshop"
+REDIS_URLS="redis://127.0.0.1:7001,redis://127.0.0.1:7002,redis://127.0.0.1:7003"
+
+PACKAGES=(mariadb-server mariadb-client redis-server redis-tools)
+
+log() { printf '[backends] %s\n' "$*" >&2; }
+die() {
+    printf '[backends] ERROR: %s\n' "$*" >&2
+    exit 1
+}
+
+# Show the tail of a log file on stderr (used when a server fails to start).
+show_tail() {
+    if [[ -f "$1" ]]; then
+        printf '[backends] --- last lines of %s ---\n' "$1" >&2
+        tail -n 30 "$1" >&2 || true
+        printf '[backends] ---\n' >&2
+    fi
+}
+
+# True when something accepts TCP connections on 127.0.0.1:$1.
+port_open() {
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# True when the pid in file $1 is alive and its command name contains $2
+# (guards against a stale pid file whose pid was reused by something else).
+pidfile_alive() {
+    local pid comm
+    [[ -f "$1" ]] || return 1
+    pid="$(tr -dc '0-9' <"$1")"
+    [[ -n "$pid" ]] || return 1
+    comm="$(cat "/proc/$pid/comm" 2>/dev/null)" || return 1
+    [[ "$comm" == *"$2"* ]] || return 1
+    # A killed daemon may linger as a zombie until its reaper gets to it.
+    [[ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ]]
+}
+
+# ---------------------------------------------------------------- packages --
+
+install_packages() {
+    local missing=() p
+    for p in "${PACKAGES[@]}"; do
+        if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed'; then
+            missing+=("$p")
+        fi
+    done
+    if ((${#missing[@]} == 0)); then
+        return 0
+    fi
+    [[ $EUID -eq 0 ]] || die "missing packages (${missing[*]}) and not root: install them with apt-get"
+    log "installing from Debian: ${missing[*]}"
+    # Lock::Timeout: wait for a concurrent apt/dpkg instead of failing at once.
+    apt-get -o DPkg::Lock::Timeout=600 update -q </dev/null >&2 ||
+        die "apt-get update failed"
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q \
+        --no-install-recommends "${missing[@]}" </dev/null >&2 ||
+        die "apt-get install ${missing[*]} failed"
+}
+
+# Debian puts the server daemons in /usr/sbin, which may not be on PATH.
+find_bin() {
+    local b
+    for b in "$@"; do
+        if command -v "$b" >/dev/null 2>&1; then
+            command -v "$b"
+            return 0
+        fi
+        if [[ -x "/usr/sbin/$b" ]]; then
+            echo "/usr/sbin/$b"
+            return 0
+        fi
+    done
+    die "none of these programs found: $*"
+}
+
+# ----------------------------------------------------------------- mariadb --
+
+mariadb_alive() {
+    # `ping` succeeds whenever the server answers, even if access is denied.
+    "$MARIADB_ADMIN" --no-defaults --socket="$MARIADB_SOCK" --connect-timeout=2 \
+        ping >/dev/null 2>&1
+}
+
+mariadb_shop_ok() {
+    "$MARIADB_CLIENT" --no-defaults --protocol=TCP -h127.0.0.1 -P"$MARIADB_PORT" \
+        -ushop -pshop --connect-timeout=2 -Ne 'SELECT 1' distshop >/dev/null 2>&1
+}
+
+write_mariadb_cnf() {
+    mkdir -p "$MARIADB_DIR"
+    cat >"$MARIADB_CNF" <<EOF
+# Generated by tests/backends/start.sh — test-only MariaDB, loopback only.
+[mysqld]
+user                           = root
+datadir                        = $MARIADB_DATA
+socket                         = $MARIADB_SOCK
+pid-file                       = $MARIADB_PID
+log-error                      = $MARIADB_ERR
+port                           = $MARIADB_PORT
+bind-address                   = 127.0.0.1
+skip-name-resolve
+max_connections                = 500
+character-set-server           = utf8mb4
+collation-server               = utf8mb4_unicode_ci
+performance_schema             = OFF
+# Durability is irrelevant for throw-away test data; speed is not.
+innodb_flush_log_at_trx_commit = 2
+innodb_doublewrite             = OFF
+innodb_buffer_pool_size        = 256M
+
+[client]
+socket                         = $MARIADB_SOCK
+port                           = $MARIADB_PORT
+EOF
+}
+
+init_mariadb() {
+    if [[ -f "$MARIADB_INIT_MARK" ]]; then
+        return 0
+    fi
+    # No marker: never initialised, or an earlier initialisation was cut off.
+    rm -rf "$MARIADB_DATA"
+    mkdir -p "$MARIADB_DATA"
+    log "mariadb: initialising $MARIADB_DATA"
+    if ! "$MARIADB_INSTALL_DB" --defaults-file="$MARIADB_CNF" \
+        --auth-root-authentication-method=socket --skip-test-db \
+        </dev/null >"$MARIADB_DIR/install-db.log" 2>&1; then
+        show_tail "$MARIADB_DIR/install-db.log"
+        die "mariadb-install-db failed"
+    fi
+    touch "$MARIADB_INIT_MARK"
+}
+
+start_mariadb() {
+    if mariadb_alive; then
+        log "mariadb: already running on 127.0.0.1:$MARIADB_PORT"
+        return 0
+    fi
+    if port_open "$MARIADB_PORT"; then
+        die "127.0.0.1:$MARIADB_PORT is taken by another program (not our MariaDB at $MARIADB_SOCK)"
+    fi
+    if pidfile_alive "$MARIADB_PID" mariadbd; then
+        # Still starting up (e.g. crash recovery after an earlier timeout)?
+        log "mariadb: pid $(cat "$MARIADB_PID") runs but does not answer yet; waiting"
+        local deadline=$((SECONDS + WAIT_SECS))
+        until mariadb_alive; do
+            if ((SECONDS >= deadline)); then
+                show_tail "$MARIADB_ERR"
+                die "mariadbd (pid $(cat "$MARIADB_PID")) does not answer on $MARIADB_SOCK; run tests/backends/stop.sh"
+            fi
+            sleep 0.5
+        done
+        return 0
+    fi
+    init_mariadb
+    rm -f "$MARIADB_PID"
+    log "mariadb: starting on 127.0.0.1:$MARIADB_PORT"
+    # setsid + redirections: fully detached, holds none of our fds (the lock
+    # on fd 9, a caller's stdout pipe) open.
+    setsid "$MARIADBD" --defaults-file="$MARIADB_CNF" \
+        </dev/null >>"$MARIADB_DIR/mariadbd.out" 2>&1 9>&- &
+    local pid=$! deadline=$((SECONDS + WAIT_SECS))
+    until mariadb_alive; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            show_tail "$MARIADB_ERR"
+            show_tail "$MARIADB_DIR/mariadbd.out"
+            die "mariadbd exited during startup"
+        fi
+        if ((SECONDS >= deadline)); then
+            show_tail "$MARIADB_ERR"
+            die "mariadb did not answer within ${WAIT_SECS}s"
+        fi
+        sleep 0.5
+    done
+    log "mariadb: up (pid $pid)"
+}
+
+setup_mariadb_users() {
+    local host sql=""
+    for host in '%' 'localhost' '127.0.0.1'; do
+        sql+="CREATE USER IF NOT EXISTS 'shop'@'$host' IDENTIFIED BY 'shop';"
+        sql+="ALTER USER 'shop'@'$host' IDENTIFIED BY 'shop';"
+        sql+="GRANT ALL PRIVILEGES ON *.* TO 'shop'@'$host';"
+    done
+    # Anonymous accounts would shadow 'shop' for local connections.
+    sql+="DELETE FROM mysql.global_priv WHERE User='';"
+    sql+="CREATE DATABASE IF NOT EXISTS distshop;"
+    sql+="FLUSH PRIVILEGES;"
+    "$MARIADB_CLIENT" --no-defaults --socket="$MARIADB_SOCK" -uroot -e "$sql" ||
+        die "mariadb: creating user 'shop' failed"
+    mariadb_shop_ok || die "mariadb: cannot log in as shop/shop on 127.0.0.1:$MARIADB_PORT"
+    log "mariadb: user shop/shop ready, database distshop exists"
+}
+
+# ------------------------------------------------------------------- redis --
+
+# redis-cli against one node; bounded, since a foreign program on the port
+# may accept the connection and never answer.
+redis() {
+    local port=$1
+    shift
+    timeout 5 "$REDIS_CLI" -h 127.0.0.1 -p "$port" "$@"
+}
+
+# Prints the value of field $2 of `CLUSTER INFO` on port $1 (empty if none).
+cluster_field() {
+    redis "$1" cluster info 2>/dev/null | tr -d '\r' | sed -n "s/^$2://p"
+}
+
+# True when our redis-server (the one whose dir is ours) answers on port $1.
+redis_ours_alive() {
+    local dir
+    dir="$(redis "$1" config get dir 2>/dev/null | tr -d '\r' | sed -n 2p)" || return 1
+    [[ "$dir" == "$REDIS_DIR/$1" ]]
+}
+
+write_redis_conf() {
+    local port=$1 dir="$REDIS_DIR/$1"
+    mkdir -p "$dir"
+    cat >"$dir/redis.conf" <<EOF
+# Generated by tests/backends/start.sh — test-only Redis Cluster node.
+port $port
+bind 127.0.0.1
+protected-mode no
+daemonize yes
+pidfile $dir/redis.pid
+logfile $dir/redis.log
+dir $dir
+cluster-enabled yes
+cluster-config-file nodes.conf
+cluster-node-timeout 3000
+appendonly no
+save ""
+EOF
+}
+
+start_redis_node() {
+    local port=$1 dir="$REDIS_DIR/$1"
+    if redis_ours_alive "$port"; then
+        return 0
+    fi
+    if port_open "$port"; then
+        die "127.0.0.1:$port is taken by another program (not our redis in $dir)"
+    fi
+    write_redis_conf "$port"
+    # daemonize yes: redis-server forks and returns; 9>&- keeps our lock fd
+    # out of the daemon.
+    if ! "$REDIS_SERVER" "$dir/redis.conf" </dev/null >"$dir/start.out" 2>&1 9>&-; then
+        show_tail "$dir/start.out"
+        die "redis-server on port $port failed to start"
+    fi
+}
+
+start_redis_nodes() {
+    local port started=0
+    for port in "${REDIS_PORTS[@]}"; do
+        if ! redis_ours_alive "$port"; then
+            start_redis_node "$port"
+            started=$((started + 1))
+        fi
+    done
+    local deadline=$((SECONDS + WAIT_SECS))
+    for port in "${REDIS_PORTS[@]}"; do
+        until redis_ours_alive "$port"; do
+            if ((SECONDS >= deadline)); then
+                show_tail "$REDIS_DIR/$port/redis.log"
+                die "redis on port $port did not answer within ${WAIT_SECS}s"
+            fi
+            sleep 0.2
+        done
+    done
+    if ((started > 0)); then
+        log "redis: started $started node(s) on 127.0.0.1:${REDIS_PORTS[0]}-${REDIS_PORTS[-1]}"
+    else
+        log "redis: all ${#REDIS_PORTS[@]} nodes already running"
+    fi
+}
+
+# True when every node reports a healthy 3-master cluster of 6 nodes.
+cluster_ok_everywhere() {
+    local port
+    for port in "${REDIS_PORTS[@]}"; do
+        [[ "$(cluster_field "$port" cluster_state)" == ok ]] || return 1
+        [[ "$(cluster_field "$port" cluster_known_nodes)" == 6 ]] || return 1
+        [[ "$(cluster_field "$port" cluster_slots_ok)" == 16384 ]] || return 1
+        [[ "$(cluster_field "$port" cluster_size)" == 3 ]] || return 1
+    done
+}
+
+wait_cluster_ok() {
+    local deadline=$((SECONDS + WAIT_SECS))
+    until cluster_ok_everywhere; do
+        if ((SECONDS >= deadline)); then
+            return 1
+        fi
+        sleep 0.5
+    done
+}
+
+# True when no node knows any other node or owns any slot (fresh nodes).
+all_nodes_blank() {
+    local port
+    for port in "${REDIS_PORTS[@]}"; do
+        [[ "$(cluster_field "$port" cluster_known_nodes)" == 1 ]] || return 1
+        [[ "$(cluster_field "$port" cluster_slots_assigned)" == 0 ]] || return 1
+    done
+}
+
+create_cluster() {
+    local port addrs=()
+    for port in "${REDIS_PORTS[@]}"; do
+        addrs+=("127.0.0.1:$port")
+    done
+    log "redis: forming the cluster (3 masters, 3 replicas)"
+    if ! "$REDIS_CLI" --cluster create "${addrs[@]}" --cluster-replicas 1 --cluster-yes \
+        </dev/null >"$REDIS_DIR/cluster-create.log" 2>&1; then
+        show_tail "$REDIS_DIR/cluster-create.log"
+        die "redis-cli --cluster create failed"
+    fi
+}
+
+# Stop our redis nodes and wipe their state (used to repair a broken cluster).
+wipe_redis() {
+    local port
+    for port in "${REDIS_PORTS[@]}"; do
+        if redis_ours_alive "$port"; then
+            redis "$port" shutdown nosave >/dev/null 2>&1 || true
+        fi
+    done
+    local deadline=$((SECONDS + WAIT_SECS))
+    for port in "${REDIS_PORTS[@]}"; do
+        while port_open "$port"; do
+            ((SECONDS < deadline)) || die "redis on port $port does not stop"
+            sleep 0.2
+        done
+    done
+    rm -rf "$REDIS_DIR"
+}
+
+setup_cluster() {
+    local attempt
+    for attempt in 1 2; do
+        start_redis_nodes
+        if [[ "$(cluster_field "$REDIS_SEED_PORT" cluster_known_nodes)" == 6 ]]; then
+            # Already formed (maybe restarted from nodes.conf): let it settle.
+            if wait_cluster_ok; then
+                log "redis: cluster_state:ok on all ${#REDIS_PORTS[@]} nodes"
+                return 0
+            fi
+            log "redis: cluster did not become healthy within ${WAIT_SECS}s"
+        elif all_nodes_blank; then
+            create_cluster
+            if wait_cluster_ok; then
+                log "redis: cluster_state:ok on all ${#REDIS_PORTS[@]} nodes"
+                return 0
+            fi
+            log "redis: new cluster did not become healthy within ${WAIT_SECS}s"
+        else
+            log "redis: nodes are in an inconsistent cluster state"
+        fi
+        if ((attempt == 1)); then
+            log "redis: wiping the test cluster and building it afresh"
+            wipe_redis
+        fi
+    done
+    show_tail "$REDIS_DIR/$REDIS_SEED_PORT/redis.log"
+    die "redis: cluster not healthy (see $REDIS_DIR/*/redis.log)"
+}
+
+cluster_smoke_test() {
+    # Hash tag {a} -> slot 15495, owned by the third master, not by the seed
+    # node 7001: redis-cli -c must follow a MOVED redirect.
+    local key="distshop:start-probe:{a}" got
+    redis "$REDIS_SEED_PORT" -c set "$key" ok >/dev/null ||
+        die "redis: SET through the cluster failed"
+    got="$(redis "$REDIS_SEED_PORT" -c get "$key" | tr -d '\r')"
+    [[ "$got" == ok ]] || die "redis: GET through the cluster returned '$got'"
+    redis "$REDIS_SEED_PORT" -c del "$key" >/dev/null || true
+}
+
+# -------------------------------------------------------------------- main --
+
+print_exports() {
+    local env_file="$BACKENDS_DIR/env.sh"
+    {
+        echo "# Generated by tests/backends/start.sh: source it to test against the real backends."
+        echo "export SHOP_TEST_DATABASE_URL=$DATABASE_URL"
+        echo "export SHOP_TEST_REDIS_URLS=$REDIS_URLS"
+    } >"$env_file.tmp"
+    mv -f "$env_file.tmp" "$env_file"
+    echo "export SHOP_TEST_DATABASE_URL=$DATABASE_URL"
+    echo "export SHOP_TEST_REDIS_URLS=$REDIS_URLS"
+    log "written to $env_file"
+}
+
+main() {
+    # One start.sh at a time (run.sh and a developer may race).
+    exec 9>"$BACKENDS_DIR/.lock"
+    flock -w 300 9 || die "another start.sh/stop.sh holds $BACKENDS_DIR/.lock"
+
+    install_packages
+    MARIADBD="$(find_bin mariadbd mysqld)"
+    MARIADB_INSTALL_DB="$(find_bin mariadb-install-db mysql_install_db)"
+    MARIADB_ADMIN="$(find_bin mariadb-admin mysqladmin)"
+    MARIADB_CLIENT="$(find_bin mariadb mysql)"
+    REDIS_SERVER="$(find_bin redis-server)"
+    REDIS_CLI="$(find_bin redis-cli)"
+
+    # Fast path: everything up and healthy -> a no-op.
+    if mariadb_alive && mariadb_shop_ok && cluster_ok_everywhere; then
+        log "already running: mariadb 127.0.0.1:$MARIADB_PORT, redis cluster 127.0.0.1:${REDIS_PORTS[0]}-${REDIS_PORTS[-1]}"
+        print_exports
+        return 0
+    fi
+
+    write_mariadb_cnf
+    start_mariadb
+    setup_mariadb_users
+    setup_cluster
+    cluster_smoke_test
+    print_exports
+}
+
+main "$@"
