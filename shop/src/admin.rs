@@ -1,0 +1,101 @@
+//! Admin: orders by status, with confirm and ship actions. Every route checks the admin role
+//! (401 anonymous, 403 customers).
+
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use crate::{
+    error::{ApiResult, AppError, HtmlResult},
+    input::path_id,
+    orders::{self, STATUSES},
+    session::Session,
+    startup::AppState,
+    web::{page, query_map, render, see_other},
+};
+
+fn parse_status(raw: Option<&String>) -> Result<Option<&'static str>, AppError> {
+    match raw.map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(s) => STATUSES
+            .iter()
+            .find(|x| **x == s)
+            .map(|x| Some(*x))
+            .ok_or_else(|| AppError::field("status", format!("must be one of {}", STATUSES.join(", ")))),
+    }
+}
+
+async fn api_list(state: web::Data<AppState>, session: Session, req: HttpRequest) -> ApiResult<HttpResponse> {
+    session.require_admin(&state.store).await?;
+    let status = parse_status(query_map(&req)?.get("status"))?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"items": orders::list_all(&state.db, status).await?})))
+}
+
+async fn api_confirm(
+    state: web::Data<AppState>,
+    session: Session,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    session.require_admin(&state.store).await?;
+    let id = path_id(&id, "order")?;
+    Ok(HttpResponse::Ok().json(orders::transition(&state, id, "placed", "confirmed").await?))
+}
+
+async fn api_ship(
+    state: web::Data<AppState>,
+    session: Session,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    session.require_admin(&state.store).await?;
+    let id = path_id(&id, "order")?;
+    Ok(HttpResponse::Ok().json(orders::transition(&state, id, "confirmed", "shipped").await?))
+}
+
+async fn page_orders(
+    state: web::Data<AppState>,
+    session: Session,
+    req: HttpRequest,
+) -> HtmlResult<HttpResponse> {
+    if session.user(&state.store).await?.is_none() {
+        return Ok(see_other("/login?next=/admin/orders"));
+    }
+    session.require_admin(&state.store).await?;
+    let q = query_map(&req)?;
+    let status = parse_status(q.get("status"))?;
+    let (mut ctx, _) = page(&state, &session, "Admin: orders").await?;
+    ctx.insert("orders", &orders::list_all(&state.db, status).await?);
+    ctx.insert("status", &status);
+    ctx.insert("statuses", &STATUSES);
+    ctx.insert("notice", &q.get("notice").and_then(|n| crate::web::notice(n)));
+    Ok(render("admin/orders.html", &ctx)?)
+}
+
+async fn form_action(
+    state: web::Data<AppState>,
+    session: Session,
+    path: web::Path<(String, String)>,
+    req: HttpRequest,
+    body: web::Payload,
+) -> HtmlResult<HttpResponse> {
+    let f = crate::web::form(&req, body, &session).await?;
+    session.require_admin(&state.store).await?;
+    let (id, action) = path.into_inner();
+    let id = path_id(&id, "order")?;
+    let (from, to) = match action.as_str() {
+        "confirm" => ("placed", "confirmed"),
+        "ship" => ("confirmed", "shipped"),
+        _ => return Err(AppError::NotFound("no such action".into()).into()),
+    };
+    orders::transition(&state, id, from, to).await?;
+    let back = parse_status(f.opt_str("status").ok().flatten().as_ref()).ok().flatten().unwrap_or(from);
+    Ok(see_other(&format!("/admin/orders?status={back}&notice={to}")))
+}
+
+pub fn configure_api(cfg: &mut web::ServiceConfig) {
+    cfg.route("/admin/orders", web::get().to(api_list))
+        .route("/admin/orders/{id}/confirm", web::post().to(api_confirm))
+        .route("/admin/orders/{id}/ship", web::post().to(api_ship));
+}
+
+pub fn configure_pages(cfg: &mut web::ServiceConfig) {
+    cfg.route("/admin/orders", web::get().to(page_orders))
+        .route("/admin/orders/{id}/{action}", web::post().to(form_action));
+}

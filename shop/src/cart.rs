@@ -1,0 +1,281 @@
+//! Cart: per-item lines in the session store (anonymous visitors and accounts alike), priced
+//! from the catalog when read. Each change touches one line atomically, so two tabs or two
+//! concurrent API calls of one shopper never erase each other's changes.
+
+use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
+use serde::Serialize;
+
+use crate::{
+    accounts::user_cart_ttl,
+    catalog::{self, Product},
+    error::{ApiResult, AppError, HtmlError, HtmlResult},
+    input::{parse_id, path_id, read_body, Fields, Quantity, Validator},
+    session::Session,
+    startup::AppState,
+    store::CartAdd,
+    web::{page, query_map, render_status, see_other},
+};
+
+#[derive(Debug, Serialize, Clone)]
+pub struct CartLine {
+    pub product_id: i64,
+    pub sku: String,
+    pub name: String,
+    pub quantity: i64,
+    pub unit_price_cents: i64,
+    pub line_total_cents: i64,
+    pub stock: i64,
+}
+
+#[derive(Debug, Serialize, Clone)]
+pub struct CartView {
+    pub items: Vec<CartLine>,
+    pub total_cents: i64,
+    pub currency: &'static str,
+}
+
+/// The cart with current prices; lines of products that no longer exist are left out.
+pub async fn view(state: &AppState, owner: &str) -> Result<CartView, AppError> {
+    let lines = state.store.cart_get(owner).await?;
+    let ids: Vec<i64> = lines.iter().map(|(p, _)| *p).collect();
+    let products = catalog::get_many(&state.db, &ids).await?;
+    let items: Vec<CartLine> = lines
+        .into_iter()
+        .filter_map(|(pid, quantity)| {
+            let p = products.get(&pid)?;
+            Some(CartLine {
+                product_id: pid,
+                sku: p.sku.clone(),
+                name: p.name.clone(),
+                quantity,
+                unit_price_cents: p.price_cents,
+                line_total_cents: p.price_cents * quantity,
+                stock: p.stock,
+            })
+        })
+        .collect();
+    let total_cents = items.iter().map(|l| l.line_total_cents).sum();
+    Ok(CartView { items, total_cents, currency: "EUR" })
+}
+
+fn ttl(state: &AppState, owner: &str) -> std::time::Duration {
+    if owner.starts_with("u:") {
+        user_cart_ttl()
+    } else {
+        state.settings.session_ttl
+    }
+}
+
+async fn product_for_cart(state: &AppState, product_id: i64) -> Result<Product, AppError> {
+    catalog::get(&state.db, product_id)
+        .await?
+        .ok_or_else(|| AppError::field("product_id", format!("there is no product with id {product_id}")))
+}
+
+fn stock_message(p: &Product, in_cart: i64) -> String {
+    match (p.stock, in_cart) {
+        (0, _) => format!("“{}” is sold out", p.name),
+        (s, 0) => format!("only {s} of “{}” in stock", p.name),
+        (s, c) => format!("only {s} of “{}” in stock and {c} already in your cart", p.name),
+    }
+}
+
+/// Add `quantity` to a line: the line stays within 1..=99 and the stock.
+pub async fn add(
+    state: &AppState,
+    owner: &str,
+    product_id: i64,
+    quantity: Quantity,
+) -> Result<i64, AppError> {
+    let p = product_for_cart(state, product_id).await?;
+    let max = p.stock.min(Quantity::MAX);
+    if max < 1 {
+        return Err(AppError::field("quantity", stock_message(&p, 0)));
+    }
+    match state.store.cart_add(owner, product_id, quantity.get(), max, false, ttl(state, owner)).await? {
+        CartAdd::Added(n) => Ok(n),
+        CartAdd::OverLimit(cur) if p.stock >= Quantity::MAX => Err(AppError::field(
+            "quantity",
+            format!("at most {} of one product per order ({cur} already in your cart)", Quantity::MAX),
+        )),
+        CartAdd::OverLimit(cur) => Err(AppError::field("quantity", stock_message(&p, cur))),
+    }
+}
+
+/// Set a line to exactly `quantity` (idempotent).
+pub async fn set(state: &AppState, owner: &str, product_id: i64, quantity: Quantity) -> Result<(), AppError> {
+    let p = product_for_cart(state, product_id).await?;
+    if quantity.get() > p.stock {
+        return Err(AppError::field("quantity", stock_message(&p, 0)));
+    }
+    state.store.cart_set(owner, product_id, quantity.get(), ttl(state, owner)).await?;
+    Ok(())
+}
+
+fn parse_line(f: &Fields, with_product: bool) -> Result<(i64, Quantity), AppError> {
+    let mut v = Validator::default();
+    let pid =
+        if with_product { v.check("product_id", f.int("product_id").and_then(parse_id)) } else { Some(0) };
+    let qty = v.check("quantity", f.int("quantity").and_then(Quantity::new));
+    v.finish()?;
+    match (pid, qty) {
+        (Some(p), Some(q)) => Ok((p, q)),
+        _ => Err(AppError::BadRequest("product_id and quantity are required".into())),
+    }
+}
+
+// --- JSON API ------------------------------------------------------------------------------
+
+async fn api_get(state: web::Data<AppState>, session: Session) -> ApiResult<HttpResponse> {
+    let owner = session.cart_owner(&state.store).await?;
+    Ok(HttpResponse::Ok().json(view(&state, &owner).await?))
+}
+
+async fn api_add(
+    state: web::Data<AppState>,
+    session: Session,
+    req: HttpRequest,
+    body: web::Payload,
+) -> ApiResult<HttpResponse> {
+    let f = Fields::from_json(&read_body(&req, body).await?)?;
+    let (pid, qty) = parse_line(&f, true)?;
+    let owner = session.cart_owner(&state.store).await?;
+    add(&state, &owner, pid, qty).await?;
+    Ok(HttpResponse::Ok().json(view(&state, &owner).await?))
+}
+
+async fn api_set(
+    state: web::Data<AppState>,
+    session: Session,
+    req: HttpRequest,
+    id: web::Path<String>,
+    body: web::Payload,
+) -> ApiResult<HttpResponse> {
+    let pid = path_id(&id, "product")?;
+    let f = Fields::from_json(&read_body(&req, body).await?)?;
+    let (_, qty) = parse_line(&f, false)?;
+    let owner = session.cart_owner(&state.store).await?;
+    set(&state, &owner, pid, qty).await?;
+    Ok(HttpResponse::Ok().json(view(&state, &owner).await?))
+}
+
+async fn api_remove(
+    state: web::Data<AppState>,
+    session: Session,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let pid = path_id(&id, "product")?;
+    let owner = session.cart_owner(&state.store).await?;
+    state.store.cart_remove(&owner, pid).await?;
+    Ok(HttpResponse::Ok().json(view(&state, &owner).await?))
+}
+
+// --- HTML ----------------------------------------------------------------------------------
+
+async fn cart_page(
+    state: &AppState,
+    session: &Session,
+    error: Option<String>,
+    notice: Option<&str>,
+    status: StatusCode,
+) -> HtmlResult<HttpResponse> {
+    let owner = session.cart_owner(&state.store).await?;
+    let cart = view(state, &owner).await?;
+    let (mut ctx, _) = page(state, session, "Your cart").await?;
+    ctx.insert("cart", &cart);
+    ctx.insert("error", &error);
+    ctx.insert("notice", &notice);
+    Ok(render_status(status, "cart/cart.html", &ctx)?)
+}
+
+async fn page_cart(
+    state: web::Data<AppState>,
+    session: Session,
+    req: HttpRequest,
+) -> HtmlResult<HttpResponse> {
+    let q = query_map(&req)?;
+    cart_page(&state, &session, None, q.get("notice").and_then(|n| crate::web::notice(n)), StatusCode::OK)
+        .await
+}
+
+async fn form_add(
+    state: web::Data<AppState>,
+    session: Session,
+    req: HttpRequest,
+    body: web::Payload,
+) -> HtmlResult<HttpResponse> {
+    let f = crate::web::form(&req, body, &session).await?;
+    let owner = session.cart_owner(&state.store).await?;
+    let result = match parse_line(&f, true) {
+        Ok((pid, qty)) => add(&state, &owner, pid, qty).await.map(|_| pid),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(_) => Ok(see_other("/cart?notice=added")),
+        Err(e @ AppError::Validation(_)) => {
+            // Show the product page again with the message, if the product exists.
+            let pid = f.int("product_id").ok().filter(|p| *p > 0);
+            let product = match pid {
+                Some(p) => catalog::get(&state.db, p).await?,
+                None => None,
+            };
+            let Some(p) = product else { return Err(HtmlError(e)) };
+            let (mut ctx, _) = page(&state, &session, &p.name).await?;
+            ctx.insert("max_qty", &p.stock.clamp(0, Quantity::MAX));
+            ctx.insert("product", &p);
+            ctx.insert("notice", &Option::<String>::None);
+            ctx.insert("error", &Some(e.public_message()));
+            Ok(render_status(StatusCode::UNPROCESSABLE_ENTITY, "catalog/product.html", &ctx)?)
+        }
+        Err(e) => Err(HtmlError(e)),
+    }
+}
+
+async fn form_update(
+    state: web::Data<AppState>,
+    session: Session,
+    req: HttpRequest,
+    body: web::Payload,
+) -> HtmlResult<HttpResponse> {
+    let f = crate::web::form(&req, body, &session).await?;
+    let owner = session.cart_owner(&state.store).await?;
+    let result = match parse_line(&f, true) {
+        Ok((pid, qty)) => set(&state, &owner, pid, qty).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => Ok(see_other("/cart?notice=updated")),
+        Err(e @ AppError::Validation(_)) => {
+            cart_page(&state, &session, Some(e.public_message()), None, StatusCode::UNPROCESSABLE_ENTITY)
+                .await
+        }
+        Err(e) => Err(HtmlError(e)),
+    }
+}
+
+async fn form_remove(
+    state: web::Data<AppState>,
+    session: Session,
+    req: HttpRequest,
+    body: web::Payload,
+) -> HtmlResult<HttpResponse> {
+    let f = crate::web::form(&req, body, &session).await?;
+    let pid = f.int("product_id").and_then(parse_id).map_err(|m| AppError::field("product_id", m))?;
+    let owner = session.cart_owner(&state.store).await?;
+    state.store.cart_remove(&owner, pid).await?;
+    Ok(see_other("/cart?notice=removed"))
+}
+
+pub fn configure_api(cfg: &mut web::ServiceConfig) {
+    cfg.route("/cart", web::get().to(api_get))
+        .route("/cart/items", web::post().to(api_add))
+        .route("/cart/items/{product_id}", web::put().to(api_set))
+        .route("/cart/items/{product_id}", web::delete().to(api_remove));
+}
+
+pub fn configure_pages(cfg: &mut web::ServiceConfig) {
+    cfg.route("/cart", web::get().to(page_cart))
+        .route("/cart/add", web::post().to(form_add))
+        .route("/cart/update", web::post().to(form_update))
+        .route("/cart/remove", web::post().to(form_remove));
+}

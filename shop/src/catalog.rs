@@ -1,0 +1,280 @@
+//! Catalog: products, categories, search and pagination — JSON API and HTML pages.
+
+use std::collections::HashMap;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use sea_orm::{ConnectionTrait, QueryResult, Value};
+use serde::Serialize;
+
+use crate::{
+    db::{self, DbError},
+    error::{ApiResult, AppError, HtmlResult},
+    input::path_id,
+    session::Session,
+    startup::AppState,
+    web::{page, query_map, render},
+};
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Product {
+    pub id: i64,
+    pub sku: String,
+    pub name: String,
+    pub description: String,
+    pub price_cents: i64,
+    pub currency: String,
+    pub stock: i64,
+    pub category: String,
+}
+
+const COLUMNS: &str = "id, sku, name, description, price_cents, currency, stock, category";
+
+impl Product {
+    fn from_row(r: &QueryResult) -> Result<Self, DbError> {
+        Ok(Product {
+            id: db::get(r, "id")?,
+            sku: db::get(r, "sku")?,
+            name: db::get(r, "name")?,
+            description: db::get(r, "description")?,
+            price_cents: db::get(r, "price_cents")?,
+            currency: db::get(r, "currency")?,
+            stock: db::get(r, "stock")?,
+            category: db::get(r, "category")?,
+        })
+    }
+}
+
+/// A validated catalog query.
+#[derive(Debug, Default, Serialize)]
+pub struct ListQuery {
+    pub q: Option<String>,
+    pub category: Option<String>,
+    pub page: u64,
+    pub per_page: u64,
+}
+
+impl ListQuery {
+    pub fn parse(m: &HashMap<String, String>, default_per_page: u64) -> Result<Self, AppError> {
+        let mut v = crate::input::Validator::default();
+        let text = |name: &str, max: usize| -> Result<Option<String>, String> {
+            match m.get(name).map(|s| s.trim()) {
+                None | Some("") => Ok(None),
+                Some(s) if s.chars().count() > max => Err(format!("must be at most {max} characters")),
+                Some(s) => Ok(Some(s.to_string())),
+            }
+        };
+        let num = |name: &str, default: u64, max: u64| -> Result<u64, String> {
+            match m.get(name).map(|s| s.trim()) {
+                None | Some("") => Ok(default),
+                Some(s) => match s.parse::<u64>() {
+                    Ok(n) if (1..=max).contains(&n) => Ok(n),
+                    _ => Err(format!("must be a whole number from 1 to {max}")),
+                },
+            }
+        };
+        let q = v.check("q", text("q", 100)).flatten();
+        let category = v.check("category", text("category", 64)).flatten();
+        let page = v.check("page", num("page", 1, 10_000)).unwrap_or(1);
+        let per_page =
+            v.check("per_page", num("per_page", default_per_page, 100)).unwrap_or(default_per_page);
+        v.finish()?;
+        Ok(ListQuery { q, category, page, per_page })
+    }
+}
+
+/// `%`, `_` and the escape char itself are literal in searches.
+fn like_pattern(q: &str) -> String {
+    let mut s = String::from("%");
+    for c in q.chars() {
+        if matches!(c, '%' | '_' | '!') {
+            s.push('!');
+        }
+        s.push(c);
+    }
+    s.push('%');
+    s
+}
+
+pub async fn list(c: &impl ConnectionTrait, q: &ListQuery) -> Result<(Vec<Product>, i64), DbError> {
+    let mut where_ = vec!["1=1".to_string()];
+    let mut vals: Vec<Value> = vec![];
+    if let Some(text) = &q.q {
+        where_.push("(name LIKE ? ESCAPE '!' OR description LIKE ? ESCAPE '!')".into());
+        let p = like_pattern(text);
+        vals.push(p.clone().into());
+        vals.push(p.into());
+    }
+    if let Some(cat) = &q.category {
+        where_.push("category = ?".into());
+        vals.push(cat.clone().into());
+    }
+    let w = where_.join(" AND ");
+    let total = db::one(c, &format!("SELECT COUNT(*) AS n FROM products WHERE {w}"), vals.clone())
+        .await?
+        .map(|r| db::get::<i64>(&r, "n"))
+        .transpose()?
+        .unwrap_or(0);
+    let mut page_vals = vals;
+    page_vals.push((q.per_page as i64).into());
+    page_vals.push((((q.page - 1) * q.per_page) as i64).into());
+    let rows = db::all(
+        c,
+        &format!("SELECT {COLUMNS} FROM products WHERE {w} ORDER BY category, name, id LIMIT ? OFFSET ?"),
+        page_vals,
+    )
+    .await?;
+    let items = rows.iter().map(Product::from_row).collect::<Result<_, _>>()?;
+    Ok((items, total))
+}
+
+pub async fn get(c: &impl ConnectionTrait, id: i64) -> Result<Option<Product>, DbError> {
+    db::one(c, &format!("SELECT {COLUMNS} FROM products WHERE id = ?"), vec![id.into()])
+        .await?
+        .map(|r| Product::from_row(&r))
+        .transpose()
+}
+
+/// Several products by id, in one query.
+pub async fn get_many(c: &impl ConnectionTrait, ids: &[i64]) -> Result<HashMap<i64, Product>, DbError> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let marks = vec!["?"; ids.len()].join(",");
+    let rows = db::all(
+        c,
+        &format!("SELECT {COLUMNS} FROM products WHERE id IN ({marks})"),
+        ids.iter().map(|i| (*i).into()).collect(),
+    )
+    .await?;
+    rows.iter().map(|r| Product::from_row(r).map(|p| (p.id, p))).collect()
+}
+
+#[derive(Serialize)]
+pub struct Category {
+    pub name: String,
+    pub product_count: i64,
+}
+
+pub async fn categories(c: &impl ConnectionTrait) -> Result<Vec<Category>, DbError> {
+    let rows = db::all(
+        c,
+        "SELECT category, COUNT(*) AS n FROM products GROUP BY category ORDER BY category",
+        vec![],
+    )
+    .await?;
+    rows.iter()
+        .map(|r| Ok(Category { name: db::get(r, "category")?, product_count: db::get(r, "n")? }))
+        .collect()
+}
+
+// --- JSON API ------------------------------------------------------------------------------
+
+async fn api_list(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<HttpResponse> {
+    let q = ListQuery::parse(&query_map(&req)?, 20)?;
+    let (items, total) = list(&state.db, &q).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "items": items, "page": q.page, "per_page": q.per_page, "total": total,
+    })))
+}
+
+async fn api_get(state: web::Data<AppState>, id: web::Path<String>) -> ApiResult<HttpResponse> {
+    let id = path_id(&id, "product")?;
+    let p =
+        get(&state.db, id).await?.ok_or_else(|| AppError::NotFound(format!("no product with id {id}")))?;
+    Ok(HttpResponse::Ok().json(p))
+}
+
+async fn api_categories(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": categories(&state.db).await? })))
+}
+
+// --- HTML ----------------------------------------------------------------------------------
+
+async fn page_list(
+    state: web::Data<AppState>,
+    session: Session,
+    req: HttpRequest,
+) -> HtmlResult<HttpResponse> {
+    let q = ListQuery::parse(&query_map(&req)?, 24)?;
+    let (items, total) = list(&state.db, &q).await?;
+    let cats = categories(&state.db).await?;
+    let title = match (&q.q, &q.category) {
+        (Some(t), _) => format!("Search: {t}"),
+        (None, Some(c)) => c.clone(),
+        _ => "All products".into(),
+    };
+    let (mut ctx, _) = page(&state, &session, &title).await?;
+    let pages = ((total as u64).div_ceil(q.per_page)).max(1);
+    ctx.insert("products", &items);
+    ctx.insert("categories", &cats);
+    ctx.insert("query", &q);
+    ctx.insert("total", &total);
+    ctx.insert("pages", &pages);
+    // Links keep the current filters.
+    let mut base = vec![];
+    if let Some(t) = &q.q {
+        base.push(("q", t.clone()));
+    }
+    if let Some(c) = &q.category {
+        base.push(("category", c.clone()));
+    }
+    let link = |p: u64| {
+        let mut v = base.clone();
+        v.push(("page", p.to_string()));
+        format!("/?{}", serde_urlencoded::to_string(&v).unwrap_or_default())
+    };
+    ctx.insert("prev_link", &(q.page > 1).then(|| link(q.page - 1)));
+    ctx.insert("next_link", &(q.page < pages).then(|| link(q.page + 1)));
+    let notice = query_map(&req)?.get("notice").and_then(|n| crate::web::notice(n));
+    ctx.insert("notice", &notice);
+    Ok(render("catalog/list.html", &ctx)?)
+}
+
+async fn page_product(
+    state: web::Data<AppState>,
+    session: Session,
+    id: web::Path<String>,
+    req: HttpRequest,
+) -> HtmlResult<HttpResponse> {
+    let id = path_id(&id, "product")?;
+    let p =
+        get(&state.db, id).await?.ok_or_else(|| AppError::NotFound("This product does not exist.".into()))?;
+    let (mut ctx, _) = page(&state, &session, &p.name).await?;
+    ctx.insert("max_qty", &p.stock.clamp(0, crate::input::Quantity::MAX));
+    ctx.insert("product", &p);
+    let notice = query_map(&req)?.get("notice").and_then(|n| crate::web::notice(n));
+    ctx.insert("notice", &notice);
+    ctx.insert("error", &Option::<String>::None);
+    Ok(render("catalog/product.html", &ctx)?)
+}
+
+pub fn configure_api(cfg: &mut web::ServiceConfig) {
+    cfg.route("/products", web::get().to(api_list))
+        .route("/products/{id}", web::get().to(api_get))
+        .route("/categories", web::get().to(api_categories));
+}
+
+pub fn configure_pages(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(page_list)).route("/products/{id}", web::get().to(page_product));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_escapes_wildcards() {
+        assert_eq!(like_pattern("50%_off!"), "%50!%!_off!!%");
+    }
+
+    #[test]
+    fn list_query_bounds() {
+        let m = |pairs: &[(&str, &str)]| pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        assert!(ListQuery::parse(&m(&[("page", "0")]), 20).is_err());
+        assert!(ListQuery::parse(&m(&[("per_page", "101")]), 20).is_err());
+        assert!(ListQuery::parse(&m(&[("page", "abc")]), 20).is_err());
+        assert!(ListQuery::parse(&m(&[("q", &"x".repeat(101))]), 20).is_err());
+        let q = ListQuery::parse(&m(&[("q", " mug "), ("page", "2")]), 20).ok();
+        assert_eq!(q.map(|q| (q.q, q.page)), Some((Some("mug".into()), 2)));
+    }
+}

@@ -1,0 +1,440 @@
+//! The relational store: connection pool, bounded statements, migrations and transaction retry.
+//!
+//! All SQL goes through [`all`], [`one`] and [`exec`], which bound every statement with the
+//! process-wide statement timeout, so a dead database node costs a 503 within seconds instead of a
+//! hung request. Queries take `&impl ConnectionTrait`, so the same function runs on the pool or
+//! inside a transaction. The SQL is plain and portable (`?` placeholders work on MySQL/MariaDB and
+//! SQLite alike); only the DDL differs per backend.
+
+use std::{
+    future::Future,
+    sync::atomic::{AtomicU64, Ordering},
+    time::Duration,
+};
+
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, QueryResult, SqlErr,
+    Statement, Value,
+};
+
+use crate::{error::AppError, settings::Settings};
+
+static STATEMENT_TIMEOUT_MS: AtomicU64 = AtomicU64::new(2000);
+
+fn statement_timeout() -> Duration {
+    Duration::from_millis(STATEMENT_TIMEOUT_MS.load(Ordering::Relaxed))
+}
+
+/// What went wrong with a database call, classified for retry and for the user.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database statement timed out after {0:?}")]
+    Timeout(Duration),
+    /// The connection could not be had or broke: another attempt (maybe another node) may work.
+    #[error("database unavailable: {0}")]
+    Unavailable(DbErr),
+    /// A transaction lost a conflict (deadlock, Galera certification failure, SQLite busy).
+    #[error("transaction conflict: {0}")]
+    Conflict(DbErr),
+    #[error("unique constraint violated: {0}")]
+    Unique(String),
+    #[error("database error: {0}")]
+    Other(DbErr),
+}
+
+impl DbError {
+    /// Worth running the whole transaction again?
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, DbError::Timeout(_) | DbError::Unavailable(_) | DbError::Conflict(_))
+    }
+}
+
+impl From<DbErr> for DbError {
+    fn from(e: DbErr) -> Self {
+        if let Some(SqlErr::UniqueConstraintViolation(m)) = e.sql_err() {
+            return DbError::Unique(m);
+        }
+        match &e {
+            DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => DbError::Unavailable(e),
+            DbErr::Exec(sea_orm::RuntimeErr::SqlxError(inner))
+            | DbErr::Query(sea_orm::RuntimeErr::SqlxError(inner)) => classify_sqlx(inner, e.clone()),
+            _ => DbError::Other(e),
+        }
+    }
+}
+
+fn classify_sqlx(inner: &sea_orm::sqlx::Error, e: DbErr) -> DbError {
+    use sea_orm::sqlx::Error as X;
+    match inner {
+        X::Io(_) | X::PoolTimedOut | X::PoolClosed | X::WorkerCrashed | X::Tls(_) | X::Protocol(_) => {
+            DbError::Unavailable(e)
+        }
+        X::Database(db) => {
+            if let Some(my) = db.try_downcast_ref::<sea_orm::sqlx::mysql::MySqlDatabaseError>() {
+                return match my.number() {
+                    // 1213 deadlock / Galera certification failure, 1205 lock wait timeout.
+                    1205 | 1213 => DbError::Conflict(e),
+                    // 1047 WSREP not ready, 1053 shutdown in progress, 2006/2013 gone away, 1927 killed.
+                    1047 | 1053 | 1927 | 2006 | 2013 => DbError::Unavailable(e),
+                    _ => DbError::Other(e),
+                };
+            }
+            match db.code().as_deref() {
+                // SQLITE_BUSY, SQLITE_LOCKED, SQLITE_BUSY_SNAPSHOT; SQLSTATE serialization failure.
+                Some("5" | "6" | "517" | "40001") => DbError::Conflict(e),
+                _ => DbError::Other(e),
+            }
+        }
+        _ => DbError::Other(e),
+    }
+}
+
+impl From<DbError> for AppError {
+    fn from(e: DbError) -> Self {
+        crate::metrics::record_db_error(&e);
+        match e {
+            DbError::Timeout(_) | DbError::Unavailable(_) | DbError::Conflict(_) => {
+                tracing::warn!(error = %e, "database unavailable");
+                AppError::Unavailable("the database is temporarily unavailable, please retry".into())
+            }
+            other => AppError::Unexpected(anyhow::Error::new(other)),
+        }
+    }
+}
+
+/// Open the pool. Waits (bounded) for the database to come up, so replicas may start first.
+pub async fn connect(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
+    STATEMENT_TIMEOUT_MS.store(settings.db_timeout.as_millis() as u64, Ordering::Relaxed);
+    let mut opts = ConnectOptions::new(settings.database_url.clone());
+    opts.max_connections(settings.db_max_connections)
+        .min_connections(1)
+        .connect_timeout(settings.db_timeout)
+        .acquire_timeout(settings.db_timeout)
+        .idle_timeout(Duration::from_secs(60))
+        .max_lifetime(Duration::from_secs(1800))
+        .sqlx_logging(false);
+    if settings.is_embedded_db() {
+        opts.max_connections(settings.db_max_connections.min(8)).map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .busy_timeout(Duration::from_secs(5))
+                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                .foreign_keys(true)
+        });
+    }
+    let mut last = None;
+    for attempt in 1..=30 {
+        match tokio::time::timeout(settings.db_timeout * 2, Database::connect(opts.clone())).await {
+            Ok(Ok(db)) => return Ok(db),
+            Ok(Err(e)) => last = Some(e.to_string()),
+            Err(_) => last = Some("connect timed out".into()),
+        }
+        tracing::warn!(attempt, error = last.as_deref().unwrap_or(""), "database not reachable yet");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    anyhow::bail!("could not connect to the database: {}", last.unwrap_or_default())
+}
+
+pub fn stmt(c: &impl ConnectionTrait, sql: &str, values: Vec<Value>) -> Statement {
+    Statement::from_sql_and_values(c.get_database_backend(), sql, values)
+}
+
+async fn bounded<T>(f: impl Future<Output = Result<T, DbErr>>) -> Result<T, DbError> {
+    let limit = statement_timeout();
+    match tokio::time::timeout(limit, f).await {
+        Ok(r) => r.map_err(DbError::from),
+        Err(_) => Err(DbError::Timeout(limit)),
+    }
+}
+
+/// All rows of a query.
+pub async fn all(
+    c: &impl ConnectionTrait,
+    sql: &str,
+    values: Vec<Value>,
+) -> Result<Vec<QueryResult>, DbError> {
+    bounded(c.query_all_raw(stmt(c, sql, values))).await
+}
+
+/// The first row of a query, if any.
+pub async fn one(
+    c: &impl ConnectionTrait,
+    sql: &str,
+    values: Vec<Value>,
+) -> Result<Option<QueryResult>, DbError> {
+    bounded(c.query_one_raw(stmt(c, sql, values))).await
+}
+
+/// Run a statement; returns (rows affected, last insert id).
+pub async fn exec(c: &impl ConnectionTrait, sql: &str, values: Vec<Value>) -> Result<(u64, u64), DbError> {
+    bounded(c.execute_raw(stmt(c, sql, values))).await.map(|r| (r.rows_affected(), r.last_insert_id()))
+}
+
+/// Begin a transaction, bounded like a statement.
+pub async fn begin(db: &DatabaseConnection) -> Result<sea_orm::DatabaseTransaction, DbError> {
+    use sea_orm::TransactionTrait;
+    bounded(db.begin()).await
+}
+
+pub async fn commit(tx: sea_orm::DatabaseTransaction) -> Result<(), DbError> {
+    bounded(tx.commit()).await
+}
+
+/// Read a column, turning a decoding problem into an internal error.
+pub fn get<T: sea_orm::TryGetable>(row: &QueryResult, col: &str) -> Result<T, DbError> {
+    row.try_get::<T>("", col).map_err(DbError::Other)
+}
+
+/// Either a database failure (maybe retryable) or a domain answer that ends the attempt.
+#[derive(Debug)]
+pub enum TxError {
+    Db(DbError),
+    App(AppError),
+}
+
+impl From<DbError> for TxError {
+    fn from(e: DbError) -> Self {
+        TxError::Db(e)
+    }
+}
+
+impl From<AppError> for TxError {
+    fn from(e: AppError) -> Self {
+        TxError::App(e)
+    }
+}
+
+impl From<TxError> for AppError {
+    fn from(e: TxError) -> Self {
+        match e {
+            TxError::Db(d) => d.into(),
+            TxError::App(a) => a,
+        }
+    }
+}
+
+/// How many times a transaction is attempted before the client gets a 503.
+pub const TX_ATTEMPTS: u32 = 4;
+
+/// Run a whole transaction again when it lost a conflict or its connection (bounded, jittered
+/// backoff). Only for work that is safe to repeat: the closure starts from scratch each time.
+pub async fn retry<T, F, Fut>(what: &'static str, mut f: F) -> Result<T, AppError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, TxError>>,
+{
+    let mut attempt = 1;
+    loop {
+        match f().await {
+            Ok(v) => return Ok(v),
+            Err(TxError::Db(e)) if e.is_retryable() && attempt < TX_ATTEMPTS => {
+                crate::metrics::record_tx_retry(what);
+                let base = 20u64 << attempt;
+                let jitter = rand::random::<u64>() % base;
+                tracing::info!(tx = what, attempt, error = %e, "retrying transaction");
+                tokio::time::sleep(Duration::from_millis(base + jitter)).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+/// One schema migration: the same tables, in each backend's dialect.
+struct Migration {
+    version: i64,
+    name: &'static str,
+    mysql: &'static [&'static str],
+    sqlite: &'static [&'static str],
+}
+
+const MYSQL_TABLE: &str = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci";
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "catalog, accounts, orders",
+    mysql: &[
+        "CREATE TABLE IF NOT EXISTS products (
+            id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+            sku VARCHAR(32) NOT NULL,
+            name VARCHAR(200) NOT NULL,
+            description TEXT NOT NULL,
+            price_cents BIGINT NOT NULL,
+            currency CHAR(3) NOT NULL DEFAULT 'EUR',
+            stock BIGINT NOT NULL,
+            category VARCHAR(64) NOT NULL,
+            created_at BIGINT NOT NULL,
+            UNIQUE KEY uq_products_sku (sku),
+            KEY ix_products_category (category, id),
+            CONSTRAINT ck_products_stock CHECK (stock >= 0),
+            CONSTRAINT ck_products_price CHECK (price_cents >= 0)
+        ) $TABLE",
+        "CREATE TABLE IF NOT EXISTS users (
+            id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+            email VARCHAR(254) NOT NULL,
+            name VARCHAR(100) NOT NULL,
+            password_hash VARCHAR(255) NOT NULL,
+            role VARCHAR(16) NOT NULL DEFAULT 'customer',
+            created_at BIGINT NOT NULL,
+            UNIQUE KEY uq_users_email (email)
+        ) $TABLE",
+        "CREATE TABLE IF NOT EXISTS orders (
+            id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+            user_id BIGINT NOT NULL,
+            idempotency_key VARCHAR(64) NOT NULL,
+            status VARCHAR(16) NOT NULL,
+            total_cents BIGINT NOT NULL,
+            currency CHAR(3) NOT NULL DEFAULT 'EUR',
+            created_at BIGINT NOT NULL,
+            updated_at BIGINT NOT NULL,
+            UNIQUE KEY uq_orders_idempotency (user_id, idempotency_key),
+            KEY ix_orders_status (status, id),
+            CONSTRAINT fk_orders_user FOREIGN KEY (user_id) REFERENCES users (id)
+        ) $TABLE",
+        "CREATE TABLE IF NOT EXISTS order_items (
+            id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+            order_id BIGINT NOT NULL,
+            product_id BIGINT NOT NULL,
+            sku VARCHAR(32) NOT NULL,
+            name VARCHAR(200) NOT NULL,
+            unit_price_cents BIGINT NOT NULL,
+            quantity BIGINT NOT NULL,
+            line_total_cents BIGINT NOT NULL,
+            KEY ix_order_items_order (order_id),
+            KEY ix_order_items_product (product_id),
+            CONSTRAINT fk_order_items_order FOREIGN KEY (order_id) REFERENCES orders (id)
+        ) $TABLE",
+    ],
+    sqlite: &[
+        "CREATE TABLE IF NOT EXISTS products (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            sku TEXT NOT NULL UNIQUE,
+            name TEXT NOT NULL,
+            description TEXT NOT NULL,
+            price_cents INTEGER NOT NULL CHECK (price_cents >= 0),
+            currency TEXT NOT NULL DEFAULT 'EUR',
+            stock INTEGER NOT NULL CHECK (stock >= 0),
+            category TEXT NOT NULL,
+            created_at INTEGER NOT NULL
+        )",
+        "CREATE INDEX IF NOT EXISTS ix_products_category ON products (category, id)",
+        "CREATE TABLE IF NOT EXISTS users (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            email TEXT NOT NULL UNIQUE,
+            name TEXT NOT NULL,
+            password_hash TEXT NOT NULL,
+            role TEXT NOT NULL DEFAULT 'customer',
+            created_at INTEGER NOT NULL
+        )",
+        "CREATE TABLE IF NOT EXISTS orders (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            user_id INTEGER NOT NULL REFERENCES users (id),
+            idempotency_key TEXT NOT NULL,
+            status TEXT NOT NULL,
+            total_cents INTEGER NOT NULL,
+            currency TEXT NOT NULL DEFAULT 'EUR',
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL,
+            UNIQUE (user_id, idempotency_key)
+        )",
+        "CREATE INDEX IF NOT EXISTS ix_orders_status ON orders (status, id)",
+        "CREATE TABLE IF NOT EXISTS order_items (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            order_id INTEGER NOT NULL REFERENCES orders (id),
+            product_id INTEGER NOT NULL,
+            sku TEXT NOT NULL,
+            name TEXT NOT NULL,
+            unit_price_cents INTEGER NOT NULL,
+            quantity INTEGER NOT NULL,
+            line_total_cents INTEGER NOT NULL
+        )",
+        "CREATE INDEX IF NOT EXISTS ix_order_items_order ON order_items (order_id)",
+        "CREATE INDEX IF NOT EXISTS ix_order_items_product ON order_items (product_id)",
+    ],
+}];
+
+/// The newest schema version this build knows.
+pub fn latest_version() -> i64 {
+    MIGRATIONS.iter().map(|m| m.version).max().unwrap_or(0)
+}
+
+/// The schema version the database is at (0: not migrated).
+pub async fn current_version(db: &DatabaseConnection) -> Result<i64, DbError> {
+    let table_exists = match db.get_database_backend() {
+        DbBackend::Sqlite => {
+            one(db, "SELECT name FROM sqlite_master WHERE type='table' AND name='schema_migrations'", vec![])
+                .await?
+        }
+        _ => {
+            one(
+                db,
+                "SELECT table_name FROM information_schema.tables
+                 WHERE table_schema = DATABASE() AND table_name = 'schema_migrations'",
+                vec![],
+            )
+            .await?
+        }
+    };
+    if table_exists.is_none() {
+        return Ok(0);
+    }
+    let row = one(db, "SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations", vec![]).await?;
+    row.map(|r| get::<i64>(&r, "v")).transpose().map(|v| v.unwrap_or(0))
+}
+
+/// Bring the schema up to date. Every statement is `IF NOT EXISTS` and the version insert ignores
+/// duplicates, so two concurrent runs (which a deployment should avoid anyway) cannot break it.
+pub async fn migrate(db: &DatabaseConnection) -> Result<i64, DbError> {
+    let backend = db.get_database_backend();
+    let (create, record) = match backend {
+        DbBackend::Sqlite => (
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
+            "INSERT OR IGNORE INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+        ),
+        _ => (
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT NOT NULL PRIMARY KEY, name VARCHAR(200) NOT NULL, applied_at BIGINT NOT NULL) ENGINE=InnoDB",
+            "INSERT IGNORE INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+        ),
+    };
+    exec(db, create, vec![]).await?;
+    let current = current_version(db).await?;
+    for m in MIGRATIONS.iter().filter(|m| m.version > current) {
+        tracing::info!(version = m.version, name = m.name, "applying migration");
+        let statements = if backend == DbBackend::Sqlite { m.sqlite } else { m.mysql };
+        for s in statements {
+            exec(db, &s.replace("$TABLE", MYSQL_TABLE), vec![]).await?;
+        }
+        exec(db, record, vec![m.version.into(), m.name.into(), now_ms().into()]).await?;
+    }
+    current_version(db).await
+}
+
+/// Ping with a short bound, for readiness.
+pub async fn ping(db: &DatabaseConnection, limit: Duration) -> Result<(), String> {
+    match tokio::time::timeout(limit, db.query_one_raw(stmt(db, "SELECT 1", vec![]))).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {limit:?}")),
+    }
+}
+
+/// (connections open, idle) of the pool, for `/metrics`.
+pub fn pool_stats(db: &DatabaseConnection) -> Option<(u32, u32)> {
+    match db.get_database_backend() {
+        DbBackend::MySql => {
+            let p = db.get_mysql_connection_pool();
+            Some((p.size(), p.num_idle() as u32))
+        }
+        DbBackend::Sqlite => {
+            let p = db.get_sqlite_connection_pool();
+            Some((p.size(), p.num_idle() as u32))
+        }
+        _ => None,
+    }
+}

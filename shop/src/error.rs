@@ -1,0 +1,158 @@
+//! One error type for the whole shop, rendered as JSON for the API and as a page for browsers.
+//!
+//! Every variant knows its status code. `Unexpected` carries the cause chain for the log (logged
+//! once, here) and shows the user a generic message; backend outages become 503, never 500, so a
+//! client or nginx knows to retry elsewhere.
+
+use actix_web::{http::StatusCode, HttpResponse, ResponseError};
+use serde_json::json;
+
+use crate::input::FieldErrors;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("some fields are invalid")]
+    Validation(FieldErrors),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    #[error("{message}")]
+    Unprocessable { code: &'static str, message: String },
+    #[error("the request body is larger than 64 KiB")]
+    PayloadTooLarge,
+    #[error("state-changing API requests must have Content-Type: application/json")]
+    UnsupportedMediaType,
+    #[error("{0}")]
+    TooManyRequests(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("internal error")]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl AppError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::BadRequest(_) => "bad_request",
+            AppError::Validation(_) => "validation_failed",
+            AppError::Unauthorized(_) => "unauthorized",
+            AppError::Forbidden(_) => "forbidden",
+            AppError::NotFound(_) => "not_found",
+            AppError::Conflict { code, .. } | AppError::Unprocessable { code, .. } => code,
+            AppError::PayloadTooLarge => "payload_too_large",
+            AppError::UnsupportedMediaType => "unsupported_media_type",
+            AppError::TooManyRequests(_) => "too_many_requests",
+            AppError::Unavailable(_) => "service_unavailable",
+            AppError::Unexpected(_) => "internal",
+        }
+    }
+
+    /// Field errors, if this is a validation failure.
+    pub fn fields(&self) -> Option<&FieldErrors> {
+        match self {
+            AppError::Validation(f) => Some(f),
+            _ => None,
+        }
+    }
+
+    /// One field's error, e.g. `AppError::field("quantity", "must be between 1 and 99")`.
+    pub fn field(name: &str, message: impl Into<String>) -> Self {
+        AppError::Validation(FieldErrors::from([(name.to_string(), message.into())]))
+    }
+
+    pub fn log(&self) {
+        match self {
+            AppError::Unexpected(e) => tracing::error!(error.cause_chain = ?e, "unexpected error"),
+            AppError::Unavailable(m) => tracing::warn!(error.message = %m, "backend unavailable"),
+            _ => {}
+        }
+    }
+
+    /// The message shown to users: specific for their mistakes, generic for ours.
+    pub fn public_message(&self) -> String {
+        match self {
+            AppError::Validation(f) => {
+                let parts: Vec<String> = f.iter().map(|(k, v)| format!("{k} {v}")).collect();
+                format!("Please correct: {}", parts.join("; "))
+            }
+            AppError::Unexpected(_) => "Something went wrong on our side. Please try again.".into(),
+            other => other.to_string(),
+        }
+    }
+}
+
+impl ResponseError for AppError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::Validation(_) | AppError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::NotFound(_) => StatusCode::NOT_FOUND,
+            AppError::Conflict { .. } => StatusCode::CONFLICT,
+            AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            AppError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        self.log();
+        let mut body = json!({"error": {"code": self.code(), "message": self.public_message()}});
+        if let Some(f) = self.fields() {
+            body["error"]["fields"] = json!(f);
+        }
+        let mut resp = HttpResponse::build(self.status_code());
+        if matches!(self, AppError::Unavailable(_)) {
+            resp.insert_header(("Retry-After", "1"));
+        }
+        resp.json(body)
+    }
+}
+
+/// The same error, rendered as an HTML page for browser routes.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct HtmlError(#[from] pub AppError);
+
+impl ResponseError for HtmlError {
+    fn status_code(&self) -> StatusCode {
+        self.0.status_code()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        self.0.log();
+        let status = self.status_code();
+        let title = status.canonical_reason().unwrap_or("Error");
+        let body = crate::web::render_error_page(status.as_u16(), title, &self.0.public_message());
+        let mut resp = HttpResponse::build(status);
+        if matches!(self.0, AppError::Unavailable(_)) {
+            resp.insert_header(("Retry-After", "1"));
+        }
+        resp.content_type("text/html; charset=utf-8").body(body)
+    }
+}
+
+pub type ApiResult<T> = Result<T, AppError>;
+pub type HtmlResult<T> = Result<T, HtmlError>;
+
+impl From<crate::db::DbError> for HtmlError {
+    fn from(e: crate::db::DbError) -> Self {
+        HtmlError(e.into())
+    }
+}
+
+impl From<crate::store::StoreError> for HtmlError {
+    fn from(e: crate::store::StoreError) -> Self {
+        HtmlError(e.into())
+    }
+}

@@ -1,0 +1,301 @@
+//! Parse at the edge: request bodies (JSON or HTML forms) become validated domain values.
+//!
+//! Handlers never see raw input. A body is read with a hard size limit, parsed into [`Fields`],
+//! and each field is converted into a domain type ([`Email`], [`Password`], [`Quantity`], …) whose
+//! constructor is the only place that rule lives. Every failure names its field and says, in plain
+//! words, what is expected — the API returns it as `fields`, an HTML form shows it next to the input.
+
+use std::collections::{BTreeMap, HashMap};
+
+use actix_web::{http::header, web, HttpRequest};
+use futures_util::StreamExt;
+
+use crate::error::AppError;
+
+/// Largest accepted request body.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// Read the whole body, refusing more than [`BODY_LIMIT`] bytes (413).
+pub async fn read_body(req: &HttpRequest, mut payload: web::Payload) -> Result<web::Bytes, AppError> {
+    if let Some(len) = req.headers().get(header::CONTENT_LENGTH) {
+        let len = len.to_str().ok().and_then(|v| v.parse::<usize>().ok());
+        if len.is_some_and(|l| l > BODY_LIMIT) {
+            return Err(AppError::PayloadTooLarge);
+        }
+    }
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|e| AppError::BadRequest(format!("could not read the request body: {e}")))?;
+        if body.len() + chunk.len() > BODY_LIMIT {
+            return Err(AppError::PayloadTooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// Field-level validation errors: field name → message.
+pub type FieldErrors = BTreeMap<String, String>;
+
+/// The fields of a JSON object or an urlencoded form, with typed accessors.
+pub enum Fields {
+    Json(serde_json::Map<String, serde_json::Value>),
+    Form(HashMap<String, String>),
+}
+
+impl Fields {
+    /// Parse a JSON API body. An empty body counts as `{}`.
+    pub fn from_json(body: &[u8]) -> Result<Self, AppError> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Fields::Json(Default::default()));
+        }
+        match serde_json::from_slice::<serde_json::Value>(body) {
+            Ok(serde_json::Value::Object(map)) => Ok(Fields::Json(map)),
+            Ok(_) => Err(AppError::BadRequest("the request body must be a JSON object".into())),
+            Err(e) => Err(AppError::BadRequest(format!("malformed JSON: {e}"))),
+        }
+    }
+
+    /// Parse an `application/x-www-form-urlencoded` body.
+    pub fn from_form(body: &[u8]) -> Result<Self, AppError> {
+        serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
+            .map(|pairs| Fields::Form(pairs.into_iter().collect()))
+            .map_err(|e| AppError::BadRequest(format!("malformed form data: {e}")))
+    }
+
+    /// A string field; `Ok(None)` when absent (or JSON null).
+    pub fn opt_str(&self, name: &str) -> Result<Option<String>, String> {
+        match self {
+            Fields::Form(m) => Ok(m.get(name).cloned()),
+            Fields::Json(m) => match m.get(name) {
+                None | Some(serde_json::Value::Null) => Ok(None),
+                Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+                Some(_) => Err("must be a string".into()),
+            },
+        }
+    }
+
+    /// A required string field.
+    pub fn str(&self, name: &str) -> Result<String, String> {
+        self.opt_str(name)?.ok_or_else(|| "is required".to_string())
+    }
+
+    /// A required integer field (a JSON number, or digits in a form).
+    pub fn int(&self, name: &str) -> Result<i64, String> {
+        match self {
+            Fields::Form(m) => match m.get(name).map(|s| s.trim()) {
+                None | Some("") => Err("is required".into()),
+                Some(s) => s.parse::<i64>().map_err(|_| "must be a whole number".to_string()),
+            },
+            Fields::Json(m) => match m.get(name) {
+                None | Some(serde_json::Value::Null) => Err("is required".into()),
+                Some(serde_json::Value::Number(n)) => {
+                    n.as_i64().ok_or_else(|| "must be a whole number in range".to_string())
+                }
+                Some(_) => Err("must be a whole number".into()),
+            },
+        }
+    }
+}
+
+/// Collects field errors while a handler validates several fields, then fails once with all.
+#[derive(Default)]
+pub struct Validator {
+    errors: FieldErrors,
+}
+
+impl Validator {
+    pub fn check<T>(&mut self, field: &str, r: Result<T, String>) -> Option<T> {
+        match r {
+            Ok(v) => Some(v),
+            Err(msg) => {
+                self.errors.entry(field.to_string()).or_insert(msg);
+                None
+            }
+        }
+    }
+
+    pub fn errors(&self) -> &FieldErrors {
+        &self.errors
+    }
+
+    /// `Ok(())` when nothing failed, otherwise a 422 naming every bad field.
+    pub fn finish(self) -> Result<(), AppError> {
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(AppError::Validation(self.errors))
+        }
+    }
+}
+
+/// A lower-cased, syntactically plausible e-mail address (≤ 254 characters).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let s = raw.trim().to_lowercase();
+        if s.is_empty() {
+            return Err("is required".into());
+        }
+        if s.chars().count() > 254 {
+            return Err("must be at most 254 characters".into());
+        }
+        let invalid = || "is not a valid e-mail address".to_string();
+        let (local, domain) = s.split_once('@').ok_or_else(invalid)?;
+        let ok_chars = |p: &str| p.chars().all(|c| c.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c));
+        if local.is_empty()
+            || local.len() > 64
+            || domain.len() < 3
+            || !domain.contains('.')
+            || domain.starts_with(['.', '-'])
+            || domain.ends_with(['.', '-'])
+            || domain.contains("..")
+            || !ok_chars(local)
+            || !domain.chars().all(|c| c.is_alphanumeric() || c == '-' || c == '.')
+        {
+            return Err(invalid());
+        }
+        Ok(Email(s))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+/// A password of 10 to 128 characters.
+pub struct Password(String);
+
+impl Password {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let n = raw.chars().count();
+        if n < 10 {
+            Err("must be at least 10 characters".into())
+        } else if n > 128 {
+            Err("must be at most 128 characters".into())
+        } else {
+            Ok(Password(raw.to_string()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A person's display name: 1 to 100 characters, no control characters.
+pub struct PersonName(String);
+
+impl PersonName {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let s = raw.trim();
+        let n = s.chars().count();
+        if n == 0 {
+            Err("is required".into())
+        } else if n > 100 {
+            Err("must be at most 100 characters".into())
+        } else if s.chars().any(char::is_control) {
+            Err("must not contain control characters".into())
+        } else {
+            Ok(PersonName(s.to_string()))
+        }
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+/// A cart quantity: 1 to 99.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quantity(i64);
+
+impl Quantity {
+    pub const MAX: i64 = 99;
+
+    pub fn new(n: i64) -> Result<Self, String> {
+        if (1..=Self::MAX).contains(&n) {
+            Ok(Quantity(n))
+        } else {
+            Err(format!("must be between 1 and {}", Self::MAX))
+        }
+    }
+
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+/// A positive database id from a field or path segment.
+pub fn parse_id(n: i64) -> Result<i64, String> {
+    if n >= 1 {
+        Ok(n)
+    } else {
+        Err("must be a positive id".into())
+    }
+}
+
+/// A path id like `/api/products/{id}`: anything but a positive integer is a 404, not a 500.
+pub fn path_id(raw: &str, what: &str) -> Result<i64, AppError> {
+    raw.parse::<i64>().ok().filter(|n| *n >= 1).ok_or_else(|| AppError::NotFound(format!("no such {what}")))
+}
+
+/// An idempotency key: 8 to 64 characters of `[A-Za-z0-9_-]`.
+pub fn idempotency_key(raw: &str) -> Result<String, String> {
+    let s = raw.trim();
+    if (8..=64).contains(&s.len()) && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        Ok(s.to_string())
+    } else {
+        Err("must be 8 to 64 characters of letters, digits, '-' or '_' (a UUID works)".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails() {
+        assert_eq!(Email::parse(" Ada@Example.ORG ").map(Email::into_inner), Ok("ada@example.org".into()));
+        for bad in ["", "plain", "@x.org", "a@b", "a@.org", "a b@x.org", "a@x..org", "<script>@x.org"] {
+            assert!(Email::parse(bad).is_err(), "{bad}");
+        }
+        assert!(Email::parse(&format!("{}@x.org", "a".repeat(300))).is_err());
+    }
+
+    #[test]
+    fn quantities() {
+        assert!(Quantity::new(1).is_ok() && Quantity::new(99).is_ok());
+        for bad in [0, -1, 100, i64::MAX, i64::MIN] {
+            assert!(Quantity::new(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn passwords_and_names() {
+        assert!(Password::parse("123456789").is_err());
+        assert!(Password::parse("1234567890").is_ok());
+        assert!(Password::parse(&"x".repeat(129)).is_err());
+        assert!(PersonName::parse("  ").is_err());
+        assert!(PersonName::parse("Ada\u{0}").is_err());
+        assert!(PersonName::parse(&"n".repeat(101)).is_err());
+    }
+
+    #[test]
+    fn json_fields_are_typed() -> Result<(), AppError> {
+        let f = Fields::from_json(br#"{"q":"3","n":3,"f":1.5,"big":1e40}"#)?;
+        assert!(f.int("q").is_err());
+        assert_eq!(f.int("n"), Ok(3));
+        assert!(f.int("f").is_err() && f.int("big").is_err() && f.int("missing").is_err());
+        assert!(Fields::from_json(b"[1]").is_err());
+        assert!(Fields::from_json(b"{bad").is_err());
+        Ok(())
+    }
+}

@@ -1,0 +1,506 @@
+//! Orders: idempotent checkout in one transaction, the customer's orders, cancellation, and the
+//! status transitions the admin drives.
+//!
+//! Checkout inserts the order row FIRST: the unique key (user, idempotency key) is what makes a
+//! repeated checkout — a double click, a client retry, nginx retrying on another replica — return
+//! the first order instead of creating a second, and it holds across replicas because the database
+//! enforces it. Stock is then taken with a conditional `UPDATE … WHERE stock >= qty`, so it can
+//! never go below zero, and the whole transaction is retried on a conflict or a lost connection.
+//! The cart is only touched after commit.
+
+use std::collections::HashMap;
+
+use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
+use sea_orm::{ConnectionTrait, QueryResult, Value};
+use serde::Serialize;
+
+use crate::{
+    cart,
+    db::{self, DbError, TxError},
+    error::{ApiResult, AppError, HtmlError, HtmlResult},
+    input::{idempotency_key, path_id},
+    session::{CurrentUser, Session},
+    startup::AppState,
+    web::{page, query_map, render, render_status, see_other},
+};
+
+pub const STATUSES: [&str; 4] = ["placed", "confirmed", "shipped", "cancelled"];
+
+#[derive(Debug, Serialize, Clone)]
+pub struct OrderItem {
+    pub product_id: i64,
+    pub sku: String,
+    pub name: String,
+    pub quantity: i64,
+    pub unit_price_cents: i64,
+    pub line_total_cents: i64,
+}
+
+#[derive(Debug, Serialize, Clone)]
+pub struct Order {
+    pub id: i64,
+    pub user_id: i64,
+    pub status: String,
+    pub total_cents: i64,
+    pub currency: String,
+    pub idempotency_key: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub items: Vec<OrderItem>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customer_email: Option<String>,
+}
+
+const ORDER_COLUMNS: &str =
+    "o.id, o.user_id, o.status, o.total_cents, o.currency, o.idempotency_key, o.created_at, o.updated_at";
+
+fn order_from_row(r: &QueryResult, with_email: bool) -> Result<Order, DbError> {
+    Ok(Order {
+        id: db::get(r, "id")?,
+        user_id: db::get(r, "user_id")?,
+        status: db::get(r, "status")?,
+        total_cents: db::get(r, "total_cents")?,
+        currency: db::get(r, "currency")?,
+        idempotency_key: db::get(r, "idempotency_key")?,
+        created_at: db::get(r, "created_at")?,
+        updated_at: db::get(r, "updated_at")?,
+        items: vec![],
+        customer_email: if with_email { Some(db::get(r, "email")?) } else { None },
+    })
+}
+
+/// Fill in the items of several orders with one query.
+async fn with_items(c: &impl ConnectionTrait, mut orders: Vec<Order>) -> Result<Vec<Order>, DbError> {
+    if orders.is_empty() {
+        return Ok(orders);
+    }
+    let marks = vec!["?"; orders.len()].join(",");
+    let rows = db::all(
+        c,
+        &format!(
+            "SELECT order_id, product_id, sku, name, quantity, unit_price_cents, line_total_cents
+             FROM order_items WHERE order_id IN ({marks}) ORDER BY id"
+        ),
+        orders.iter().map(|o| o.id.into()).collect(),
+    )
+    .await?;
+    let mut by_order: HashMap<i64, Vec<OrderItem>> = HashMap::new();
+    for r in &rows {
+        by_order.entry(db::get(r, "order_id")?).or_default().push(OrderItem {
+            product_id: db::get(r, "product_id")?,
+            sku: db::get(r, "sku")?,
+            name: db::get(r, "name")?,
+            quantity: db::get(r, "quantity")?,
+            unit_price_cents: db::get(r, "unit_price_cents")?,
+            line_total_cents: db::get(r, "line_total_cents")?,
+        });
+    }
+    for o in &mut orders {
+        o.items = by_order.remove(&o.id).unwrap_or_default();
+    }
+    Ok(orders)
+}
+
+async fn find_where(
+    c: &impl ConnectionTrait,
+    cond: &str,
+    vals: Vec<Value>,
+) -> Result<Option<Order>, DbError> {
+    let row = db::one(c, &format!("SELECT {ORDER_COLUMNS} FROM orders o WHERE {cond}"), vals).await?;
+    match row {
+        Some(r) => Ok(with_items(c, vec![order_from_row(&r, false)?]).await?.pop()),
+        None => Ok(None),
+    }
+}
+
+/// An order of this user (another customer's order does not exist for them).
+pub async fn find_for_user(
+    c: &impl ConnectionTrait,
+    user_id: i64,
+    id: i64,
+) -> Result<Option<Order>, DbError> {
+    find_where(c, "o.id = ? AND o.user_id = ?", vec![id.into(), user_id.into()]).await
+}
+
+pub async fn find(c: &impl ConnectionTrait, id: i64) -> Result<Option<Order>, DbError> {
+    find_where(c, "o.id = ?", vec![id.into()]).await
+}
+
+async fn find_by_key(c: &impl ConnectionTrait, user_id: i64, key: &str) -> Result<Option<Order>, DbError> {
+    find_where(c, "o.user_id = ? AND o.idempotency_key = ?", vec![user_id.into(), key.into()]).await
+}
+
+pub async fn list_for_user(c: &impl ConnectionTrait, user_id: i64) -> Result<Vec<Order>, DbError> {
+    let rows = db::all(
+        c,
+        &format!("SELECT {ORDER_COLUMNS} FROM orders o WHERE o.user_id = ? ORDER BY o.id DESC LIMIT 200"),
+        vec![user_id.into()],
+    )
+    .await?;
+    let orders = rows.iter().map(|r| order_from_row(r, false)).collect::<Result<Vec<_>, _>>()?;
+    with_items(c, orders).await
+}
+
+pub async fn list_all(c: &impl ConnectionTrait, status: Option<&str>) -> Result<Vec<Order>, DbError> {
+    let (cond, vals): (&str, Vec<Value>) = match status {
+        Some(s) => ("WHERE o.status = ?", vec![s.into()]),
+        None => ("", vec![]),
+    };
+    let rows = db::all(
+        c,
+        &format!(
+            "SELECT {ORDER_COLUMNS}, u.email FROM orders o JOIN users u ON u.id = o.user_id {cond} ORDER BY o.id DESC LIMIT 200"
+        ),
+        vals,
+    )
+    .await?;
+    let orders = rows.iter().map(|r| order_from_row(r, true)).collect::<Result<Vec<_>, _>>()?;
+    with_items(c, orders).await
+}
+
+/// The result of a checkout: the order, and whether this call created it.
+pub struct Checkout {
+    pub order: Order,
+    pub created: bool,
+}
+
+enum Attempt {
+    Placed(i64),
+    AlreadyPlaced,
+}
+
+/// Turn the user's cart into an order, exactly once per idempotency key.
+#[tracing::instrument(skip_all, fields(user.id = user.id))]
+pub async fn checkout(state: &AppState, user: &CurrentUser, key: &str) -> Result<Checkout, AppError> {
+    if let Some(order) = find_by_key(&state.db, user.id, key).await? {
+        crate::metrics::record_checkout("replayed");
+        return Ok(Checkout { order, created: false });
+    }
+    let owner = format!("u:{}", user.id);
+    let lines = state.store.cart_get(&owner).await?;
+    if lines.is_empty() {
+        crate::metrics::record_checkout("empty_cart");
+        return Err(AppError::Unprocessable { code: "empty_cart", message: "your cart is empty".into() });
+    }
+    let attempt = db::retry("checkout", || place(state, user.id, key, &lines)).await;
+    let attempt = match attempt {
+        Ok(a) => a,
+        Err(e) => {
+            crate::metrics::record_checkout(if matches!(e, AppError::Conflict { .. }) {
+                "out_of_stock"
+            } else {
+                "failed"
+            });
+            return Err(e);
+        }
+    };
+    match attempt {
+        Attempt::Placed(id) => {
+            // The order is committed; emptying the cart is best effort and must not fail the checkout.
+            if let Err(e) = state.store.cart_take(&owner, &lines).await {
+                tracing::warn!(order.id = id, error = %e, "order placed but cart not emptied");
+            }
+            crate::metrics::record_checkout("placed");
+            tracing::info!(order.id = id, "order placed");
+            let order = find(&state.db, id)
+                .await?
+                .ok_or_else(|| AppError::Unexpected(anyhow::anyhow!("order {id} vanished")))?;
+            Ok(Checkout { order, created: true })
+        }
+        Attempt::AlreadyPlaced => {
+            crate::metrics::record_checkout("replayed");
+            let order = find_by_key(&state.db, user.id, key)
+                .await?
+                .ok_or_else(|| AppError::Unavailable("the order is being placed, please retry".into()))?;
+            Ok(Checkout { order, created: false })
+        }
+    }
+}
+
+/// One attempt of the checkout transaction.
+async fn place(state: &AppState, user_id: i64, key: &str, lines: &[(i64, i64)]) -> Result<Attempt, TxError> {
+    let tx = db::begin(&state.db).await?;
+    let now = db::now_ms();
+    let inserted = db::exec(
+        &tx,
+        "INSERT INTO orders (user_id, idempotency_key, status, total_cents, currency, created_at, updated_at)
+         VALUES (?, ?, 'placed', 0, 'EUR', ?, ?)",
+        vec![user_id.into(), key.into(), now.into(), now.into()],
+    )
+    .await;
+    let order_id = match inserted {
+        Ok((_, id)) => id as i64,
+        Err(DbError::Unique(_)) => return Ok(Attempt::AlreadyPlaced),
+        Err(e) => return Err(e.into()),
+    };
+    let mut total = 0i64;
+    // Lines are sorted by product id: every checkout locks rows in the same order (no deadlock cycles).
+    for &(pid, qty) in lines {
+        let (taken, _) = db::exec(
+            &tx,
+            "UPDATE products SET stock = stock - ? WHERE id = ? AND stock >= ?",
+            vec![qty.into(), pid.into(), qty.into()],
+        )
+        .await?;
+        let row =
+            db::one(&tx, "SELECT sku, name, price_cents, stock FROM products WHERE id = ?", vec![pid.into()])
+                .await?;
+        let Some(row) = row else {
+            return Err(AppError::Conflict {
+                code: "product_unavailable",
+                message: format!("product {pid} in your cart is no longer sold; please remove it"),
+            }
+            .into());
+        };
+        let name: String = db::get(&row, "name")?;
+        if taken != 1 {
+            let stock: i64 = db::get(&row, "stock")?;
+            let message = if stock == 0 {
+                format!("“{name}” is sold out; please remove it from your cart")
+            } else {
+                format!("only {stock} of “{name}” left; please lower the quantity in your cart")
+            };
+            return Err(AppError::Conflict { code: "out_of_stock", message }.into());
+        }
+        let price: i64 = db::get(&row, "price_cents")?;
+        let sku: String = db::get(&row, "sku")?;
+        db::exec(
+            &tx,
+            "INSERT INTO order_items (order_id, product_id, sku, name, unit_price_cents, quantity, line_total_cents)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            vec![order_id.into(), pid.into(), sku.into(), name.into(), price.into(), qty.into(), (price * qty).into()],
+        )
+        .await?;
+        total += price * qty;
+    }
+    db::exec(&tx, "UPDATE orders SET total_cents = ? WHERE id = ?", vec![total.into(), order_id.into()])
+        .await?;
+    db::commit(tx).await?;
+    Ok(Attempt::Placed(order_id))
+}
+
+/// Cancel a placed order of this user and return its stock.
+pub async fn cancel(state: &AppState, user_id: i64, id: i64) -> Result<Order, AppError> {
+    db::retry("cancel", || async {
+        let tx = db::begin(&state.db).await?;
+        let (n, _) = db::exec(
+            &tx,
+            "UPDATE orders SET status = 'cancelled', updated_at = ? WHERE id = ? AND user_id = ? AND status = 'placed'",
+            vec![db::now_ms().into(), id.into(), user_id.into()],
+        )
+        .await?;
+        if n != 1 {
+            return Err(match find_for_user(&tx, user_id, id).await? {
+                None => AppError::NotFound(format!("you have no order {id}")),
+                Some(o) => AppError::Conflict {
+                    code: "invalid_transition",
+                    message: format!("order {id} is {}; only placed orders can be cancelled", o.status),
+                },
+            }
+            .into());
+        }
+        let items = db::all(&tx, "SELECT product_id, quantity FROM order_items WHERE order_id = ?", vec![id.into()]).await?;
+        let mut lines: Vec<(i64, i64)> =
+            items.iter().map(|r| Ok((db::get(r, "product_id")?, db::get(r, "quantity")?))).collect::<Result<_, DbError>>()?;
+        lines.sort_unstable();
+        for (pid, qty) in lines {
+            db::exec(&tx, "UPDATE products SET stock = stock + ? WHERE id = ?", vec![qty.into(), pid.into()]).await?;
+        }
+        db::commit(tx).await?;
+        Ok(())
+    })
+    .await?;
+    tracing::info!(order.id = id, "order cancelled");
+    find(&state.db, id).await?.ok_or_else(|| AppError::NotFound(format!("no order {id}")))
+}
+
+/// Admin transition `from` → `to` (placed → confirmed, confirmed → shipped).
+pub async fn transition(state: &AppState, id: i64, from: &str, to: &str) -> Result<Order, AppError> {
+    let (n, _) = db::exec(
+        &state.db,
+        "UPDATE orders SET status = ?, updated_at = ? WHERE id = ? AND status = ?",
+        vec![to.into(), db::now_ms().into(), id.into(), from.into()],
+    )
+    .await?;
+    let order = find(&state.db, id).await?.ok_or_else(|| AppError::NotFound(format!("no order {id}")))?;
+    if n != 1 && order.status != to {
+        return Err(AppError::Conflict {
+            code: "invalid_transition",
+            message: format!("order {id} is {}; only {from} orders can become {to}", order.status),
+        });
+    }
+    tracing::info!(order.id = id, status = to, "order status changed");
+    Ok(order)
+}
+
+// --- JSON API ------------------------------------------------------------------------------
+
+async fn api_checkout(
+    state: web::Data<AppState>,
+    session: Session,
+    req: HttpRequest,
+    body: web::Payload,
+) -> ApiResult<HttpResponse> {
+    let _ = crate::input::read_body(&req, body).await?;
+    let user = session.require_user(&state.store).await?;
+    let key = req
+        .headers()
+        .get("idempotency-key")
+        .ok_or_else(|| AppError::field("Idempotency-Key", "header is required (a fresh UUID per checkout)"))?
+        .to_str()
+        .map_err(|_| AppError::field("Idempotency-Key", "must be visible ASCII"))?;
+    let key = idempotency_key(key).map_err(|m| AppError::field("Idempotency-Key", m))?;
+    let c = checkout(&state, &user, &key).await?;
+    Ok(if c.created { HttpResponse::Created() } else { HttpResponse::Ok() }.json(c.order))
+}
+
+async fn api_list(state: web::Data<AppState>, session: Session) -> ApiResult<HttpResponse> {
+    let user = session.require_user(&state.store).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"items": list_for_user(&state.db, user.id).await?})))
+}
+
+async fn api_get(
+    state: web::Data<AppState>,
+    session: Session,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let user = session.require_user(&state.store).await?;
+    let id = path_id(&id, "order")?;
+    let order = find_for_user(&state.db, user.id, id)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("you have no order {id}")))?;
+    Ok(HttpResponse::Ok().json(order))
+}
+
+async fn api_cancel(
+    state: web::Data<AppState>,
+    session: Session,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let user = session.require_user(&state.store).await?;
+    let id = path_id(&id, "order")?;
+    Ok(HttpResponse::Ok().json(cancel(&state, user.id, id).await?))
+}
+
+// --- HTML ----------------------------------------------------------------------------------
+
+/// The user, or a redirect to the login page that comes back here.
+pub async fn user_or_login(
+    state: &AppState,
+    session: &Session,
+    back: &str,
+) -> Result<Result<CurrentUser, HttpResponse>, AppError> {
+    Ok(match session.user(&state.store).await? {
+        Some(u) => Ok(u),
+        None => Err(see_other(&format!(
+            "/login?next={}",
+            serde_urlencoded::to_string([("", back)]).unwrap_or_default().trim_start_matches('=')
+        ))),
+    })
+}
+
+async fn checkout_page(
+    state: &AppState,
+    session: &Session,
+    error: Option<String>,
+    status: StatusCode,
+) -> HtmlResult<HttpResponse> {
+    let (mut ctx, user) = page(state, session, "Checkout").await?;
+    let Some(user) = user else { return Ok(see_other("/login?next=/checkout")) };
+    let cart = cart::view(state, &format!("u:{}", user.id)).await?;
+    ctx.insert("cart", &cart);
+    ctx.insert("idempotency_key", &uuid::Uuid::new_v4().to_string());
+    ctx.insert("error", &error);
+    Ok(render_status(status, "orders/checkout.html", &ctx)?)
+}
+
+async fn page_checkout(state: web::Data<AppState>, session: Session) -> HtmlResult<HttpResponse> {
+    checkout_page(&state, &session, None, StatusCode::OK).await
+}
+
+async fn form_checkout(
+    state: web::Data<AppState>,
+    session: Session,
+    req: HttpRequest,
+    body: web::Payload,
+) -> HtmlResult<HttpResponse> {
+    let f = crate::web::form(&req, body, &session).await?;
+    let user = match user_or_login(&state, &session, "/checkout").await? {
+        Ok(u) => u,
+        Err(redirect) => return Ok(redirect),
+    };
+    let key = f
+        .str("idempotency_key")
+        .and_then(|k| idempotency_key(&k))
+        .map_err(|m| AppError::field("idempotency_key", m))?;
+    match checkout(&state, &user, &key).await {
+        Ok(c) => Ok(see_other(&format!("/orders/{}?notice=placed", c.order.id))),
+        Err(e @ (AppError::Conflict { .. } | AppError::Unprocessable { .. })) => {
+            let status = actix_web::ResponseError::status_code(&e);
+            checkout_page(&state, &session, Some(e.public_message()), status).await
+        }
+        Err(e) => Err(HtmlError(e)),
+    }
+}
+
+async fn page_orders(state: web::Data<AppState>, session: Session) -> HtmlResult<HttpResponse> {
+    let user = match user_or_login(&state, &session, "/orders").await? {
+        Ok(u) => u,
+        Err(redirect) => return Ok(redirect),
+    };
+    let (mut ctx, _) = page(&state, &session, "Your orders").await?;
+    ctx.insert("orders", &list_for_user(&state.db, user.id).await?);
+    Ok(render("orders/list.html", &ctx)?)
+}
+
+async fn page_order(
+    state: web::Data<AppState>,
+    session: Session,
+    id: web::Path<String>,
+    req: HttpRequest,
+) -> HtmlResult<HttpResponse> {
+    let id = path_id(&id, "order")?;
+    let user = match user_or_login(&state, &session, &format!("/orders/{id}")).await? {
+        Ok(u) => u,
+        Err(redirect) => return Ok(redirect),
+    };
+    let order = find_for_user(&state.db, user.id, id)
+        .await?
+        .ok_or_else(|| AppError::NotFound("You have no such order.".into()))?;
+    let (mut ctx, _) = page(&state, &session, &format!("Order #{id}")).await?;
+    ctx.insert("order", &order);
+    ctx.insert("notice", &query_map(&req)?.get("notice").and_then(|n| crate::web::notice(n)));
+    Ok(render("orders/detail.html", &ctx)?)
+}
+
+async fn form_cancel(
+    state: web::Data<AppState>,
+    session: Session,
+    id: web::Path<String>,
+    req: HttpRequest,
+    body: web::Payload,
+) -> HtmlResult<HttpResponse> {
+    crate::web::form(&req, body, &session).await?;
+    let id = path_id(&id, "order")?;
+    let user = match user_or_login(&state, &session, &format!("/orders/{id}")).await? {
+        Ok(u) => u,
+        Err(redirect) => return Ok(redirect),
+    };
+    cancel(&state, user.id, id).await?;
+    Ok(see_other(&format!("/orders/{id}?notice=cancelled")))
+}
+
+pub fn configure_api(cfg: &mut web::ServiceConfig) {
+    cfg.route("/orders", web::post().to(api_checkout))
+        .route("/orders", web::get().to(api_list))
+        .route("/orders/{id}", web::get().to(api_get))
+        .route("/orders/{id}/cancel", web::post().to(api_cancel));
+}
+
+pub fn configure_pages(cfg: &mut web::ServiceConfig) {
+    cfg.route("/checkout", web::get().to(page_checkout))
+        .route("/checkout", web::post().to(form_checkout))
+        .route("/orders", web::get().to(page_orders))
+        .route("/orders/{id}", web::get().to(page_order))
+        .route("/orders/{id}/cancel", web::post().to(form_cancel));
+}

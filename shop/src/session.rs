@@ -1,0 +1,301 @@
+//! Server-side sessions: a signed random id in a cookie, the state in the [`Store`].
+//!
+//! The cookie carries only `<id>.<signature>` (HttpOnly, SameSite=Lax, `Secure` when configured).
+//! The signature is an HMAC with `SHOP_SESSION_KEY`, shared by all replicas, so any replica accepts
+//! a session made by another and a forged id is rejected without a store round trip. CSRF tokens are
+//! an HMAC of the session id: stateless, valid on every replica, and useless without the cookie.
+//!
+//! Anonymous visitors get an id lazily — only when a page needs it (a form's CSRF token, a cart) —
+//! and nothing is written to the store until there is something to keep.
+
+use std::{cell::RefCell, rc::Rc};
+
+use actix_web::{
+    body::MessageBody,
+    cookie::{Cookie, SameSite},
+    dev::{Payload, ServiceRequest, ServiceResponse},
+    middleware::Next,
+    web, Error, FromRequest, HttpMessage, HttpRequest,
+};
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use sha2::Sha256;
+
+use crate::{error::AppError, startup::AppState, store::Store};
+
+pub const COOKIE_NAME: &str = "distshop_session";
+
+/// Roles an account can have.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Customer,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Customer => "customer",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Role {
+        if s == "admin" {
+            Role::Admin
+        } else {
+            Role::Customer
+        }
+    }
+}
+
+/// The logged-in account, as the session knows it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct CurrentUser {
+    pub id: i64,
+    pub name: String,
+    pub role: Role,
+}
+
+impl CurrentUser {
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+}
+
+struct State {
+    id: String,
+    /// The id came from a valid cookie (so it may have state in the store).
+    from_cookie: bool,
+    /// The response must (re)set the cookie.
+    set_cookie: bool,
+    /// The user, once looked up.
+    user: Option<Option<CurrentUser>>,
+}
+
+/// The request's session. Extract it in a handler: `session: Session`.
+#[derive(Clone)]
+pub struct Session {
+    state: Rc<RefCell<State>>,
+    key: Rc<Vec<u8>>,
+}
+
+fn new_id() -> String {
+    let mut b = [0u8; 24];
+    rand::thread_rng().fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+fn mac(key: &[u8], purpose: &str, id: &str) -> String {
+    // HMAC accepts keys of any length, so this cannot fail; fall back to an empty tag regardless.
+    match Hmac::<Sha256>::new_from_slice(key) {
+        Ok(mut m) => {
+            m.update(purpose.as_bytes());
+            m.update(b"|");
+            m.update(id.as_bytes());
+            hex::encode(&m.finalize().into_bytes()[..16])
+        }
+        Err(_) => String::new(),
+    }
+}
+
+/// Constant-time comparison of two tokens.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The id in a cookie value, if its signature is valid.
+fn verify_cookie(key: &[u8], value: &str) -> Option<String> {
+    let (id, sig) = value.split_once('.')?;
+    (id.len() == 48 && id.bytes().all(|b| b.is_ascii_hexdigit()) && same(sig, &mac(key, "session", id)))
+        .then(|| id.to_string())
+}
+
+impl Session {
+    fn from_request_parts(req: &HttpRequest) -> Option<Session> {
+        req.extensions().get::<Session>().cloned()
+    }
+
+    /// The session id; from now on the response carries the cookie if it is new.
+    pub fn id(&self) -> String {
+        let mut s = self.state.borrow_mut();
+        if !s.from_cookie {
+            s.set_cookie = true;
+        }
+        s.id.clone()
+    }
+
+    /// The CSRF token for forms rendered in this session.
+    pub fn csrf_token(&self) -> String {
+        let id = self.id();
+        mac(&self.key, "csrf", &id)
+    }
+
+    /// Whether a submitted CSRF token belongs to this session's cookie.
+    pub fn csrf_ok(&self, token: Option<&str>) -> bool {
+        let s = self.state.borrow();
+        s.from_cookie && token.is_some_and(|t| same(t, &mac(&self.key, "csrf", &s.id)))
+    }
+
+    /// The logged-in user, if any (one store lookup per request at most).
+    pub async fn user(&self, store: &Store) -> Result<Option<CurrentUser>, AppError> {
+        let (id, from_cookie, cached) = {
+            let s = self.state.borrow();
+            (s.id.clone(), s.from_cookie, s.user.clone())
+        };
+        if let Some(u) = cached {
+            return Ok(u);
+        }
+        let user = if from_cookie {
+            store.session_get(&id).await?.and_then(|f| {
+                Some(CurrentUser {
+                    id: f.get("uid")?.parse().ok()?,
+                    name: f.get("name").cloned().unwrap_or_default(),
+                    role: Role::parse(f.get("role").map(String::as_str).unwrap_or("")),
+                })
+            })
+        } else {
+            None
+        };
+        self.state.borrow_mut().user = Some(user.clone());
+        Ok(user)
+    }
+
+    /// The logged-in user, or 401.
+    pub async fn require_user(&self, store: &Store) -> Result<CurrentUser, AppError> {
+        self.user(store).await?.ok_or_else(|| AppError::Unauthorized("please log in first".into()))
+    }
+
+    /// An admin, or 401/403.
+    pub async fn require_admin(&self, store: &Store) -> Result<CurrentUser, AppError> {
+        let u = self.require_user(store).await?;
+        if u.is_admin() {
+            Ok(u)
+        } else {
+            Err(AppError::Forbidden("this needs an admin account".into()))
+        }
+    }
+
+    /// The cart key of this visitor: the account's cart when logged in, else the session's.
+    pub async fn cart_owner(&self, store: &Store) -> Result<String, AppError> {
+        Ok(match self.user(store).await? {
+            Some(u) => format!("u:{}", u.id),
+            None => format!("s:{}", self.id()),
+        })
+    }
+
+    /// The anonymous cart key of the current id (before login).
+    pub fn anonymous_cart_owner(&self) -> Option<String> {
+        let s = self.state.borrow();
+        s.from_cookie.then(|| format!("s:{}", s.id))
+    }
+
+    /// Log in: a NEW session id holds the user (the old one is deleted: no session fixation).
+    pub async fn login(
+        &self,
+        store: &Store,
+        user: CurrentUser,
+        ttl: std::time::Duration,
+    ) -> Result<(), AppError> {
+        let new = new_id();
+        let fields =
+            [("uid", user.id.to_string()), ("name", user.name.clone()), ("role", user.role.as_str().into())];
+        store.session_put(&new, &fields, ttl).await?;
+        let (old, had) = {
+            let s = self.state.borrow();
+            (s.id.clone(), s.from_cookie)
+        };
+        if had {
+            store.session_delete(&old).await?;
+        }
+        let mut s = self.state.borrow_mut();
+        *s = State { id: new, from_cookie: true, set_cookie: true, user: Some(Some(user)) };
+        Ok(())
+    }
+
+    /// Log out: the session is deleted and the visitor continues under a fresh anonymous id.
+    pub async fn logout(&self, store: &Store) -> Result<(), AppError> {
+        let (old, had) = {
+            let s = self.state.borrow();
+            (s.id.clone(), s.from_cookie)
+        };
+        if had {
+            store.session_delete(&old).await?;
+        }
+        let mut s = self.state.borrow_mut();
+        *s = State { id: new_id(), from_cookie: true, set_cookie: true, user: Some(None) };
+        Ok(())
+    }
+}
+
+impl FromRequest for Session {
+    type Error = AppError;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(
+            Self::from_request_parts(req)
+                .ok_or_else(|| AppError::Unexpected(anyhow::anyhow!("session middleware is not installed"))),
+        )
+    }
+}
+
+/// Middleware: reads the cookie into a [`Session`], and sets the cookie when the id is new or rotated.
+pub async fn middleware(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let (key, secure) = match req.app_data::<web::Data<AppState>>() {
+        Some(s) => (Rc::new(s.settings.session_key.clone()), s.settings.cookie_secure),
+        None => (Rc::new(Vec::new()), false),
+    };
+    let from_cookie = req.cookie(COOKIE_NAME).and_then(|c| verify_cookie(&key, c.value()));
+    let state = State {
+        from_cookie: from_cookie.is_some(),
+        id: from_cookie.unwrap_or_else(new_id),
+        set_cookie: false,
+        user: None,
+    };
+    let session = Session { state: Rc::new(RefCell::new(state)), key: key.clone() };
+    req.extensions_mut().insert(session.clone());
+    let mut res = next.call(req).await?;
+    let (set, id) = {
+        let s = session.state.borrow();
+        (s.set_cookie, s.id.clone())
+    };
+    if set {
+        let value = format!("{id}.{}", mac(&key, "session", &id));
+        let cookie = Cookie::build(COOKIE_NAME, value)
+            .path("/")
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .secure(secure)
+            .finish();
+        if let Err(e) = res.response_mut().add_cookie(&cookie) {
+            tracing::error!(error = %e, "could not set the session cookie");
+        }
+    }
+    Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_verify_only_with_the_same_key() {
+        let id = new_id();
+        let value = format!("{id}.{}", mac(b"k1-k1-k1-k1-k1-k1-k1-k1-k1-k1-k1-k1", "session", &id));
+        assert_eq!(verify_cookie(b"k1-k1-k1-k1-k1-k1-k1-k1-k1-k1-k1-k1", &value), Some(id.clone()));
+        assert_eq!(verify_cookie(b"k2-k2-k2-k2-k2-k2-k2-k2-k2-k2-k2-k2", &value), None);
+        assert_eq!(verify_cookie(b"k1", &format!("{id}.00")), None);
+        assert_eq!(verify_cookie(b"k1", "garbage"), None);
+    }
+
+    #[test]
+    fn csrf_tokens_differ_per_session() {
+        assert_ne!(mac(b"k", "csrf", "a"), mac(b"k", "csrf", "b"));
+        assert_ne!(mac(b"k", "csrf", "a"), mac(b"k", "session", "a"));
+    }
+}

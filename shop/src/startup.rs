@@ -1,0 +1,141 @@
+//! Builds the application once — pool, session store, templates — and owns the route table.
+//!
+//! `Application::build` is what both the binary and the tests run, so the tests exercise exactly
+//! the server that ships: same middleware, same routes, a real socket.
+
+use std::{net::TcpListener, sync::Arc};
+
+use actix_web::{dev::Server, middleware::from_fn, web, App, HttpRequest, HttpResponse, HttpServer};
+use sea_orm::DatabaseConnection;
+
+use crate::{
+    accounts, admin, cart, catalog, db,
+    error::{AppError, HtmlError},
+    ops, orders, seed, session,
+    settings::Settings,
+    store::Store,
+    telemetry, web as webui,
+};
+
+/// Shared, read-only state of one process. Cheap to clone into every worker.
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub store: Store,
+    pub settings: Arc<Settings>,
+    pub hostname: String,
+}
+
+pub struct Application {
+    server: Server,
+    port: u16,
+}
+
+/// Connect the database and make sure its schema fits this build. In embedded mode (SQLite) the
+/// process migrates and seeds by itself; with MySQL that is `shop migrate` / `shop seed`, run once
+/// per deployment, so replicas never race each other on DDL.
+pub async fn prepare_database(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
+    let db = db::connect(settings).await?;
+    if settings.is_embedded_db() {
+        db::migrate(&db).await?;
+        let report = seed::run(&db, settings).await?;
+        if report.products_inserted > 0 {
+            tracing::info!(products = report.products_inserted, "seeded the catalog");
+        }
+        announce_admin(settings, &report);
+    } else {
+        let (have, want) = (db::current_version(&db).await?, db::latest_version());
+        if have < want {
+            anyhow::bail!("the database schema is at version {have} but this build needs {want}: run `shop migrate` (and `shop seed`) once for this deployment");
+        }
+    }
+    Ok(db)
+}
+
+pub fn announce_admin(settings: &Settings, report: &seed::SeedReport) {
+    match &report.admin_created {
+        Some(Some(password)) => {
+            println!(
+                "Created the admin account: {} / {password}  (set SHOP_ADMIN_PASSWORD to choose it)",
+                settings.admin_email
+            )
+        }
+        Some(None) => println!("Created the admin account {} with SHOP_ADMIN_PASSWORD", settings.admin_email),
+        None => {}
+    }
+}
+
+async fn not_found(req: HttpRequest) -> Result<HttpResponse, actix_web::Error> {
+    let e = AppError::NotFound(format!("nothing at {}", req.path()));
+    if req.path().starts_with("/api/") {
+        Err(e.into())
+    } else {
+        Err(HtmlError(AppError::NotFound("This page does not exist.".into())).into())
+    }
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        webui::init_templates()?;
+        let db = prepare_database(&settings).await?;
+        let store = Store::from_settings(&settings).await?;
+        Self::build_with(settings, db, store)
+    }
+
+    /// Build from already-connected backends (tests connect once and reuse).
+    pub fn build_with(settings: Settings, db: DatabaseConnection, store: Store) -> anyhow::Result<Self> {
+        webui::init_templates()?;
+        let listener = TcpListener::bind(settings.listen)?;
+        let port = listener.local_addr()?.port();
+        let workers = settings.workers;
+        let state = web::Data::new(AppState {
+            db,
+            store,
+            settings: Arc::new(settings),
+            hostname: telemetry::hostname(),
+        });
+        tracing::info!(port, session_store = state.store.kind(), "listening");
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .wrap(from_fn(session::middleware))
+                .wrap(from_fn(telemetry::envelope))
+                .configure(ops::configure)
+                .route("/static/style.css", web::get().to(webui::style_css))
+                .service(
+                    web::scope("/api")
+                        .wrap(from_fn(webui::api_guard))
+                        .configure(catalog::configure_api)
+                        .configure(accounts::configure_api)
+                        .configure(cart::configure_api)
+                        .configure(orders::configure_api)
+                        .configure(admin::configure_api)
+                        .default_service(web::to(not_found)),
+                )
+                .configure(catalog::configure_pages)
+                .configure(accounts::configure_pages)
+                .configure(cart::configure_pages)
+                .configure(orders::configure_pages)
+                .configure(admin::configure_pages)
+                .default_service(web::to(not_found))
+        })
+        .listen(listener)?
+        .shutdown_timeout(20);
+        if workers > 0 {
+            server = server.workers(workers);
+        }
+        Ok(Application { server: server.run(), port })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn server(self) -> Server {
+        self.server
+    }
+
+    /// Serve until stopped (SIGTERM/SIGINT drain in-flight requests first).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

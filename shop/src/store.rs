@@ -1,0 +1,478 @@
+//! The session store: sessions, carts and login-failure counters, in Redis (Cluster) or in-process.
+//!
+//! Everything here is keyed per owner and written per field (a Redis hash per session and per
+//! cart, one field per product), so two concurrent requests of one shopper never overwrite each
+//! other's changes the way a serialized session blob would. Read-modify-write steps that must be
+//! atomic (add to cart within limits, take ordered items out of a cart) are Lua scripts on one
+//! key, which is what Redis Cluster can run atomically.
+//!
+//! Redis: one shared multiplexed connection (cluster-aware: follows MOVED/ASK, reconnects, bounded
+//! retries), explicit connect and response timeouts, and an outer deadline on every call.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use redis::{aio::ConnectionManager, cluster_async::ClusterConnection, Cmd, FromRedisValue, Script};
+
+use crate::{error::AppError, settings::Settings};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("session store timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("session store error: {0}")]
+    Redis(#[from] redis::RedisError),
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        crate::metrics::record_store_error();
+        tracing::warn!(error = %e, "session store unavailable");
+        AppError::Unavailable("the session store is temporarily unavailable, please retry".into())
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Outcome of adding to a cart line.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CartAdd {
+    /// The line now holds this quantity.
+    Added(i64),
+    /// Refused: the line would exceed the limit; it still holds this quantity.
+    OverLimit(i64),
+}
+
+/// The store the shop runs on. Cheap to clone (shared connection / shared map).
+#[derive(Clone)]
+pub struct Store {
+    prefix: String,
+    timeout: Duration,
+    backend: Backend,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Memory(Arc<Mutex<HashMap<String, Entry>>>),
+    Cluster(ClusterConnection),
+    Single(ConnectionManager),
+}
+
+struct Entry {
+    fields: HashMap<String, String>,
+    expires: Instant,
+}
+
+const ADD_SCRIPT: &str = r#"
+local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+local new = cur + tonumber(ARGV[2])
+local max = tonumber(ARGV[3])
+if new > max then
+  if ARGV[5] == '1' then new = max else return {0, cur} end
+end
+if new <= 0 then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+else
+  redis.call('HSET', KEYS[1], ARGV[1], new)
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return {1, new}
+"#;
+
+const TAKE_SCRIPT: &str = r#"
+for i = 1, #ARGV, 2 do
+  local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '0')
+  local new = cur - tonumber(ARGV[i + 1])
+  if new <= 0 then redis.call('HDEL', KEYS[1], ARGV[i]) else redis.call('HSET', KEYS[1], ARGV[i], new) end
+end
+return 1
+"#;
+
+const PUT_SCRIPT: &str = r#"
+redis.call('DEL', KEYS[1])
+for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1
+"#;
+
+const INCR_SCRIPT: &str = r#"
+local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return n
+"#;
+
+impl Store {
+    /// In-process store for the embedded mode (one process only).
+    pub fn memory(prefix: &str) -> Self {
+        Store {
+            prefix: prefix.to_string(),
+            timeout: Duration::from_secs(1),
+            backend: Backend::Memory(Arc::new(Mutex::new(HashMap::new()))),
+        }
+    }
+
+    /// Connect from settings: Redis when `SHOP_REDIS_URLS` is set, else in-process.
+    pub async fn from_settings(s: &Settings) -> anyhow::Result<Self> {
+        if s.redis_urls.is_empty() {
+            return Ok(Self::memory(&s.redis_prefix));
+        }
+        let mut last = String::new();
+        for attempt in 1..=30 {
+            match tokio::time::timeout(s.store_timeout * 3, connect_redis(&s.redis_urls, s.store_timeout))
+                .await
+            {
+                Ok(Ok(backend)) => {
+                    return Ok(Store { prefix: s.redis_prefix.clone(), timeout: s.store_timeout, backend })
+                }
+                Ok(Err(e)) => last = e.to_string(),
+                Err(_) => last = "connect timed out".into(),
+            }
+            tracing::warn!(attempt, error = %last, "session store not reachable yet");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        anyhow::bail!("could not connect to Redis: {last}")
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self.backend {
+            Backend::Memory(_) => "memory",
+            Backend::Cluster(_) => "redis-cluster",
+            Backend::Single(_) => "redis",
+        }
+    }
+
+    fn key(&self, kind: &str, id: &str) -> String {
+        format!("{}{kind}:{id}", self.prefix)
+    }
+
+    async fn cmd<T: FromRedisValue>(&self, cmd: Cmd) -> StoreResult<T> {
+        let fut = async {
+            match &self.backend {
+                Backend::Cluster(c) => cmd.query_async(&mut c.clone()).await,
+                Backend::Single(c) => cmd.query_async(&mut c.clone()).await,
+                Backend::Memory(_) => {
+                    Err(redis::RedisError::from((redis::ErrorKind::Client, "memory store")))
+                }
+            }
+        };
+        match tokio::time::timeout(self.timeout, fut).await {
+            Ok(r) => Ok(r?),
+            Err(_) => Err(StoreError::Timeout(self.timeout)),
+        }
+    }
+
+    async fn script<T: FromRedisValue>(&self, src: &str, key: &str, args: &[String]) -> StoreResult<T> {
+        let script = Script::new(src);
+        let mut inv = script.key(key);
+        for a in args {
+            inv.arg(a);
+        }
+        let fut = async {
+            match &self.backend {
+                Backend::Cluster(c) => inv.invoke_async(&mut c.clone()).await,
+                Backend::Single(c) => inv.invoke_async(&mut c.clone()).await,
+                Backend::Memory(_) => {
+                    Err(redis::RedisError::from((redis::ErrorKind::Client, "memory store")))
+                }
+            }
+        };
+        match tokio::time::timeout(self.timeout, fut).await {
+            Ok(r) => Ok(r?),
+            Err(_) => Err(StoreError::Timeout(self.timeout)),
+        }
+    }
+
+    /// Run `f` on the live (unexpired) entry map of the memory store.
+    fn mem<T>(map: &Mutex<HashMap<String, Entry>>, f: impl FnOnce(&mut HashMap<String, Entry>) -> T) -> T {
+        let mut guard = map.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let now = Instant::now();
+        if guard.len() > 10_000 {
+            guard.retain(|_, e| e.expires > now);
+        }
+        guard.retain(|_, e| e.expires > now || e.fields.is_empty());
+        f(&mut guard)
+    }
+
+    async fn hgetall(&self, key: &str) -> StoreResult<HashMap<String, String>> {
+        match &self.backend {
+            Backend::Memory(m) => Ok(Self::mem(m, |map| {
+                map.get(key)
+                    .filter(|e| e.expires > Instant::now())
+                    .map(|e| e.fields.clone())
+                    .unwrap_or_default()
+            })),
+            _ => self.cmd(redis::cmd("HGETALL").arg(key).clone()).await,
+        }
+    }
+
+    async fn del(&self, key: &str) -> StoreResult<()> {
+        match &self.backend {
+            Backend::Memory(m) => {
+                Self::mem(m, |map| map.remove(key));
+                Ok(())
+            }
+            _ => self.cmd::<i64>(redis::cmd("DEL").arg(key).clone()).await.map(|_| ()),
+        }
+    }
+
+    async fn put_hash(&self, key: &str, fields: &[(&str, String)], ttl: Duration) -> StoreResult<()> {
+        match &self.backend {
+            Backend::Memory(m) => {
+                let fields = fields.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+                Self::mem(m, |map| {
+                    map.insert(key.to_string(), Entry { fields, expires: Instant::now() + ttl })
+                });
+                Ok(())
+            }
+            _ => {
+                let mut args = vec![ttl.as_millis().to_string()];
+                for (k, v) in fields {
+                    args.push(k.to_string());
+                    args.push(v.clone());
+                }
+                self.script::<i64>(PUT_SCRIPT, key, &args).await.map(|_| ())
+            }
+        }
+    }
+
+    // --- sessions -------------------------------------------------------------------------
+
+    /// The fields of a session, `None` if it does not exist (never created, expired or deleted).
+    pub async fn session_get(&self, id: &str) -> StoreResult<Option<HashMap<String, String>>> {
+        let h = self.hgetall(&self.key("sess", id)).await?;
+        Ok(if h.is_empty() { None } else { Some(h) })
+    }
+
+    /// Create or replace a session.
+    pub async fn session_put(&self, id: &str, fields: &[(&str, String)], ttl: Duration) -> StoreResult<()> {
+        self.put_hash(&self.key("sess", id), fields, ttl).await
+    }
+
+    pub async fn session_delete(&self, id: &str) -> StoreResult<()> {
+        self.del(&self.key("sess", id)).await
+    }
+
+    // --- carts ----------------------------------------------------------------------------
+
+    /// The cart lines of an owner (`u:<user id>` or `s:<session id>`): product id → quantity.
+    pub async fn cart_get(&self, owner: &str) -> StoreResult<Vec<(i64, i64)>> {
+        let h = self.hgetall(&self.key("cart", owner)).await?;
+        let mut lines: Vec<(i64, i64)> = h
+            .into_iter()
+            .filter_map(|(k, v)| Some((k.parse().ok()?, v.parse().ok()?)))
+            .filter(|(_, q)| *q > 0)
+            .collect();
+        lines.sort_unstable();
+        Ok(lines)
+    }
+
+    /// Atomically add `delta` to a line. Above `max` the add is refused, or with `clamp` the line
+    /// is set to `max`. Refreshes the cart's TTL.
+    pub async fn cart_add(
+        &self,
+        owner: &str,
+        product_id: i64,
+        delta: i64,
+        max: i64,
+        clamp: bool,
+        ttl: Duration,
+    ) -> StoreResult<CartAdd> {
+        let key = self.key("cart", owner);
+        match &self.backend {
+            Backend::Memory(m) => Ok(Self::mem(m, |map| {
+                let e = map
+                    .entry(key)
+                    .or_insert_with(|| Entry { fields: HashMap::new(), expires: Instant::now() + ttl });
+                let field = product_id.to_string();
+                let cur: i64 = e.fields.get(&field).and_then(|v| v.parse().ok()).unwrap_or(0);
+                let mut new = cur + delta;
+                if new > max {
+                    if !clamp {
+                        return CartAdd::OverLimit(cur);
+                    }
+                    new = max;
+                }
+                if new <= 0 {
+                    e.fields.remove(&field);
+                } else {
+                    e.fields.insert(field, new.to_string());
+                }
+                e.expires = Instant::now() + ttl;
+                CartAdd::Added(new.max(0))
+            })),
+            _ => {
+                let args = [
+                    product_id.to_string(),
+                    delta.to_string(),
+                    max.to_string(),
+                    ttl.as_millis().to_string(),
+                    if clamp { "1".into() } else { "0".into() },
+                ];
+                let (ok, n): (i64, i64) = self.script(ADD_SCRIPT, &key, &args).await?;
+                Ok(if ok == 1 { CartAdd::Added(n.max(0)) } else { CartAdd::OverLimit(n) })
+            }
+        }
+    }
+
+    /// Set a line to exactly `quantity` (idempotent: repeating it changes nothing).
+    pub async fn cart_set(
+        &self,
+        owner: &str,
+        product_id: i64,
+        quantity: i64,
+        ttl: Duration,
+    ) -> StoreResult<()> {
+        let key = self.key("cart", owner);
+        match &self.backend {
+            Backend::Memory(m) => {
+                Self::mem(m, |map| {
+                    let e = map
+                        .entry(key)
+                        .or_insert_with(|| Entry { fields: HashMap::new(), expires: Instant::now() + ttl });
+                    e.fields.insert(product_id.to_string(), quantity.to_string());
+                    e.expires = Instant::now() + ttl;
+                });
+                Ok(())
+            }
+            _ => {
+                let mut p = redis::pipe();
+                p.cmd("HSET").arg(&key).arg(product_id).arg(quantity).ignore();
+                p.cmd("PEXPIRE").arg(&key).arg(ttl.as_millis() as u64).ignore();
+                self.pipe(p).await
+            }
+        }
+    }
+
+    async fn pipe(&self, p: redis::Pipeline) -> StoreResult<()> {
+        let fut = async {
+            match &self.backend {
+                Backend::Cluster(c) => p.query_async::<()>(&mut c.clone()).await,
+                Backend::Single(c) => p.query_async::<()>(&mut c.clone()).await,
+                Backend::Memory(_) => Ok(()),
+            }
+        };
+        match tokio::time::timeout(self.timeout, fut).await {
+            Ok(r) => Ok(r?),
+            Err(_) => Err(StoreError::Timeout(self.timeout)),
+        }
+    }
+
+    /// Remove a line (idempotent).
+    pub async fn cart_remove(&self, owner: &str, product_id: i64) -> StoreResult<()> {
+        let key = self.key("cart", owner);
+        match &self.backend {
+            Backend::Memory(m) => {
+                Self::mem(m, |map| map.get_mut(&key).map(|e| e.fields.remove(&product_id.to_string())));
+                Ok(())
+            }
+            _ => self.cmd::<i64>(redis::cmd("HDEL").arg(&key).arg(product_id).clone()).await.map(|_| ()),
+        }
+    }
+
+    /// Take ordered quantities out of a cart after checkout committed; lines added meanwhile stay.
+    pub async fn cart_take(&self, owner: &str, lines: &[(i64, i64)]) -> StoreResult<()> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let key = self.key("cart", owner);
+        match &self.backend {
+            Backend::Memory(m) => {
+                Self::mem(m, |map| {
+                    if let Some(e) = map.get_mut(&key) {
+                        for (pid, q) in lines {
+                            let f = pid.to_string();
+                            let cur: i64 = e.fields.get(&f).and_then(|v| v.parse().ok()).unwrap_or(0);
+                            if cur - q <= 0 {
+                                e.fields.remove(&f);
+                            } else {
+                                e.fields.insert(f, (cur - q).to_string());
+                            }
+                        }
+                    }
+                });
+                Ok(())
+            }
+            _ => {
+                let args: Vec<String> =
+                    lines.iter().flat_map(|(p, q)| [p.to_string(), q.to_string()]).collect();
+                self.script::<i64>(TAKE_SCRIPT, &key, &args).await.map(|_| ())
+            }
+        }
+    }
+
+    pub async fn cart_clear(&self, owner: &str) -> StoreResult<()> {
+        self.del(&self.key("cart", owner)).await
+    }
+
+    // --- counters (login throttling) ------------------------------------------------------
+
+    /// Count one event in a fixed window starting at the first event; returns the count so far.
+    pub async fn count_event(&self, name: &str, window: Duration) -> StoreResult<i64> {
+        let key = self.key("count", name);
+        match &self.backend {
+            Backend::Memory(m) => Ok(Self::mem(m, |map| {
+                let e = map
+                    .entry(key)
+                    .or_insert_with(|| Entry { fields: HashMap::new(), expires: Instant::now() + window });
+                let n = e.fields.get("n").and_then(|v| v.parse::<i64>().ok()).unwrap_or(0) + 1;
+                e.fields.insert("n".into(), n.to_string());
+                n
+            })),
+            _ => self.script(INCR_SCRIPT, &key, &[window.as_millis().to_string()]).await,
+        }
+    }
+
+    pub async fn count_get(&self, name: &str) -> StoreResult<i64> {
+        let h = self.hgetall(&self.key("count", name)).await?;
+        Ok(h.get("n").and_then(|v| v.parse().ok()).unwrap_or(0))
+    }
+
+    pub async fn count_reset(&self, name: &str) -> StoreResult<()> {
+        self.del(&self.key("count", name)).await
+    }
+
+    /// Reachability check for readiness.
+    pub async fn ping(&self) -> Result<(), String> {
+        match &self.backend {
+            Backend::Memory(_) => Ok(()),
+            _ => self.cmd::<String>(redis::cmd("PING")).await.map(|_| ()).map_err(|e| e.to_string()),
+        }
+    }
+}
+
+/// One URL: ask the node whether it is part of a cluster. Several: a cluster's seeds.
+async fn connect_redis(urls: &[String], timeout: Duration) -> anyhow::Result<Backend> {
+    let cluster = if urls.len() > 1 {
+        true
+    } else {
+        let client = redis::Client::open(urls[0].as_str())?;
+        let cfg = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout));
+        let mut c = client.get_multiplexed_async_connection_with_config(&cfg).await?;
+        let info: String = redis::cmd("INFO").arg("cluster").query_async(&mut c).await?;
+        info.contains("cluster_enabled:1")
+    };
+    if cluster {
+        let client = redis::cluster::ClusterClientBuilder::new(urls.to_vec())
+            .connection_timeout(timeout)
+            .response_timeout(timeout / 2)
+            .overall_response_timeout(Some(timeout))
+            .retries(3)
+            .min_retry_wait(20)
+            .max_retry_wait(200)
+            .build()?;
+        Ok(Backend::Cluster(client.get_async_connection().await?))
+    } else {
+        let client = redis::Client::open(urls[0].as_str())?;
+        let cfg = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_millis(200));
+        Ok(Backend::Single(client.get_connection_manager_with_config(cfg).await?))
+    }
+}

@@ -1,0 +1,92 @@
+//! Logging and the per-request envelope: request id, `X-Served-By`, access log line, metrics.
+//!
+//! The request id is the incoming `X-Request-Id` (nginx sets `$request_id`) or a fresh UUID. It is
+//! a field of the request's tracing span, so every log line of the request carries it, and it is
+//! echoed in the response together with the replica's hostname — which is what lets a student see
+//! which replica answered.
+
+use std::time::Instant;
+
+use actix_web::{
+    body::{BoxBody, MessageBody},
+    dev::{ServiceRequest, ServiceResponse},
+    http::header::{HeaderName, HeaderValue},
+    middleware::Next,
+    Error,
+};
+use tracing::Instrument;
+use tracing_subscriber::{layer::SubscriberExt, util::SubscriberInitExt, EnvFilter};
+
+pub const REQUEST_ID: &str = "x-request-id";
+pub const SERVED_BY: &str = "x-served-by";
+
+/// Install the global subscriber: JSON lines (containers) or readable text. `RUST_LOG` overrides
+/// the default level. Safe to call more than once (later calls do nothing).
+pub fn init(json: bool) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let registry = tracing_subscriber::registry().with(filter);
+    let _ = if json {
+        registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true)
+                    .with_span_list(false),
+            )
+            .try_init()
+    } else {
+        registry.with(tracing_subscriber::fmt::layer().with_target(false)).try_init()
+    };
+}
+
+/// The hostname that answers, shown in `X-Served-By`.
+pub fn hostname() -> String {
+    gethostname::gethostname().to_string_lossy().into_owned()
+}
+
+fn valid_request_id(v: &HeaderValue) -> Option<String> {
+    let s = v.to_str().ok()?;
+    (!s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic())).then(|| s.to_string())
+}
+
+/// Middleware: span with the request id, response headers, access log, request metrics.
+pub async fn envelope(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let started = Instant::now();
+    let request_id = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(valid_request_id)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let served_by = req
+        .app_data::<actix_web::web::Data<crate::startup::AppState>>()
+        .map(|s| s.hostname.clone())
+        .unwrap_or_default();
+    let method = req.method().to_string();
+    let path = req.path().to_string();
+    let span = tracing::info_span!("request", request_id = %request_id, method = %method, path = %path);
+    // Inner middlewares answer errors as responses, so an `Err` here is actix's own and rare.
+    let mut res = next.call(req).instrument(span.clone()).await?.map_into_boxed_body();
+    let status = res.status().as_u16();
+    let route = res.request().match_pattern().unwrap_or_else(|| "<unmatched>".into());
+    let elapsed = started.elapsed();
+    crate::metrics::record_request(&method, &route, status, elapsed.as_secs_f64());
+    let headers = res.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        headers.insert(HeaderName::from_static(REQUEST_ID), v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&served_by) {
+        headers.insert(HeaderName::from_static(SERVED_BY), v);
+    }
+    span.in_scope(|| {
+        if status >= 500 {
+            tracing::warn!(status, route = %route, latency_ms = elapsed.as_millis() as u64, "request failed");
+        } else {
+            tracing::info!(status, route = %route, latency_ms = elapsed.as_millis() as u64, "request finished");
+        }
+    });
+    Ok(res)
+}
