@@ -211,9 +211,9 @@ async fn merge_cart(state: &AppState, from: &str, to: &str) -> Result<(), AppErr
     let ids: Vec<i64> = lines.iter().map(|(p, _)| *p).collect();
     let products = catalog::get_many(&state.db, &ids).await?;
     for (pid, qty) in lines {
-        if let Some(p) = products.get(&pid) {
-            let max = p.stock.min(Quantity::MAX).max(1);
-            state.store.cart_add(to, pid, qty, max, true, USER_CART_TTL).await?;
+        // Sold-out products are dropped; the rest is capped at stock and at 99.
+        if let Some(p) = products.get(&pid).filter(|p| p.stock > 0) {
+            state.store.cart_add(to, pid, qty, p.stock.min(Quantity::MAX), true, USER_CART_TTL).await?;
         }
     }
     state.store.cart_clear(from).await?;

@@ -49,7 +49,7 @@ pub fn format_money(cents: i64) -> String {
     let euros = (c / 100).to_string();
     let mut grouped = String::new();
     for (i, ch) in euros.chars().enumerate() {
-        if i > 0 && (euros.len() - i) % 3 == 0 {
+        if i > 0 && (euros.len() - i).is_multiple_of(3) {
             grouped.push(',');
         }
         grouped.push(ch);
@@ -213,6 +213,22 @@ fn refuse_api_request(req: &ServiceRequest) -> Option<AppError> {
     None
 }
 
+/// Fixed notices shown after a redirect (`?notice=added`); unknown codes show nothing.
+pub fn notice(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "added" => "Added to your cart.",
+        "updated" => "Cart updated.",
+        "removed" => "Removed from your cart.",
+        "welcome" => "Welcome! Your account is ready and you are logged in.",
+        "logged_out" => "You are logged out.",
+        "placed" => "Thank you! Your order is placed.",
+        "cancelled" => "Your order is cancelled and its items are back in stock.",
+        "confirmed" => "Order confirmed.",
+        "shipped" => "Order marked as shipped.",
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,20 +255,4 @@ mod tests {
         assert_eq!(host_of_origin("https://shop.example/x"), Some("shop.example"));
         assert_eq!(host_of_origin("garbage"), None);
     }
-}
-
-/// Fixed notices shown after a redirect (`?notice=added`); unknown codes show nothing.
-pub fn notice(code: &str) -> Option<&'static str> {
-    Some(match code {
-        "added" => "Added to your cart.",
-        "updated" => "Cart updated.",
-        "removed" => "Removed from your cart.",
-        "welcome" => "Welcome! Your account is ready and you are logged in.",
-        "logged_out" => "You are logged out.",
-        "placed" => "Thank you! Your order is placed.",
-        "cancelled" => "Your order is cancelled and its items are back in stock.",
-        "confirmed" => "Order confirmed.",
-        "shipped" => "Order marked as shipped.",
-        _ => return None,
-    })
 }

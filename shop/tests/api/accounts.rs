@@ -1,0 +1,126 @@
+use serde_json::json;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn register_login_me_logout() {
+    let app = spawn_app().await;
+    let s = app.shopper();
+    let r = s.register("Grace@Example.org", PASSWORD, "Grace Hopper").await;
+    assert_eq!(r.status(), 201);
+    let acc: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(acc["email"], "grace@example.org");
+    assert_eq!(acc["role"], "customer");
+    assert!(acc.get("password_hash").is_none());
+    let (st, e) = error_of(s.register("grace@example.org", PASSWORD, "Again").await).await;
+    assert_eq!(st, 409, "{e}");
+    let (st, _) = s.get_json("/api/me").await;
+    assert_eq!(st, 401, "registering does not log in through the API");
+    let r = s.login("grace@example.org", PASSWORD).await;
+    assert_eq!(r.status(), 200);
+    assert!(session_cookie(&r).is_some());
+    let (st, me) = s.get_json("/api/me").await;
+    assert_eq!((st.as_u16(), me["name"].as_str()), (200, Some("Grace Hopper")));
+    let r = s.post_json("/api/logout", &json!({})).await;
+    assert_eq!(r.status(), 200);
+    let (st, _) = s.get_json("/api/me").await;
+    assert_eq!(st, 401);
+    // Passwords are stored as argon2id hashes.
+    let rows = app.sql("SELECT password_hash FROM users WHERE email = 'grace@example.org'", vec![]).await;
+    let hash: String = rows[0].try_get("", "password_hash").unwrap();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+}
+
+#[tokio::test]
+async fn wrong_credentials_are_401() {
+    let app = spawn_app().await;
+    let s = app.shopper();
+    s.register("lin@example.org", PASSWORD, "Lin").await;
+    for (email, pw) in [("lin@example.org", "wrong password!"), ("nobody@example.org", PASSWORD)] {
+        let (st, e) = error_of(s.login(email, pw).await).await;
+        assert_eq!(st, 401, "{e}");
+    }
+}
+
+#[tokio::test]
+async fn registration_validates_every_field() {
+    let app = spawn_app().await;
+    let s = app.shopper();
+    let long = "n".repeat(101);
+    let cases = [
+        (json!({"email": "not-an-email", "password": PASSWORD, "name": "X"}), "email"),
+        (json!({"email": "a@b.org", "password": "short", "name": "X"}), "password"),
+        (json!({"email": "a@b.org", "password": PASSWORD}), "name"),
+        (json!({"email": "a@b.org", "password": PASSWORD, "name": long}), "name"),
+        (json!({"email": 42, "password": PASSWORD, "name": "X"}), "email"),
+        (json!({"email": "a@b.org", "password": ["x"], "name": "X"}), "password"),
+        (json!({"email": format!("{}@x.org", "e".repeat(260)), "password": PASSWORD, "name": "X"}), "email"),
+    ];
+    for (body, field) in cases {
+        let (st, e) = error_of(s.post_json("/api/register", &body).await).await;
+        assert_eq!(st, 422, "{body}: {e}");
+        assert!(e["error"]["fields"][field].is_string(), "{body}: {e}");
+    }
+    assert_eq!(
+        app.count("SELECT COUNT(*) AS n FROM users WHERE role = 'customer'", vec![]).await,
+        0,
+        "nothing half-written"
+    );
+}
+
+#[tokio::test]
+async fn session_id_rotates_at_login_and_logout() {
+    let app = spawn_app().await;
+    let s = app.shopper();
+    s.register("rot@example.org", PASSWORD, "Rot").await;
+    let anon = session_cookie(&s.get("/login").await).expect("an anonymous id for the form");
+    let r = s.login("rot@example.org", PASSWORD).await;
+    let logged_in = session_cookie(&r).expect("new id at login");
+    assert_ne!(anon, logged_in);
+    let r = s.post_json("/api/logout", &json!({})).await;
+    let after = session_cookie(&r).expect("new id at logout");
+    assert_ne!(after, logged_in);
+    // The old session is gone for good: replaying its cookie is anonymous.
+    let replay = reqwest::Client::new()
+        .get(s.url("/api/me"))
+        .header("Cookie", format!("{}={logged_in}", shop::session::COOKIE_NAME))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.status(), 401);
+}
+
+#[tokio::test]
+async fn a_session_is_valid_on_every_instance() {
+    let app = spawn_app().await;
+    let second = app.start_instance().await;
+    let third = app.start_instance().await;
+    let s = app.customer().await;
+    s.add(app.product(10).await, 2).await;
+    for base in [&second, &third] {
+        let other = s.at(base);
+        let (st, me) = other.get_json("/api/me").await;
+        assert_eq!(st, 200, "{base}: {me}");
+        assert_eq!(other.cart().await["items"][0]["quantity"], 2);
+    }
+}
+
+#[tokio::test]
+async fn repeated_failures_are_throttled_across_instances() {
+    let app = spawn_app().await;
+    let second = app.start_instance().await;
+    let s = app.shopper();
+    s.register("slow@example.org", PASSWORD, "Slow").await;
+    for i in 0..5 {
+        // Alternate instances: the count lives in the shared store.
+        let who = if i % 2 == 0 { s.at(&app.base) } else { s.at(&second) };
+        assert_eq!(who.login("slow@example.org", "wrong password!").await.status(), 401);
+    }
+    let (st, e) = error_of(s.login("slow@example.org", PASSWORD).await).await;
+    assert_eq!(st, 429, "even the right password waits: {e}");
+    let (st, _) = error_of(s.at(&second).login("slow@example.org", PASSWORD).await).await;
+    assert_eq!(st, 429);
+    // Another account is not affected.
+    s.register("fast@example.org", PASSWORD, "Fast").await;
+    assert_eq!(s.login("fast@example.org", PASSWORD).await.status(), 200);
+}

@@ -1,0 +1,143 @@
+use serde_json::json;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn add_change_remove_with_totals() {
+    let app = spawn_app().await;
+    let s = app.shopper(); // anonymous carts work too
+    let a = app.product(20).await;
+    let b = app.product(20).await;
+    assert_eq!(s.add(a, 2).await.status(), 200);
+    assert_eq!(s.add(b, 1).await.status(), 200);
+    assert_eq!(s.add(a, 1).await.status(), 200);
+    let cart = s.cart().await;
+    let items = cart["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    let line_a = items.iter().find(|l| l["product_id"] == a).unwrap();
+    assert_eq!(line_a["quantity"], 3);
+    assert_eq!(line_a["unit_price_cents"], 2500);
+    assert_eq!(line_a["line_total_cents"], 7500);
+    assert!(line_a["name"].is_string());
+    assert_eq!(cart["total_cents"], 10000);
+    let r = s.put_json(&format!("/api/cart/items/{a}"), &json!({"quantity": 5})).await;
+    assert_eq!(r.status(), 200);
+    // PUT is idempotent.
+    s.put_json(&format!("/api/cart/items/{a}"), &json!({"quantity": 5})).await;
+    assert_eq!(s.cart().await["total_cents"], 15000);
+    assert_eq!(s.delete(&format!("/api/cart/items/{b}")).await.status(), 200);
+    assert_eq!(s.delete(&format!("/api/cart/items/{b}")).await.status(), 200, "removing twice is fine");
+    let cart = s.cart().await;
+    assert_eq!(cart["items"].as_array().unwrap().len(), 1);
+    assert_eq!(cart["total_cents"], 12500);
+}
+
+#[tokio::test]
+async fn quantities_are_checked() {
+    let app = spawn_app().await;
+    let s = app.shopper();
+    let p = app.product(5).await;
+    let big = app.product(500).await;
+    let sold_out = app.product(0).await;
+    for q in
+        [json!(0), json!(-1), json!(100), json!(1e12), json!(i64::MAX), json!("3"), json!(1.5), json!(null)]
+    {
+        let (st, e) =
+            error_of(s.post_json("/api/cart/items", &json!({"product_id": p, "quantity": q})).await).await;
+        assert_eq!(st, 422, "quantity {q}: {e}");
+        assert!(e["error"]["fields"]["quantity"].is_string(), "{e}");
+    }
+    let (st, e) = error_of(s.add(p, 6).await).await;
+    assert_eq!(st, 422);
+    assert!(e["error"]["fields"]["quantity"].as_str().unwrap().contains("only 5"), "{e}");
+    let (st, e) = error_of(s.add(sold_out, 1).await).await;
+    assert!(st == 422 && e["error"]["fields"]["quantity"].as_str().unwrap().contains("sold out"), "{e}");
+    for pid in [json!(999999), json!(0), json!("x")] {
+        let (st, e) =
+            error_of(s.post_json("/api/cart/items", &json!({"product_id": pid, "quantity": 1})).await).await;
+        assert_eq!(st, 422, "{pid}: {e}");
+        assert!(e["error"]["fields"]["product_id"].is_string(), "{e}");
+    }
+    // Cumulative: 3 + 3 > 5 in stock; 60 + 60 > 99.
+    assert_eq!(s.add(p, 3).await.status(), 200);
+    let (st, e) = error_of(s.add(p, 3).await).await;
+    assert!(
+        st == 422 && e["error"]["fields"]["quantity"].as_str().unwrap().contains("already in your cart"),
+        "{e}"
+    );
+    assert_eq!(s.add(big, 60).await.status(), 200);
+    let (st, e) = error_of(s.add(big, 60).await).await;
+    assert!(st == 422 && e["error"]["fields"]["quantity"].as_str().unwrap().contains("99"), "{e}");
+    let (st, _) = error_of(s.put_json(&format!("/api/cart/items/{p}"), &json!({"quantity": 6})).await).await;
+    assert_eq!(st, 422);
+    let (st, _) = error_of(s.put_json("/api/cart/items/abc", &json!({"quantity": 1})).await).await;
+    assert_eq!(st, 404);
+    // Nothing of the refused changes stuck.
+    let cart = s.cart().await;
+    let q = |id: i64| {
+        cart["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["product_id"] == id)
+            .map(|l| l["quantity"].clone())
+    };
+    assert_eq!((q(p), q(big), q(sold_out)), (Some(json!(3)), Some(json!(60)), None));
+}
+
+#[tokio::test]
+async fn anonymous_cart_merges_into_the_account_at_login() {
+    let app = spawn_app().await;
+    let a = app.product(10).await;
+    let b = app.product(10).await;
+    let c = app.product(4).await;
+    let user = app.shopper();
+    user.register("merge@example.org", PASSWORD, "Merge").await;
+    user.login("merge@example.org", PASSWORD).await;
+    user.add(a, 1).await;
+    user.add(c, 3).await;
+    user.post_json("/api/logout", &json!({})).await;
+    // Later, anonymously, on another device.
+    let anon = app.shopper();
+    anon.add(a, 2).await;
+    anon.add(b, 1).await;
+    anon.add(c, 3).await;
+    assert_eq!(anon.login("merge@example.org", PASSWORD).await.status(), 200);
+    let cart = anon.cart().await;
+    let q = |id: i64| {
+        cart["items"].as_array().unwrap().iter().find(|l| l["product_id"] == id).unwrap()["quantity"].clone()
+    };
+    assert_eq!(q(a), 3);
+    assert_eq!(q(b), 1);
+    assert_eq!(q(c), 4, "capped at stock");
+    // The anonymous cart is gone after logout.
+    anon.post_json("/api/logout", &json!({})).await;
+    assert_eq!(anon.cart().await["items"].as_array().unwrap().len(), 0);
+}
+
+#[tokio::test]
+async fn concurrent_changes_of_one_shopper_all_survive() {
+    let app = spawn_app().await;
+    let s = app.customer().await;
+    let mut products = vec![];
+    for _ in 0..12 {
+        products.push(app.product(50).await);
+    }
+    let same = app.product(50).await;
+    let mut tasks = vec![];
+    for &p in &products {
+        tasks.push(s.add(p, 2));
+    }
+    for _ in 0..15 {
+        tasks.push(s.add(same, 1));
+    }
+    let results = futures_util::future::join_all(tasks).await;
+    assert!(results.iter().all(|r| r.status() == 200));
+    let cart = s.cart().await;
+    let items = cart["items"].as_array().unwrap();
+    assert_eq!(items.len(), 13, "{cart}");
+    for l in items {
+        let expected = if l["product_id"] == same { 15 } else { 2 };
+        assert_eq!(l["quantity"], expected, "{l}");
+    }
+}

@@ -1,0 +1,87 @@
+use futures_util::StreamExt;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn health_readiness_and_request_ids() {
+    let app = spawn_app().await;
+    let s = app.shopper();
+    let r = s.get("/healthz").await;
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("x-served-by").is_some());
+    let generated = r.headers().get("x-request-id").unwrap().to_str().unwrap().to_string();
+    assert!(generated.len() >= 16);
+    let r = s.get("/readyz").await;
+    assert_eq!(r.status(), 200);
+    let r = s
+        .client
+        .get(s.url("/api/products?per_page=1"))
+        .header("X-Request-Id", "from-nginx-1234")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers().get("x-request-id").unwrap(), "from-nginx-1234");
+    // Errors carry them too.
+    let r = s.client.get(s.url("/api/products/0")).header("X-Request-Id", "err-5678").send().await.unwrap();
+    assert_eq!(
+        (r.status().as_u16(), r.headers().get("x-request-id").unwrap().to_str().unwrap()),
+        (404, "err-5678")
+    );
+}
+
+#[tokio::test]
+async fn metrics_count_requests_and_checkouts() {
+    let app = spawn_app().await;
+    let s = app.customer().await;
+    let p = app.product(5).await;
+    s.add(p, 1).await;
+    assert_eq!(s.checkout(&key()).await.status(), 201);
+    let body = s.get("/metrics").await.text().await.unwrap();
+    assert!(
+        body.contains("shop_http_requests_total{method=\"POST\",route=\"/api/cart/items\",status=\"200\"}"),
+        "{body}"
+    );
+    assert!(body.contains("shop_http_request_duration_seconds_bucket"));
+    assert!(body.contains("shop_checkouts_total{outcome=\"placed\"}"));
+    assert!(body.contains("shop_session_store_errors_total"));
+    assert!(body.contains("shop_db_pool_connections"));
+}
+
+#[tokio::test]
+async fn heartbeat_streams_ok_events() {
+    let app = spawn_app().await;
+    let s = app.shopper();
+    let r = s.get("/heartbeat").await;
+    assert_eq!(r.headers().get("content-type").unwrap(), "text/event-stream");
+    let mut stream = r.bytes_stream();
+    let mut seen = String::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while seen.matches("data: ").count() < 2 && tokio::time::Instant::now() < deadline {
+        match tokio::time::timeout(std::time::Duration::from_secs(3), stream.next()).await {
+            Ok(Some(Ok(chunk))) => seen.push_str(&String::from_utf8_lossy(&chunk)),
+            _ => break,
+        }
+    }
+    assert!(
+        seen.matches("data: {\"served_by\"").count() + seen.matches("\"status\":\"OK\"").count() >= 2,
+        "{seen}"
+    );
+}
+
+#[tokio::test]
+async fn a_lost_database_is_a_503_not_a_hang() {
+    let app = spawn_app().await;
+    let s = app.shopper();
+    assert_eq!(s.get("/readyz").await.status(), 200);
+    app.db.clone().close().await.unwrap();
+    let started = std::time::Instant::now();
+    let r = s.get("/readyz").await;
+    assert_eq!(r.status(), 503);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(body["reasons"]["database"].is_string(), "{body}");
+    let (st, e) = error_of(s.get("/api/products").await).await;
+    assert_eq!(st, 503, "{e}");
+    let r = s.get("/").await;
+    assert_eq!(r.status(), 503);
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}

@@ -1,0 +1,168 @@
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn the_whole_journey() {
+    let app = spawn_app().await;
+    let s = app.customer().await;
+    let a = app.product(10).await;
+    let b = app.product(10).await;
+    s.add(a, 2).await;
+    s.add(b, 1).await;
+    let r = s.checkout(&key()).await;
+    assert_eq!(r.status(), 201);
+    let order: Value = r.json().await.unwrap();
+    assert_eq!(order["status"], "placed");
+    assert_eq!(order["total_cents"], 7500);
+    assert_eq!(order["items"].as_array().unwrap().len(), 2);
+    assert_eq!((app.stock(a).await, app.stock(b).await), (8, 9));
+    assert_eq!(s.cart().await["items"].as_array().unwrap().len(), 0, "cart emptied after commit");
+    let (st, list) = s.get_json("/api/orders").await;
+    assert_eq!(st, 200);
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    assert_eq!(list["items"][0]["id"], order["id"]);
+    let (st, one) = s.get_json(&format!("/api/orders/{}", order["id"])).await;
+    assert_eq!(st, 200);
+    assert_eq!(one["items"], order["items"]);
+}
+
+#[tokio::test]
+async fn the_same_key_never_makes_a_second_order() {
+    let app = spawn_app().await;
+    let s = app.customer().await;
+    let p = app.product(10).await;
+    s.add(p, 2).await;
+    let k = key();
+    let first = s.checkout(&k).await;
+    assert_eq!(first.status(), 201);
+    let first: Value = first.json().await.unwrap();
+    // The cart is empty now, but a retry with the same key still gets the order.
+    let again = s.checkout(&k).await;
+    assert_eq!(again.status(), 200);
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(first["id"], again["id"]);
+    // Even when the cart is full again, and with concurrent retries.
+    s.add(p, 1).await;
+    let retries = futures_util::future::join_all((0..6).map(|_| s.checkout(&k))).await;
+    for r in retries {
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["id"], first["id"]);
+    }
+    assert_eq!(app.stock(p).await, 8, "stock taken once");
+    assert_eq!(app.count("SELECT COUNT(*) AS n FROM orders", vec![]).await, 1);
+    // A new key is a new order (of the line added meanwhile).
+    let r = s.checkout(&key()).await;
+    assert_eq!(r.status(), 201);
+    assert_eq!(app.stock(p).await, 7);
+}
+
+#[tokio::test]
+async fn concurrent_first_checkouts_with_one_key_make_one_order() {
+    let app = spawn_app().await;
+    let s = app.customer().await;
+    let p = app.product(10).await;
+    s.add(p, 3).await;
+    let k = key();
+    let results = futures_util::future::join_all((0..5).map(|_| s.checkout(&k))).await;
+    let mut ids = std::collections::HashSet::new();
+    let mut created = 0;
+    for r in results {
+        let st = r.status().as_u16();
+        assert!(st == 200 || st == 201, "{st}");
+        created += (st == 201) as u32;
+        let v: Value = r.json().await.unwrap();
+        ids.insert(v["id"].as_i64().unwrap());
+    }
+    assert_eq!((created, ids.len()), (1, 1));
+    assert_eq!(app.stock(p).await, 7);
+}
+
+#[tokio::test]
+async fn two_shoppers_race_for_the_last_units() {
+    let app = spawn_app().await;
+    let p = app.product(3).await;
+    let one = app.customer().await;
+    let two = app.customer().await;
+    one.add(p, 3).await;
+    two.add(p, 3).await;
+    let (k1, k2) = (key(), key());
+    let (r1, r2) = tokio::join!(one.checkout(&k1), two.checkout(&k2));
+    let mut statuses = [r1.status().as_u16(), r2.status().as_u16()];
+    statuses.sort();
+    assert_eq!(statuses, [201, 409]);
+    let loser = if r1.status() == 409 { r1 } else { r2 };
+    let (_, e) = error_of(loser).await;
+    assert_eq!(e["error"]["code"], "out_of_stock");
+    assert!(e["error"]["message"].as_str().unwrap().contains("Test product"), "names the product: {e}");
+    assert_eq!(app.stock(p).await, 0);
+    assert_eq!(app.count("SELECT COUNT(*) AS n FROM orders", vec![]).await, 1);
+    assert_eq!(app.count("SELECT COUNT(*) AS n FROM order_items", vec![]).await, 1, "nothing half-written");
+}
+
+#[tokio::test]
+async fn checkout_refusals() {
+    let app = spawn_app().await;
+    let anon = app.shopper();
+    let (st, _) = error_of(anon.checkout(&key()).await).await;
+    assert_eq!(st, 401);
+    let s = app.customer().await;
+    let (st, e) = error_of(s.checkout(&key()).await).await;
+    assert_eq!((st.as_u16(), e["error"]["code"].as_str()), (422, Some("empty_cart")));
+    let p = app.product(5).await;
+    let q = app.product(5).await;
+    s.add(p, 1).await;
+    s.add(q, 4).await;
+    let r = s
+        .client
+        .post(s.url("/api/orders"))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    let (st, e) = error_of(r).await;
+    assert!(st == 422 && e["error"]["fields"]["Idempotency-Key"].is_string(), "{e}");
+    let (st, _) = error_of(s.checkout("short").await).await;
+    assert_eq!(st, 422);
+    let (st, _) = error_of(s.checkout("has spaces in it!").await).await;
+    assert_eq!(st, 422);
+    // Stock fell below the cart between adding and checking out: 409 naming it, nothing taken.
+    app.set_stock(q, 2).await;
+    let (st, e) = error_of(s.checkout(&key()).await).await;
+    assert_eq!(st, 409);
+    assert!(e["error"]["message"].as_str().unwrap().contains("only 2"), "{e}");
+    assert_eq!((app.stock(p).await, app.stock(q).await), (5, 2), "all or nothing");
+    assert_eq!(app.count("SELECT COUNT(*) AS n FROM orders", vec![]).await, 0);
+    assert_eq!(s.cart().await["items"].as_array().unwrap().len(), 2, "the cart is kept");
+}
+
+#[tokio::test]
+async fn cancel_returns_stock_and_orders_are_private() {
+    let app = spawn_app().await;
+    let s = app.customer().await;
+    let other = app.customer().await;
+    let p = app.product(10).await;
+    s.add(p, 4).await;
+    let order: Value = s.checkout(&key()).await.json().await.unwrap();
+    let id = order["id"].as_i64().unwrap();
+    assert_eq!(app.stock(p).await, 6);
+    // Another customer cannot see or cancel it.
+    let (st, _) = error_of(other.get(&format!("/api/orders/{id}")).await).await;
+    assert_eq!(st, 404);
+    let (st, _) = error_of(other.post_json(&format!("/api/orders/{id}/cancel"), &json!({})).await).await;
+    assert_eq!(st, 404);
+    let (_, list) = other.get_json("/api/orders").await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 0);
+    let r = s.post_json(&format!("/api/orders/{id}/cancel"), &json!({})).await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["status"], "cancelled");
+    assert_eq!(app.stock(p).await, 10, "stock returned");
+    let (st, e) = error_of(s.post_json(&format!("/api/orders/{id}/cancel"), &json!({})).await).await;
+    assert_eq!(st, 409, "{e}");
+    assert_eq!(app.stock(p).await, 10, "returned once");
+    let (st, _) = error_of(s.get("/api/orders/abc").await).await;
+    assert_eq!(st, 404);
+}
