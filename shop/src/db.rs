@@ -102,6 +102,26 @@ impl From<DbError> for AppError {
     }
 }
 
+/// `SET SESSION wsrep_sync_wait = N` for N in 0..=15, as static statements.
+const SYNC_WAIT_SQL: [&str; 16] = [
+    "SET SESSION wsrep_sync_wait = 0",
+    "SET SESSION wsrep_sync_wait = 1",
+    "SET SESSION wsrep_sync_wait = 2",
+    "SET SESSION wsrep_sync_wait = 3",
+    "SET SESSION wsrep_sync_wait = 4",
+    "SET SESSION wsrep_sync_wait = 5",
+    "SET SESSION wsrep_sync_wait = 6",
+    "SET SESSION wsrep_sync_wait = 7",
+    "SET SESSION wsrep_sync_wait = 8",
+    "SET SESSION wsrep_sync_wait = 9",
+    "SET SESSION wsrep_sync_wait = 10",
+    "SET SESSION wsrep_sync_wait = 11",
+    "SET SESSION wsrep_sync_wait = 12",
+    "SET SESSION wsrep_sync_wait = 13",
+    "SET SESSION wsrep_sync_wait = 14",
+    "SET SESSION wsrep_sync_wait = 15",
+];
+
 /// Open the pool. Waits (bounded) for the database to come up, so replicas may start first.
 pub async fn connect(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
     STATEMENT_TIMEOUT_MS.store(settings.db_timeout.as_millis() as u64, Ordering::Relaxed);
@@ -119,6 +139,20 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<DatabaseConnection> 
                 .busy_timeout(Duration::from_secs(5))
                 .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
                 .foreign_keys(true)
+        });
+    }
+    if let Some(level) = settings.db_sync_wait.filter(|_| !settings.is_embedded_db()) {
+        // Causal reads on Galera: a read waits until this node has applied every write the
+        // cluster committed before it, so a page right after checkout sees the order wherever
+        // it was written. Set per connection, so every pooled connection has it.
+        opts.map_sqlx_mysql_pool_opts(move |o| {
+            o.after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    use sea_orm::sqlx::Executor;
+                    conn.execute(SYNC_WAIT_SQL[usize::from(level) & 15]).await?;
+                    Ok(())
+                })
+            })
         });
     }
     let mut last = None;

@@ -38,6 +38,8 @@ pub struct Settings {
     pub db_max_connections: u32,
     /// Session lifetime in the store.
     pub session_ttl: Duration,
+    /// MySQL/Galera: `wsrep_sync_wait` set on every pooled connection (causal reads), if any.
+    pub db_sync_wait: Option<u8>,
 }
 
 impl fmt::Debug for Settings {
@@ -164,6 +166,10 @@ impl Settings {
             7 * 24 * 3600,
             60..=90 * 24 * 3600,
         )?);
+        let db_sync_wait = match get("SHOP_DB_SYNC_WAIT") {
+            None => None,
+            Some(_) => Some(parse_num(get("SHOP_DB_SYNC_WAIT"), "SHOP_DB_SYNC_WAIT", 0, 0..=15)? as u8),
+        };
         let redis_prefix = get("SHOP_REDIS_PREFIX").unwrap_or_else(|| "distshop:".into());
 
         Ok(Settings {
@@ -182,6 +188,7 @@ impl Settings {
             store_timeout,
             db_max_connections,
             session_ttl,
+            db_sync_wait,
         })
     }
 
@@ -292,6 +299,8 @@ mod tests {
             ("SHOP_ADMIN_EMAIL", "not-an-email"),
             ("SHOP_ADMIN_PASSWORD", "short"),
             ("SHOP_LOG_FORMAT", "xml"),
+            ("SHOP_DB_SYNC_WAIT", "16"),
+            ("SHOP_DB_TIMEOUT_MS", "0"),
         ] {
             let e = Settings::from_map(&env(&[(k, v)])).err();
             assert_eq!(e.map(|e| e.var), Some(k), "{k}={v}");

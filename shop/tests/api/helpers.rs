@@ -43,7 +43,11 @@ pub async fn spawn_app() -> TestApp {
     let mut env: HashMap<String, String> = HashMap::new();
     let mut dir = None;
     let db_url = match std::env::var("SHOP_TEST_DATABASE_URL").ok().filter(|s| !s.is_empty()) {
-        Some(server) => mysql_database(&server).await,
+        Some(server) => {
+            // Causal reads, as on Galera; plain MariaDB accepts the variable too.
+            env.insert("SHOP_DB_SYNC_WAIT".into(), "1".into());
+            mysql_database(&server).await
+        }
         None => {
             let d = tempfile::tempdir().expect("tempdir");
             let url = format!("sqlite://{}/shop.db", d.path().display());

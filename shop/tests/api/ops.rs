@@ -85,3 +85,20 @@ async fn a_lost_database_is_a_503_not_a_hang() {
     assert_eq!(r.status(), 503);
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
 }
+
+#[tokio::test]
+async fn mysql_connections_get_causal_reads_when_configured() {
+    let app = spawn_app().await;
+    if app.settings.is_embedded_db() {
+        return; // SQLite has no wsrep_sync_wait; the MariaDB run checks it.
+    }
+    // Every pooled connection, not just the first: hold several at once.
+    let results =
+        futures_util::future::join_all((0..6).map(|_| {
+            app.sql("SELECT CAST(@@SESSION.wsrep_sync_wait AS SIGNED) AS n, SLEEP(0.05) AS s", vec![])
+        }))
+        .await;
+    for rows in results {
+        assert_eq!(rows[0].try_get::<i64>("", "n").unwrap(), 1);
+    }
+}
