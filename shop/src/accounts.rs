@@ -213,7 +213,7 @@ async fn merge_cart(state: &AppState, from: &str, to: &str) -> Result<(), AppErr
     for (pid, qty) in lines {
         // Sold-out products are dropped; the rest is capped at stock and at 99.
         if let Some(p) = products.get(&pid).filter(|p| p.stock > 0) {
-            state.store.cart_add(to, pid, qty, p.stock.min(Quantity::MAX), true, USER_CART_TTL).await?;
+            state.store.cart_add(to, pid, qty, p.stock.min(Quantity::MAX), true, USER_CART_TTL, None).await?;
         }
     }
     state.store.cart_clear(from).await?;

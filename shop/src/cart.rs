@@ -9,7 +9,7 @@ use crate::{
     accounts::user_cart_ttl,
     catalog::{self, Product},
     error::{ApiResult, AppError, HtmlError, HtmlResult},
-    input::{parse_id, path_id, read_body, Fields, Quantity, Validator},
+    input::{idempotency_key, parse_id, path_id, read_body, Fields, Quantity, Validator},
     session::Session,
     startup::AppState,
     store::CartAdd,
@@ -80,19 +80,21 @@ fn stock_message(p: &Product, in_cart: i64) -> String {
     }
 }
 
-/// Add `quantity` to a line: the line stays within 1..=99 and the stock.
+/// Add `quantity` to a line: the line stays within 1..=99 and the stock. With an idempotency
+/// key the add is applied at most once, however often the request is repeated.
 pub async fn add(
     state: &AppState,
     owner: &str,
     product_id: i64,
     quantity: Quantity,
+    op: Option<&str>,
 ) -> Result<i64, AppError> {
     let p = product_for_cart(state, product_id).await?;
     let max = p.stock.min(Quantity::MAX);
     if max < 1 {
         return Err(AppError::field("quantity", stock_message(&p, 0)));
     }
-    match state.store.cart_add(owner, product_id, quantity.get(), max, false, ttl(state, owner)).await? {
+    match state.store.cart_add(owner, product_id, quantity.get(), max, false, ttl(state, owner), op).await? {
         CartAdd::Added(n) => Ok(n),
         CartAdd::OverLimit(cur) if p.stock >= Quantity::MAX => Err(AppError::field(
             "quantity",
@@ -139,8 +141,17 @@ async fn api_add(
 ) -> ApiResult<HttpResponse> {
     let f = Fields::from_json(&read_body(&req, body).await?)?;
     let (pid, qty) = parse_line(&f, true)?;
+    let op = match req.headers().get("idempotency-key") {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| "must be visible ASCII".to_string())
+                .and_then(idempotency_key)
+                .map_err(|m| AppError::field("Idempotency-Key", m))?,
+        ),
+    };
     let owner = session.cart_owner(&state.store).await?;
-    add(&state, &owner, pid, qty).await?;
+    add(&state, &owner, pid, qty, op.as_deref()).await?;
     Ok(HttpResponse::Ok().json(view(&state, &owner).await?))
 }
 
@@ -207,7 +218,10 @@ async fn form_add(
     let f = crate::web::form(&req, body, &session).await?;
     let owner = session.cart_owner(&state.store).await?;
     let result = match parse_line(&f, true) {
-        Ok((pid, qty)) => add(&state, &owner, pid, qty).await.map(|_| pid),
+        Ok((pid, qty)) => {
+            let op = f.opt_str("op").ok().flatten().and_then(|k| idempotency_key(&k).ok());
+            add(&state, &owner, pid, qty, op.as_deref()).await.map(|_| pid)
+        }
         Err(e) => Err(e),
     };
     match result {
@@ -223,6 +237,7 @@ async fn form_add(
             let (mut ctx, _) = page(&state, &session, &p.name).await?;
             ctx.insert("max_qty", &p.stock.clamp(0, Quantity::MAX));
             ctx.insert("product", &p);
+            ctx.insert("op", &uuid::Uuid::new_v4().to_string());
             ctx.insert("notice", &Option::<String>::None);
             ctx.insert("error", &Some(e.public_message()));
             Ok(render_status(StatusCode::UNPROCESSABLE_ENTITY, "catalog/product.html", &ctx)?)

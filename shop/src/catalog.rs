@@ -242,6 +242,8 @@ async fn page_product(
     let (mut ctx, _) = page(&state, &session, &p.name).await?;
     ctx.insert("max_qty", &p.stock.clamp(0, crate::input::Quantity::MAX));
     ctx.insert("product", &p);
+    // Repeating this form (double click, back + resubmit) adds once.
+    ctx.insert("op", &uuid::Uuid::new_v4().to_string());
     let notice = query_map(&req)?.get("notice").and_then(|n| crate::web::notice(n));
     ctx.insert("notice", &notice);
     ctx.insert("error", &Option::<String>::None);

@@ -46,6 +46,26 @@ pub enum CartAdd {
     OverLimit(i64),
 }
 
+/// How long an operation key remembers its outcome.
+const OP_TTL: Duration = Duration::from_secs(15 * 60);
+
+fn encode_outcome(o: &CartAdd) -> String {
+    match o {
+        CartAdd::Added(n) => format!("1:{n}"),
+        CartAdd::OverLimit(n) => format!("0:{n}"),
+    }
+}
+
+fn decode_outcome(s: &str) -> CartAdd {
+    let (ok, n) = s.split_once(':').unwrap_or(("0", "0"));
+    let n = n.parse().unwrap_or(0);
+    if ok == "1" {
+        CartAdd::Added(n)
+    } else {
+        CartAdd::OverLimit(n)
+    }
+}
+
 /// The store the shop runs on. Cheap to clone (shared connection / shared map).
 #[derive(Clone)]
 pub struct Store {
@@ -67,19 +87,32 @@ struct Entry {
 }
 
 const ADD_SCRIPT: &str = r#"
+if KEYS[2] then
+  local done = redis.call('GET', KEYS[2])
+  if done then
+    local sep = string.find(done, ':')
+    return {tonumber(string.sub(done, 1, sep - 1)), tonumber(string.sub(done, sep + 1)), 1}
+  end
+end
 local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
 local new = cur + tonumber(ARGV[2])
 local max = tonumber(ARGV[3])
+local ok = 1
 if new > max then
-  if ARGV[5] == '1' then new = max else return {0, cur} end
+  if ARGV[5] == '1' then new = max else ok = 0 end
 end
-if new <= 0 then
-  redis.call('HDEL', KEYS[1], ARGV[1])
+if ok == 1 then
+  if new <= 0 then
+    redis.call('HDEL', KEYS[1], ARGV[1])
+  else
+    redis.call('HSET', KEYS[1], ARGV[1], new)
+  end
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
 else
-  redis.call('HSET', KEYS[1], ARGV[1], new)
+  new = cur
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-return {1, new}
+if KEYS[2] then redis.call('SET', KEYS[2], ok .. ':' .. new, 'PX', ARGV[6]) end
+return {ok, new, 0}
 "#;
 
 const TAKE_SCRIPT: &str = r#"
@@ -148,6 +181,16 @@ impl Store {
         format!("{}{kind}:{id}", self.prefix)
     }
 
+    /// A cart's key. The owner is a hash tag, so the cart and its operation markers share a
+    /// Redis Cluster slot and one Lua script may touch both.
+    fn cart_key(&self, owner: &str) -> String {
+        format!("{}cart:{{{owner}}}", self.prefix)
+    }
+
+    fn cart_op_key(&self, owner: &str, op: &str) -> String {
+        format!("{}cart:{{{owner}}}:op:{op}", self.prefix)
+    }
+
     async fn cmd<T: FromRedisValue>(&self, cmd: Cmd) -> StoreResult<T> {
         let fut = async {
             match &self.backend {
@@ -165,8 +208,20 @@ impl Store {
     }
 
     async fn script<T: FromRedisValue>(&self, src: &str, key: &str, args: &[String]) -> StoreResult<T> {
+        self.script_keys(src, &[key.to_string()], args).await
+    }
+
+    async fn script_keys<T: FromRedisValue>(
+        &self,
+        src: &str,
+        keys: &[String],
+        args: &[String],
+    ) -> StoreResult<T> {
         let script = Script::new(src);
-        let mut inv = script.key(key);
+        let mut inv = script.prepare_invoke();
+        for k in keys {
+            inv.key(k);
+        }
         for a in args {
             inv.arg(a);
         }
@@ -259,7 +314,7 @@ impl Store {
 
     /// The cart lines of an owner (`u:<user id>` or `s:<session id>`): product id → quantity.
     pub async fn cart_get(&self, owner: &str) -> StoreResult<Vec<(i64, i64)>> {
-        let h = self.hgetall(&self.key("cart", owner)).await?;
+        let h = self.hgetall(&self.cart_key(owner)).await?;
         let mut lines: Vec<(i64, i64)> = h
             .into_iter()
             .filter_map(|(k, v)| Some((k.parse().ok()?, v.parse().ok()?)))
@@ -270,7 +325,9 @@ impl Store {
     }
 
     /// Atomically add `delta` to a line. Above `max` the add is refused, or with `clamp` the line
-    /// is set to `max`. Refreshes the cart's TTL.
+    /// is set to `max`. Refreshes the cart's TTL. With an operation key `op`, the add happens at
+    /// most once: a repeat (a client or proxy retrying the same request) gets the first outcome.
+    #[allow(clippy::too_many_arguments)]
     pub async fn cart_add(
         &self,
         owner: &str,
@@ -279,29 +336,38 @@ impl Store {
         max: i64,
         clamp: bool,
         ttl: Duration,
+        op: Option<&str>,
     ) -> StoreResult<CartAdd> {
-        let key = self.key("cart", owner);
+        let key = self.cart_key(owner);
+        let op_key = op.map(|o| self.cart_op_key(owner, o));
         match &self.backend {
             Backend::Memory(m) => Ok(Self::mem(m, |map| {
+                if let Some(done) = op_key.as_ref().and_then(|k| map.get(k)).and_then(|e| e.fields.get("r")) {
+                    return decode_outcome(done);
+                }
                 let e = map
                     .entry(key)
                     .or_insert_with(|| Entry { fields: HashMap::new(), expires: Instant::now() + ttl });
                 let field = product_id.to_string();
                 let cur: i64 = e.fields.get(&field).and_then(|v| v.parse().ok()).unwrap_or(0);
                 let mut new = cur + delta;
-                if new > max {
-                    if !clamp {
-                        return CartAdd::OverLimit(cur);
-                    }
-                    new = max;
-                }
-                if new <= 0 {
-                    e.fields.remove(&field);
+                let outcome = if new > max && !clamp {
+                    CartAdd::OverLimit(cur)
                 } else {
-                    e.fields.insert(field, new.to_string());
+                    new = new.min(max);
+                    if new <= 0 {
+                        e.fields.remove(&field);
+                    } else {
+                        e.fields.insert(field, new.to_string());
+                    }
+                    e.expires = Instant::now() + ttl;
+                    CartAdd::Added(new.max(0))
+                };
+                if let Some(k) = op_key {
+                    let fields = HashMap::from([("r".to_string(), encode_outcome(&outcome))]);
+                    map.insert(k, Entry { fields, expires: Instant::now() + OP_TTL });
                 }
-                e.expires = Instant::now() + ttl;
-                CartAdd::Added(new.max(0))
+                outcome
             })),
             _ => {
                 let args = [
@@ -310,8 +376,11 @@ impl Store {
                     max.to_string(),
                     ttl.as_millis().to_string(),
                     if clamp { "1".into() } else { "0".into() },
+                    OP_TTL.as_millis().to_string(),
                 ];
-                let (ok, n): (i64, i64) = self.script(ADD_SCRIPT, &key, &args).await?;
+                let mut keys = vec![key];
+                keys.extend(op_key);
+                let (ok, n, _replayed): (i64, i64, i64) = self.script_keys(ADD_SCRIPT, &keys, &args).await?;
                 Ok(if ok == 1 { CartAdd::Added(n.max(0)) } else { CartAdd::OverLimit(n) })
             }
         }
@@ -325,7 +394,7 @@ impl Store {
         quantity: i64,
         ttl: Duration,
     ) -> StoreResult<()> {
-        let key = self.key("cart", owner);
+        let key = self.cart_key(owner);
         match &self.backend {
             Backend::Memory(m) => {
                 Self::mem(m, |map| {
@@ -362,7 +431,7 @@ impl Store {
 
     /// Remove a line (idempotent).
     pub async fn cart_remove(&self, owner: &str, product_id: i64) -> StoreResult<()> {
-        let key = self.key("cart", owner);
+        let key = self.cart_key(owner);
         match &self.backend {
             Backend::Memory(m) => {
                 Self::mem(m, |map| map.get_mut(&key).map(|e| e.fields.remove(&product_id.to_string())));
@@ -377,7 +446,7 @@ impl Store {
         if lines.is_empty() {
             return Ok(());
         }
-        let key = self.key("cart", owner);
+        let key = self.cart_key(owner);
         match &self.backend {
             Backend::Memory(m) => {
                 Self::mem(m, |map| {
@@ -404,7 +473,7 @@ impl Store {
     }
 
     pub async fn cart_clear(&self, owner: &str) -> StoreResult<()> {
-        self.del(&self.key("cart", owner)).await
+        self.del(&self.cart_key(owner)).await
     }
 
     // --- counters (login throttling) ------------------------------------------------------

@@ -141,3 +141,41 @@ async fn concurrent_changes_of_one_shopper_all_survive() {
         assert_eq!(l["quantity"], expected, "{l}");
     }
 }
+
+#[tokio::test]
+async fn an_add_with_an_idempotency_key_happens_once() {
+    let app = spawn_app().await;
+    let s = app.customer().await;
+    let p = app.product(50).await;
+    let add = |k: String| {
+        s.client
+            .post(s.url("/api/cart/items"))
+            .header("Idempotency-Key", k)
+            .json(&json!({"product_id": p, "quantity": 2}))
+            .send()
+    };
+    let k = key();
+    assert_eq!(add(k.clone()).await.unwrap().status(), 200);
+    // A retry (by the client or by nginx on another replica), also concurrent ones.
+    let retries = futures_util::future::join_all((0..5).map(|_| add(k.clone()))).await;
+    assert!(retries.iter().all(|r| r.as_ref().unwrap().status() == 200));
+    assert_eq!(s.cart().await["items"][0]["quantity"], 2, "applied once");
+    assert_eq!(add(key()).await.unwrap().status(), 200);
+    assert_eq!(s.cart().await["items"][0]["quantity"], 4, "a new key is a new add");
+    let (st, e) = error_of(add("bad key!".into()).await.unwrap()).await;
+    assert!(st == 422 && e["error"]["fields"]["Idempotency-Key"].is_string(), "{e}");
+    // The HTML form carries one too: resubmitting the same page adds once.
+    let page = s.get(&format!("/products/{p}")).await.text().await.unwrap();
+    let (token, op) = (csrf_in(&page), hidden_in(&page, "op"));
+    let pid = p.to_string();
+    for _ in 0..2 {
+        let r = s
+            .post_form(
+                "/cart/add",
+                &[("csrf_token", &token), ("product_id", &pid), ("quantity", "1"), ("op", &op)],
+            )
+            .await;
+        assert_eq!(r.status(), 303);
+    }
+    assert_eq!(s.cart().await["items"][0]["quantity"], 5);
+}
