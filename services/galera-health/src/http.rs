@@ -14,6 +14,18 @@ pub const MAX_HEAD: usize = 8192;
 pub struct RequestLine {
     pub method: String,
     pub path: String,
+    /// Raw query string without the `?` (empty when there is none).
+    pub query: String,
+}
+
+impl RequestLine {
+    /// True when the query has `name=1|true|yes|on` (or a bare `name`).
+    pub fn flag(&self, name: &str) -> bool {
+        self.query.split('&').any(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, "1"));
+            k == name && matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on")
+        })
+    }
 }
 
 /// Parse the request line out of a complete request head.
@@ -27,8 +39,8 @@ pub fn parse_request_line(head: &[u8]) -> Option<RequestLine> {
     if !version.starts_with("HTTP/") || parts.next().is_some() {
         return None;
     }
-    // drop any query string; accept absolute-form targets too
-    let target = target.split('?').next().unwrap_or(target);
+    // split off the query string; accept absolute-form targets too
+    let (target, query) = target.split_once('?').unwrap_or((target, ""));
     let path = match target.find("://") {
         Some(i) => {
             let rest = &target[i + 3..];
@@ -36,7 +48,7 @@ pub fn parse_request_line(head: &[u8]) -> Option<RequestLine> {
         }
         None => target,
     };
-    Some(RequestLine { method, path: path.to_owned() })
+    Some(RequestLine { method, path: path.to_owned(), query: query.to_owned() })
 }
 
 /// True once `buf` holds a whole request head (blank line seen).
@@ -129,11 +141,25 @@ mod tests {
     #[test]
     fn parses_haproxy_and_curl_requests() {
         let r = parse_request_line(b"GET / HTTP/1.0\r\n\r\n");
-        assert_eq!(r, Some(RequestLine { method: "GET".into(), path: "/".into() }));
+        assert_eq!(r, Some(RequestLine { method: "GET".into(), path: "/".into(), query: String::new() }));
         let r = parse_request_line(b"OPTIONS /health?x=1 HTTP/1.1\r\nHost: a\r\n\r\n");
         assert_eq!(r.map(|r| (r.method, r.path)), Some(("OPTIONS".into(), "/health".into())));
         let r = parse_request_line(b"GET http://galera-1:9200/recovery HTTP/1.1\r\n\r\n");
         assert_eq!(r.map(|r| r.path), Some("/recovery".into()));
+    }
+
+    #[test]
+    fn query_flags() {
+        let r = parse_request_line(b"GET /?available_when_donor=true&x=0 HTTP/1.1\r\n\r\n");
+        let r = r.unwrap_or(RequestLine { method: String::new(), path: String::new(), query: String::new() });
+        assert_eq!(r.path, "/");
+        assert!(r.flag("available_when_donor"));
+        assert!(!r.flag("x"));
+        assert!(!r.flag("missing"));
+        let r = parse_request_line(b"GET /?available_when_donor HTTP/1.1\r\n\r\n");
+        assert!(r.is_some_and(|r| r.flag("available_when_donor")));
+        let r = parse_request_line(b"GET /?available_when_donor=0 HTTP/1.1\r\n\r\n");
+        assert!(r.is_some_and(|r| !r.flag("available_when_donor")));
     }
 
     #[test]

@@ -3,7 +3,10 @@
 //! saying why. HAProxy's `option httpchk` and Docker health checks use it.
 //!
 //! Endpoints:
-//! * `GET|HEAD|OPTIONS /` (and `/health`): the check.
+//! * `GET|HEAD|OPTIONS /` (and `/health`): the check. With
+//!   `?available_when_donor=1` a donor node also passes (Docker's health
+//!   check uses that, so a node busy feeding an SST to a joiner is not
+//!   reported unhealthy; load balancers use the strict form).
 //! * `GET /recovery`: the contents of `GALERA_HEALTH_STATE_FILE`, where the
 //!   Galera entrypoint publishes its recovery state (phase, uuid, seqno,
 //!   safe_to_bootstrap) so peers can agree which node bootstraps after a
@@ -103,17 +106,20 @@ async fn read_status(cfg: &Config) -> Result<WsrepStatus, String> {
     rows.map(WsrepStatus::from_rows)
 }
 
-async fn check(cfg: &Config) -> Verdict {
+async fn check(cfg: &Config, policy: Policy) -> Verdict {
     match read_status(cfg).await {
-        Ok(status) => verdict::evaluate(&status, cfg.policy),
+        Ok(status) => verdict::evaluate(&status, policy),
         Err(e) => verdict::unreachable(&e),
     }
 }
 
-async fn route(cfg: &Config, method: &str, path: &str) -> http::Response {
-    match (method, path) {
+async fn route(cfg: &Config, req: &http::RequestLine) -> http::Response {
+    match (req.method.as_str(), req.path.as_str()) {
         ("GET" | "HEAD" | "OPTIONS", "/" | "/health") => {
-            let v = check(cfg).await;
+            let policy = Policy {
+                available_when_donor: cfg.policy.available_when_donor || req.flag("available_when_donor"),
+            };
+            let v = check(cfg, policy).await;
             http::Response { status: if v.is_ready() { 200 } else { 503 }, body: format!("{}\n", v.text()) }
         }
         ("GET" | "HEAD", "/recovery") => match &cfg.state_file {
@@ -136,7 +142,7 @@ async fn serve_conn(cfg: Arc<Config>, mut stream: TcpStream) {
         _ => return,
     };
     let (resp, head_only) = match http::parse_request_line(&head) {
-        Some(req) => (route(&cfg, &req.method, &req.path).await, req.method == "HEAD"),
+        Some(req) => (route(&cfg, &req).await, req.method == "HEAD"),
         None => (http::Response { status: 400, body: "bad request\n".into() }, false),
     };
     // the peer may have gone away; nothing useful to do about it
@@ -198,7 +204,7 @@ fn main() -> ExitCode {
     let once = std::env::args().nth(1).as_deref() == Some("check");
     rt.block_on(async move {
         if once {
-            let v = check(&cfg).await;
+            let v = check(&cfg, cfg.policy).await;
             println!("{}", v.text());
             if v.is_ready() {
                 ExitCode::SUCCESS

@@ -1,0 +1,116 @@
+#!/bin/bash
+# Build every distshop image on a machine WITHOUT a container registry.
+#
+#   1. debian:bookworm-slim: made with debootstrap from the Debian mirror and
+#      `docker import`ed (skipped when the image exists already);
+#   2. the Rust binaries are built on the host (`cargo build --release -p shop
+#      -p galera-health`; bookworm glibc, like the images);
+#   3. the images are built from the *.prebuilt Dockerfiles (and the plain ones
+#      that need no Rust), each from a small tar context holding only the files
+#      it copies, so target/ is never sent to the daemon.
+#
+# Idempotent; re-run after changing code. Then: cd compose && docker-compose up -d
+#
+# Environment:
+#   CARGO_TARGET_DIR          where cargo puts binaries (default: <repo>/target)
+#   DISTSHOP_SKIP_CARGO=1     use the binaries already built
+#   DISTSHOP_SHOP_BIN, DISTSHOP_GALERA_HEALTH_BIN
+#                             take that binary instead of $CARGO_TARGET_DIR's
+#                             (implies not building it)
+#   DISTSHOP_BUILD_NETWORK    `docker build --network` (e.g. host) if the build
+#                             containers cannot reach the Debian mirror
+#   DEBIAN_MIRROR             default http://deb.debian.org/debian
+set -Eeuo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+SHOP_BIN="${DISTSHOP_SHOP_BIN:-$TARGET_DIR/release/shop}"
+HEALTH_BIN="${DISTSHOP_GALERA_HEALTH_BIN:-$TARGET_DIR/release/galera-health}"
+MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+BUILD_ARGS=(--quiet)
+[ -n "${DISTSHOP_BUILD_NETWORK:-}" ] && BUILD_ARGS+=(--network "$DISTSHOP_BUILD_NETWORK")
+export DOCKER_BUILDKIT=0 # plain daemon builder: works without buildx
+
+log() { echo "offline-prepare: $*" >&2; }
+timer() { local t0=$SECONDS; "$@"; log "  done in $((SECONDS - t0))s"; }
+
+# --------------------------------------------------------------- base image
+base_image() {
+    if docker image inspect debian:bookworm-slim >/dev/null 2>&1; then
+        log "debian:bookworm-slim exists; not rebuilding it"
+        return
+    fi
+    if ! command -v debootstrap >/dev/null; then
+        log "installing debootstrap"
+        apt-get update -qq && apt-get install -y -qq debootstrap >/dev/null
+    fi
+    local dir
+    dir=$(mktemp -d /tmp/distshop-bookworm.XXXXXX)
+    log "debootstrap bookworm (minbase) into $dir"
+    debootstrap --variant=minbase bookworm "$dir" "$MIRROR" >/tmp/distshop-debootstrap.log 2>&1 ||
+        { tail -20 /tmp/distshop-debootstrap.log >&2; exit 1; }
+    # keep the image lean, like the official -slim one
+    rm -rf "$dir"/var/cache/apt/archives/*.deb "$dir"/var/lib/apt/lists/*
+    tar -C "$dir" -c . | docker import - debian:bookworm-slim >/dev/null
+    rm -rf "$dir"
+}
+
+# ------------------------------------------------------------------ binaries
+binaries() {
+    local pkgs=()
+    [ -n "${DISTSHOP_SHOP_BIN:-}" ] || pkgs+=(-p shop)
+    [ -n "${DISTSHOP_GALERA_HEALTH_BIN:-}" ] || pkgs+=(-p galera-health)
+    if [ "${DISTSHOP_SKIP_CARGO:-0}" = 1 ] || [ ${#pkgs[@]} -eq 0 ]; then
+        log "not running cargo; using $SHOP_BIN and $HEALTH_BIN"
+    else
+        log "cargo build --release ${pkgs[*]} (target dir $TARGET_DIR)"
+        (cd "$ROOT" && CARGO_TARGET_DIR="$TARGET_DIR" cargo build --release --quiet "${pkgs[@]}")
+    fi
+    local b
+    for b in "$SHOP_BIN" "$HEALTH_BIN"; do
+        [ -x "$b" ] || { log "missing binary $b"; exit 1; }
+    done
+}
+
+# build_image TAG DOCKERFILE -- tar arguments producing the context
+build_image() {
+    local tag=$1 dockerfile=$2
+    shift 3
+    log "image $tag ($dockerfile)"
+    local out
+    if ! out=$(tar -c "$@" | docker build "${BUILD_ARGS[@]}" -t "$tag" -f "$dockerfile" - 2>&1); then
+        echo "$out" >&2
+        log "building $tag failed"
+        exit 1
+    fi
+}
+
+# bin_ctx PATH NAME: tar arguments placing binary PATH at target/release/NAME
+bin_ctx() {
+    local dir base
+    dir=$(cd "$(dirname "$1")" && pwd)
+    base=$(basename "$1")
+    echo "-C" "$dir" "--transform=s,^$base\$,target/release/$2," "$base"
+}
+
+main() {
+    local t0=$SECONDS
+    command -v docker >/dev/null || { log "docker is required"; exit 1; }
+    timer base_image
+    timer binaries
+    cd "$ROOT"
+    # shellcheck disable=SC2046
+    timer build_image distshop/shop:latest compose/shop/Dockerfile.prebuilt -- \
+        compose/shop/Dockerfile.prebuilt $(bin_ctx "$SHOP_BIN" shop)
+    # shellcheck disable=SC2046
+    timer build_image distshop/galera:latest galera/Dockerfile.prebuilt -- \
+        galera $(bin_ctx "$HEALTH_BIN" galera-health)
+    timer build_image distshop/nginx:latest nginx/Dockerfile -- nginx shop/static
+    timer build_image distshop/redis:latest Dockerfile -- -C compose/redis .
+    timer build_image distshop/db:latest Dockerfile -- -C compose/haproxy .
+    log "all images ready in $((SECONDS - t0))s:"
+    docker image ls --format '  {{.Repository}}:{{.Tag}}  {{.Size}}' 'distshop/*' >&2
+    log "next: cd compose && docker-compose up -d   (see docs/cluster.md)"
+}
+
+main "$@"
