@@ -30,6 +30,7 @@ struct Metrics {
     tx_retries: Mutex<BTreeMap<&'static str, u64>>,
     db_errors: Mutex<BTreeMap<&'static str, u64>>,
     store_errors: AtomicU64,
+    unreplicated_writes: AtomicU64,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::default);
@@ -70,6 +71,10 @@ pub fn record_db_error(e: &crate::db::DbError) {
         Other(_) => "other",
     };
     *lock(&METRICS.db_errors).entry(kind).or_default() += 1;
+}
+
+pub fn record_unreplicated_write() {
+    METRICS.unreplicated_writes.fetch_add(1, Ordering::Relaxed);
 }
 
 pub fn record_store_error() {
@@ -132,6 +137,13 @@ pub fn render(pool: Option<(u32, u32)>) -> String {
     let _ = writeln!(out, "# HELP shop_session_store_errors_total Failed session-store calls.");
     let _ = writeln!(out, "# TYPE shop_session_store_errors_total counter");
     let _ = writeln!(out, "shop_session_store_errors_total {}", METRICS.store_errors.load(Ordering::Relaxed));
+    let _ = writeln!(out, "# HELP shop_session_store_unreplicated_writes_total Writes a replica had not acknowledged within the WAIT timeout.");
+    let _ = writeln!(out, "# TYPE shop_session_store_unreplicated_writes_total counter");
+    let _ = writeln!(
+        out,
+        "shop_session_store_unreplicated_writes_total {}",
+        METRICS.unreplicated_writes.load(Ordering::Relaxed)
+    );
     if let Some((size, idle)) = pool {
         let _ = writeln!(out, "# HELP shop_db_pool_connections Database pool connections by state.");
         let _ = writeln!(out, "# TYPE shop_db_pool_connections gauge");

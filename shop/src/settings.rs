@@ -38,6 +38,9 @@ pub struct Settings {
     pub db_max_connections: u32,
     /// Session lifetime in the store.
     pub session_ttl: Duration,
+    /// Replicas that must acknowledge a session/cart write (`None`: 1 on a cluster, 0 otherwise).
+    pub redis_wait_replicas: Option<u32>,
+    pub redis_wait_timeout: Duration,
     /// MySQL/Galera: `wsrep_sync_wait` set on every pooled connection (causal reads), if any.
     pub db_sync_wait: Option<u8>,
 }
@@ -170,6 +173,16 @@ impl Settings {
             None => None,
             Some(_) => Some(parse_num(get("SHOP_DB_SYNC_WAIT"), "SHOP_DB_SYNC_WAIT", 0, 0..=15)? as u8),
         };
+        let redis_wait_replicas = match get("SHOP_REDIS_WAIT_REPLICAS") {
+            None => None,
+            v => Some(parse_num(v, "SHOP_REDIS_WAIT_REPLICAS", 0, 0..=5)? as u32),
+        };
+        let redis_wait_timeout = Duration::from_millis(parse_num(
+            get("SHOP_REDIS_WAIT_TIMEOUT_MS"),
+            "SHOP_REDIS_WAIT_TIMEOUT_MS",
+            100,
+            1..=5000,
+        )?);
         let redis_prefix = get("SHOP_REDIS_PREFIX").unwrap_or_else(|| "distshop:".into());
 
         Ok(Settings {
@@ -189,6 +202,8 @@ impl Settings {
             db_max_connections,
             session_ttl,
             db_sync_wait,
+            redis_wait_replicas,
+            redis_wait_timeout,
         })
     }
 

@@ -15,7 +15,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use redis::{aio::ConnectionManager, cluster_async::ClusterConnection, Cmd, FromRedisValue, Script};
+use redis::{aio::ConnectionManager, cluster_async::ClusterConnection, Cmd, FromRedisValue};
 
 use crate::{error::AppError, settings::Settings};
 
@@ -72,6 +72,9 @@ pub struct Store {
     prefix: String,
     timeout: Duration,
     backend: Backend,
+    /// Replicas that must acknowledge a session or cart write (Redis `WAIT`) before we answer.
+    wait_replicas: u32,
+    wait_timeout: Duration,
 }
 
 #[derive(Clone)]
@@ -131,6 +134,12 @@ redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1
 "#;
 
+const SET_LINE_SCRIPT: &str = r#"
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+"#;
+
 const INCR_SCRIPT: &str = r#"
 local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
 if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
@@ -144,6 +153,8 @@ impl Store {
             prefix: prefix.to_string(),
             timeout: Duration::from_secs(1),
             backend: Backend::Memory(Arc::new(Mutex::new(HashMap::new()))),
+            wait_replicas: 0,
+            wait_timeout: Duration::ZERO,
         }
     }
 
@@ -158,7 +169,14 @@ impl Store {
                 .await
             {
                 Ok(Ok(backend)) => {
-                    return Ok(Store { prefix: s.redis_prefix.clone(), timeout: s.store_timeout, backend })
+                    let default_wait = if matches!(backend, Backend::Cluster(_)) { 1 } else { 0 };
+                    return Ok(Store {
+                        prefix: s.redis_prefix.clone(),
+                        timeout: s.store_timeout,
+                        backend,
+                        wait_replicas: s.redis_wait_replicas.unwrap_or(default_wait),
+                        wait_timeout: s.redis_wait_timeout,
+                    });
                 }
                 Ok(Err(e)) => last = e.to_string(),
                 Err(_) => last = "connect timed out".into(),
@@ -207,36 +225,62 @@ impl Store {
         }
     }
 
-    async fn script<T: FromRedisValue>(&self, src: &str, key: &str, args: &[String]) -> StoreResult<T> {
-        self.script_keys(src, &[key.to_string()], args).await
+    /// A Lua script on keys that all live in one slot, as a plain `EVAL` (so it can be pipelined).
+    fn eval(src: &str, keys: &[String], args: &[String]) -> Cmd {
+        let mut c = redis::cmd("EVAL");
+        c.arg(src).arg(keys.len()).arg(keys).arg(args);
+        c
     }
 
-    async fn script_keys<T: FromRedisValue>(
-        &self,
-        src: &str,
-        keys: &[String],
-        args: &[String],
-    ) -> StoreResult<T> {
-        let script = Script::new(src);
-        let mut inv = script.prepare_invoke();
-        for k in keys {
-            inv.key(k);
+    async fn script<T: FromRedisValue>(&self, src: &str, key: &str, args: &[String]) -> StoreResult<T> {
+        self.cmd(Self::eval(src, &[key.to_string()], args)).await
+    }
+
+    /// A write that must survive the loss of the master that took it: it is followed, on the same
+    /// node, by `WAIT <replicas> <timeout>`, so we only answer once a replica has it (a replica is
+    /// what a failover promotes). A shortfall is counted and logged, not failed: the master keeps
+    /// serving while its replica is down.
+    async fn write<T: FromRedisValue>(&self, key: &str, cmd: Cmd) -> StoreResult<T> {
+        if self.wait_replicas == 0 {
+            return self.cmd(cmd).await;
         }
-        for a in args {
-            inv.arg(a);
-        }
+        let mut p = redis::pipe();
+        p.add_command(cmd);
+        p.cmd("WAIT").arg(self.wait_replicas).arg(self.wait_timeout.as_millis() as u64);
         let fut = async {
-            match &self.backend {
-                Backend::Cluster(c) => inv.invoke_async(&mut c.clone()).await,
-                Backend::Single(c) => inv.invoke_async(&mut c.clone()).await,
-                Backend::Memory(_) => {
-                    Err(redis::RedisError::from((redis::ErrorKind::Client, "memory store")))
+            let values = match &self.backend {
+                Backend::Cluster(c) => {
+                    let route = redis::cluster_routing::SingleNodeRoutingInfo::SpecificNode(
+                        redis::cluster_routing::Route::new(
+                            key_slot(key.as_bytes()),
+                            redis::cluster_routing::SlotAddr::Master,
+                        ),
+                    );
+                    c.clone().route_pipeline(p, 0, 2, route).await?
                 }
+                Backend::Single(c) => p.query_async::<Vec<redis::Value>>(&mut c.clone()).await?,
+                Backend::Memory(_) => {
+                    return Err(redis::RedisError::from((redis::ErrorKind::Client, "memory store")))
+                }
+            };
+            let mut it = values.into_iter();
+            let (first, acked) = (it.next(), it.next());
+            let acked: i64 = acked.and_then(|v| i64::from_redis_value(v).ok()).unwrap_or(0);
+            if acked < i64::from(self.wait_replicas) {
+                crate::metrics::record_unreplicated_write();
+                tracing::warn!(
+                    key.slot = key_slot(key.as_bytes()),
+                    acked,
+                    "session-store write not yet on a replica"
+                );
             }
+            let first =
+                first.ok_or_else(|| redis::RedisError::from((redis::ErrorKind::Client, "empty reply")))?;
+            T::from_redis_value(first).map_err(redis::RedisError::from)
         };
-        match tokio::time::timeout(self.timeout, fut).await {
+        match tokio::time::timeout(self.timeout + self.wait_timeout, fut).await {
             Ok(r) => Ok(r?),
-            Err(_) => Err(StoreError::Timeout(self.timeout)),
+            Err(_) => Err(StoreError::Timeout(self.timeout + self.wait_timeout)),
         }
     }
 
@@ -269,7 +313,7 @@ impl Store {
                 Self::mem(m, |map| map.remove(key));
                 Ok(())
             }
-            _ => self.cmd::<i64>(redis::cmd("DEL").arg(key).clone()).await.map(|_| ()),
+            _ => self.write::<i64>(key, redis::cmd("DEL").arg(key).clone()).await.map(|_| ()),
         }
     }
 
@@ -288,7 +332,7 @@ impl Store {
                     args.push(k.to_string());
                     args.push(v.clone());
                 }
-                self.script::<i64>(PUT_SCRIPT, key, &args).await.map(|_| ())
+                self.write::<i64>(key, Self::eval(PUT_SCRIPT, &[key.to_string()], &args)).await.map(|_| ())
             }
         }
     }
@@ -380,7 +424,8 @@ impl Store {
                 ];
                 let mut keys = vec![key];
                 keys.extend(op_key);
-                let (ok, n, _replayed): (i64, i64, i64) = self.script_keys(ADD_SCRIPT, &keys, &args).await?;
+                let cmd = Self::eval(ADD_SCRIPT, &keys, &args);
+                let (ok, n, _replayed): (i64, i64, i64) = self.write(&keys[0], cmd).await?;
                 Ok(if ok == 1 { CartAdd::Added(n.max(0)) } else { CartAdd::OverLimit(n) })
             }
         }
@@ -407,25 +452,10 @@ impl Store {
                 Ok(())
             }
             _ => {
-                let mut p = redis::pipe();
-                p.cmd("HSET").arg(&key).arg(product_id).arg(quantity).ignore();
-                p.cmd("PEXPIRE").arg(&key).arg(ttl.as_millis() as u64).ignore();
-                self.pipe(p).await
+                let args = [product_id.to_string(), quantity.to_string(), ttl.as_millis().to_string()];
+                let cmd = Self::eval(SET_LINE_SCRIPT, std::slice::from_ref(&key), &args);
+                self.write::<i64>(&key, cmd).await.map(|_| ())
             }
-        }
-    }
-
-    async fn pipe(&self, p: redis::Pipeline) -> StoreResult<()> {
-        let fut = async {
-            match &self.backend {
-                Backend::Cluster(c) => p.query_async::<()>(&mut c.clone()).await,
-                Backend::Single(c) => p.query_async::<()>(&mut c.clone()).await,
-                Backend::Memory(_) => Ok(()),
-            }
-        };
-        match tokio::time::timeout(self.timeout, fut).await {
-            Ok(r) => Ok(r?),
-            Err(_) => Err(StoreError::Timeout(self.timeout)),
         }
     }
 
@@ -437,7 +467,10 @@ impl Store {
                 Self::mem(m, |map| map.get_mut(&key).map(|e| e.fields.remove(&product_id.to_string())));
                 Ok(())
             }
-            _ => self.cmd::<i64>(redis::cmd("HDEL").arg(&key).arg(product_id).clone()).await.map(|_| ()),
+            _ => self
+                .write::<i64>(&key, redis::cmd("HDEL").arg(&key).arg(product_id).clone())
+                .await
+                .map(|_| ()),
         }
     }
 
@@ -467,7 +500,8 @@ impl Store {
             _ => {
                 let args: Vec<String> =
                     lines.iter().flat_map(|(p, q)| [p.to_string(), q.to_string()]).collect();
-                self.script::<i64>(TAKE_SCRIPT, &key, &args).await.map(|_| ())
+                let cmd = Self::eval(TAKE_SCRIPT, std::slice::from_ref(&key), &args);
+                self.write::<i64>(&key, cmd).await.map(|_| ())
             }
         }
     }
@@ -543,5 +577,39 @@ async fn connect_redis(urls: &[String], timeout: Duration) -> anyhow::Result<Bac
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_millis(200));
         Ok(Backend::Single(client.get_connection_manager_with_config(cfg).await?))
+    }
+}
+
+/// The Redis Cluster slot of a key (CRC16/XMODEM of the key or its `{hash tag}`, mod 16384).
+pub fn key_slot(key: &[u8]) -> u16 {
+    let tagged = key
+        .iter()
+        .position(|b| *b == b'{')
+        .and_then(|open| {
+            let rest = &key[open + 1..];
+            rest.iter().position(|b| *b == b'}').filter(|close| *close > 0).map(|close| &rest[..close])
+        })
+        .unwrap_or(key);
+    let mut crc: u16 = 0;
+    for b in tagged {
+        crc ^= u16::from(*b) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 { (crc << 1) ^ 0x1021 } else { crc << 1 };
+        }
+    }
+    crc % 16384
+}
+
+#[cfg(test)]
+mod tests {
+    use super::key_slot;
+
+    #[test]
+    fn slots_match_redis() {
+        // Values from `redis-cli cluster keyslot`.
+        assert_eq!(key_slot(b"foo"), 12182);
+        assert_eq!(key_slot(b"user:{a}"), key_slot(b"a"));
+        assert_eq!(key_slot(b"{}x"), key_slot(b"{}x"));
+        assert_eq!(key_slot(b"123456789"), 0x31C3 % 16384);
     }
 }
