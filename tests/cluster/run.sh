@@ -1,0 +1,319 @@
+#!/bin/bash
+# End-to-end test of the compose stack (compose/docker-compose.yml).
+#
+#   tests/cluster/run.sh [--keep] [--skip-kill] [--swarm]
+#
+# 1. builds the images (compose/offline-prepare.sh; DISTSHOP_USE_REGISTRY=1 to
+#    use `docker-compose build` with the multi-stage Dockerfiles instead),
+# 2. brings the stack up under a unique project name with nginx on
+#    127.0.0.1:$DISTSHOP_TEST_HTTP_PORT (default 18080) and waits for health,
+# 3. checks, through nginx on 127.0.0.1 only:
+#    - /healthz, request ids, /static/ served by nginx itself, gzip;
+#    - a shopper journey (register, login, cart, checkout with an
+#      Idempotency-Key and its replay, order list);
+#    - requests spread over all 3 replicas; one session valid on every replica;
+#    - the order written through `db` is read on each Galera node directly;
+#    - Redis Cluster: 3 masters + 3 replicas, 16384 slots;
+#    - --scale shop=5 then =2 under a steady bounded load, zero failures;
+#      time for a new replica to take traffic;
+#    - whole-stack restart (clean stop; then kill -9 of everything) keeps
+#      every order;
+# 4. prints timings and memory at rest, tears the stack down (down -v), also
+#    on failure.
+# --keep leaves the stack running (prints how to remove it);
+# --skip-kill skips the kill -9 restart; --swarm also runs tests/cluster/swarm.sh.
+set -Eeuo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+HERE="$ROOT/tests/cluster"
+KEEP=0 SKIP_KILL=0 SWARM=0
+for a in "$@"; do
+    case "$a" in
+    --keep) KEEP=1 ;;
+    --skip-kill) SKIP_KILL=1 ;;
+    --swarm) SWARM=1 ;;
+    *) echo "unknown option $a" >&2; exit 2 ;;
+    esac
+done
+
+P="${DISTSHOP_TEST_PROJECT:-distshop-test-$$}"
+PORT="${DISTSHOP_TEST_HTTP_PORT:-18080}"
+BASE="http://127.0.0.1:$PORT"
+export DISTSHOP_HTTP_PORT="$PORT"
+DC=(docker-compose -p "$P" -f "$ROOT/compose/docker-compose.yml")
+HEALTH_TIMEOUT="${HEALTH_TIMEOUT:-300}"
+PASS=0 FAIL=0
+declare -a FIGURES=()
+
+log() { echo "[$(date -u +%H:%M:%S)] $*"; }
+ok() { PASS=$((PASS + 1)); log "PASS: $*"; }
+bad() { FAIL=$((FAIL + 1)); log "FAIL: $*"; }
+check() { # check "label" command...
+    local label=$1
+    shift
+    if "$@"; then ok "$label"; else bad "$label"; fi
+}
+figure() { FIGURES+=("$*"); log "FIGURE: $*"; }
+shopper() { python3 "$HERE/shopper.py" "$@"; }
+jqr() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1], {"d": d}))' "$1"; }
+
+cleanup() {
+    local rc=$?
+    trap - EXIT
+    if [ "$FAIL" -gt 0 ] || [ "$rc" -ne 0 ]; then
+        log "failure: last log lines of every service"
+        "${DC[@]}" logs --no-color --tail 25 2>/dev/null | tail -n 400 || true
+    fi
+    if [ "$KEEP" = 1 ]; then
+        log "--keep: stack left running; remove with: ${DC[*]} down -v"
+    else
+        log "tearing down project $P"
+        "${DC[@]}" down -v --remove-orphans >/dev/null 2>&1 || true
+    fi
+    echo
+    echo "==== figures"
+    printf '  %s\n' "${FIGURES[@]}"
+    echo "cluster: $PASS passed, $FAIL failed"
+    if [ "$rc" -eq 0 ] && [ "$FAIL" -gt 0 ]; then rc=1; fi
+    exit "$rc"
+}
+trap cleanup EXIT
+
+# --------------------------------------------------------------- preflight
+if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+    log "port 127.0.0.1:$PORT is in use; set DISTSHOP_TEST_HTTP_PORT"
+    exit 2
+fi
+command -v docker-compose >/dev/null || { log "docker-compose is required"; exit 2; }
+
+t0=$SECONDS
+if [ "${DISTSHOP_USE_REGISTRY:-0}" = 1 ]; then
+    log "building images with the multi-stage Dockerfiles (registry)"
+    "${DC[@]}" build
+else
+    log "building images offline (compose/offline-prepare.sh)"
+    "$ROOT/compose/offline-prepare.sh"
+fi
+figure "image build (offline-prepare, incl. cargo): $((SECONDS - t0))s"
+
+# ----------------------------------------------------------------- helpers
+# every long-running container healthy, $1 shop replicas; prints nothing
+wait_healthy() {
+    local want_shop=$1 deadline=$((SECONDS + HEALTH_TIMEOUT)) c st unhealthy nshop
+    while [ $SECONDS -lt $deadline ]; do
+        unhealthy=0 nshop=0
+        for svc in nginx shop db galera-1 galera-2 galera-3 redis-1 redis-2 redis-3 redis-4 redis-5 redis-6; do
+            for c in $("${DC[@]}" ps -q "$svc" 2>/dev/null); do
+                st=$(docker inspect -f '{{.State.Status}}/{{if .State.Health}}{{.State.Health.Status}}{{end}}' "$c" 2>/dev/null || echo gone)
+                [ "$st" = running/healthy ] || unhealthy=$((unhealthy + 1))
+                [ "$svc" = shop ] && [ "$st" = running/healthy ] && nshop=$((nshop + 1))
+            done
+            [ -n "$("${DC[@]}" ps -q "$svc" 2>/dev/null)" ] || unhealthy=$((unhealthy + 1))
+        done
+        if [ "$unhealthy" = 0 ] && [ "$nshop" = "$want_shop" ] &&
+            curl -fsS --max-time 3 -o /dev/null "$BASE/readyz"; then
+            return 0
+        fi
+        sleep 1
+    done
+    "${DC[@]}" ps
+    return 1
+}
+
+galera_sql() { # galera_sql N SQL: causal read on node N
+    docker exec "$("${DC[@]}" ps -q "galera-$1")" mariadb -N -B distshop \
+        -e "SET SESSION wsrep_sync_wait=1; $2"
+}
+
+redis_cli() { docker exec "$("${DC[@]}" ps -q redis-1)" redis-cli "$@"; }
+
+mem_at_rest() {
+    local label=$1 line total=0 mib
+    sleep 10
+    log "memory at rest ($label):"
+    # NAME MEMUSAGE -> per container
+    # shellcheck disable=SC2046
+    while read -r name usage; do
+        mib=$(python3 -c '
+import re,sys
+v=sys.argv[1]; m=re.match(r"([\d.]+)\s*([KMG]i?B|B)", v)
+n=float(m.group(1)); u=m.group(2)
+f={"B":1/1048576,"KiB":1/1024,"kB":1/1024,"MiB":1,"MB":1,"GiB":1024,"GB":1024}[u]
+print(round(n*f,1))' "$usage")
+        total=$(python3 -c "print(round($total+$mib,1))")
+        line="${name#"${P}"_}: ${mib} MiB"
+        log "  $line"
+        figure "memory at rest ($label) $line"
+    done < <(docker stats --no-stream --format '{{.Name}} {{.MemUsage}}' $("${DC[@]}" ps -q) | sed 's| /.*||')
+    figure "memory at rest ($label) TOTAL: ${total} MiB"
+}
+
+# ---------------------------------------------------------------- cold start
+log "project $P: docker-compose up -d (cold, empty volumes)"
+t0=$SECONDS
+"${DC[@]}" up -d 2>&1 | grep -v '^Creating\|^Starting\|^$' || true
+if wait_healthy 3; then
+    figure "up -> healthy, cold (empty volumes): $((SECONDS - t0))s"
+    ok "stack healthy (cold) with 3 shop replicas"
+else
+    bad "stack not healthy after ${HEALTH_TIMEOUT}s"
+    exit 1
+fi
+
+# --------------------------------------------------------------- edge checks
+hdrs=$(curl -sS -D - -o /dev/null -H 'X-Request-Id: cluster-test-42' "$BASE/healthz")
+check "GET /healthz through nginx is 200" grep -q '^HTTP/1.1 200' <<< "$hdrs"
+check "X-Request-Id is passed through" grep -qi '^X-Request-Id: cluster-test-42' <<< "$hdrs"
+check "X-Served-By present" grep -qi '^X-Served-By: ' <<< "$hdrs"
+hdrs=$(curl -sS -D - -o /dev/null "$BASE/healthz")
+check "X-Request-Id minted when absent" grep -qiE '^X-Request-Id: [0-9a-f]{32}' <<< "$hdrs"
+static=$(ls "$ROOT/shop/static" | head -n1)
+if [ -n "$static" ]; then
+    hdrs=$(curl -sS -D - -o /tmp/distshop-static.$$ "$BASE/static/$static")
+    check "/static/$static served by nginx itself (no X-Served-By)" \
+        bash -c "grep -q '^HTTP/1.1 200' <<< \"\$1\" && ! grep -qi '^X-Served-By' <<< \"\$1\"" _ "$hdrs"
+    check "/static/$static has the repository's content" cmp -s "/tmp/distshop-static.$$" "$ROOT/shop/static/$static"
+    rm -f "/tmp/distshop-static.$$"
+fi
+enc=$(curl -sS -D - -o /dev/null -H 'Accept-Encoding: gzip' "$BASE/api/products?per_page=50")
+check "gzip on JSON" grep -qi '^Content-Encoding: gzip' <<< "$enc"
+nstat=$(docker exec "$("${DC[@]}" ps -q nginx)" curl -fsS http://127.0.0.1/nginx-status || true)
+check "stub_status answers inside the nginx container" grep -q 'Active connections' <<< "$nstat"
+ext=$(curl -s -o /dev/null -w '%{http_code}' "$BASE/nginx-status")
+check "stub_status refused from outside the container (got $ext)" test "$ext" = 403
+
+# ------------------------------------------------------------------ journey
+J=$(shopper journey "$BASE" --replicas 3) || true
+echo "  journey: $J"
+if [ "$(jqr 'd["ok"]' <<< "$J")" = True ]; then
+    ok "shopper journey: register, login, cart (replayed add counted once), checkout, replay, orders"
+    ok "one session valid on every replica: $(jqr 'd["session_ok_on"]' <<< "$J")"
+else
+    bad "shopper journey: $J"
+    exit 1
+fi
+ORDER_ID=$(jqr 'd["order_id"]' <<< "$J")
+EMAIL=$(jqr 'd["email"]' <<< "$J")
+PASSWORD=$(jqr 'd["password"]' <<< "$J")
+
+# ---------------------------------------------------------- spread over replicas
+L=$(shopper load "$BASE" --seconds 20 --max-requests 300 --workers 3) || true
+echo "  load: $L"
+nrep=$(jqr 'len(d["served_by"])' <<< "$L")
+minshare=$(jqr 'min(d["served_by"].values()) * 100 // max(1, d["ok"])' <<< "$L")
+check "300 requests spread over all 3 replicas (got $nrep, smallest share ${minshare}%)" \
+    test "$nrep" = 3 -a "$minshare" -ge 15
+check "no failed request in the spread run" test "$(jqr 'd["failed"]' <<< "$L")" = 0
+
+# ------------------------------------------------------------ Galera: every node
+for n in 1 2 3; do
+    got=$(galera_sql "$n" "SELECT id FROM orders WHERE id = $ORDER_ID" 2>&1 || true)
+    check "order $ORDER_ID (written through db) is on galera-$n" test "$got" = "$ORDER_ID"
+done
+writer=$(for n in 1 2 3; do
+    c=$(galera_sql "$n" "SELECT COUNT(*) FROM information_schema.processlist WHERE user='shop'")
+    echo "galera-$n:$c"
+done | tr '\n' ' ')
+log "  shop connections per Galera node (single writer expected on galera-1): $writer"
+check "single writer: shop connections only on galera-1" \
+    bash -c '[[ "$1" =~ galera-1:[1-9] ]] && [[ "$1" =~ galera-2:0 ]] && [[ "$1" =~ galera-3:0 ]]' _ "$writer"
+
+# --------------------------------------------------------------- Redis Cluster
+info=$(redis_cli cluster info | tr -d '\r')
+nodes=$(redis_cli cluster nodes | tr -d '\r')
+check "redis cluster_state:ok" grep -q '^cluster_state:ok' <<< "$info"
+check "redis 16384 slots assigned and ok" \
+    bash -c 'grep -q "^cluster_slots_assigned:16384" <<< "$1" && grep -q "^cluster_slots_ok:16384" <<< "$1"' _ "$info"
+masters=$(grep -c ' master ' <<< "$(sed 's/myself,//' <<< "$nodes")" || true)
+replicas=$(grep -c ' slave ' <<< "$(sed 's/myself,//' <<< "$nodes")" || true)
+check "redis has 3 masters + 3 replicas (got $masters + $replicas)" test "$masters" = 3 -a "$replicas" = 3
+check "redis announces hostnames (cluster-announce-hostname)" grep -q ',redis-[1-6] ' <<< "$nodes"
+again=$("${DC[@]}" run --rm -T redis-init 2>&1 | tail -n 1)
+check "redis-init is idempotent on a formed cluster ($again)" grep -q 'cluster ok' <<< "$again"
+
+# ----------------------------------------------------------- scale under load
+known=$(for c in $("${DC[@]}" ps -q shop); do docker inspect -f '{{.Config.Hostname}}' "$c"; done | paste -sd, -)
+LOADLOG=$(mktemp)
+shopper load "$BASE" --seconds 75 --max-requests 20000 --workers 4 > "$LOADLOG" 2>&1 &
+LOADPID=$!
+sleep 3
+log "scaling shop 3 -> 5 under load"
+t0=$SECONDS
+"${DC[@]}" up -d --no-recreate --no-deps --scale shop=5 shop >/dev/null 2>&1
+NR=$(shopper new-replica "$BASE" --known "$known" --timeout 90) || true
+figure "new replica takes traffic after --scale: $(jqr 'd.get("seconds")' <<< "$NR")s after the scale command returned ($((SECONDS - t0))s incl. the command)"
+check "a new replica took traffic after --scale shop=5" test "$(jqr 'd["ok"]' <<< "$NR")" = True
+wait_healthy 5 && ok "5 shop replicas healthy" || bad "5 shop replicas not healthy"
+sleep 5
+log "scaling shop 5 -> 2 under load"
+"${DC[@]}" up -d --no-recreate --no-deps --scale shop=2 shop >/dev/null 2>&1
+wait_healthy 2 && ok "2 shop replicas healthy" || bad "2 shop replicas not healthy"
+wait "$LOADPID" || true
+L=$(cat "$LOADLOG")
+rm -f "$LOADLOG"
+echo "  load during scaling: $L"
+check "zero failed requests while scaling 3->5->2 ($(jqr 'd["ok"]' <<< "$L") ok, $(jqr 'd["failed"]' <<< "$L") failed)" \
+    test "$(jqr 'd["failed"]' <<< "$L")" = 0 -a "$(jqr 'd["ok"]' <<< "$L")" -gt 100
+"${DC[@]}" up -d --no-recreate --no-deps --scale shop=3 shop >/dev/null 2>&1
+wait_healthy 3 || bad "back to 3 replicas"
+
+mem_at_rest "3 shop replicas"
+
+# -------------------------------------------------------- whole-stack restarts
+orders_before=$(shopper orders "$BASE" "$EMAIL" "$PASSWORD" | jqr 'd["order_ids"]')
+# a few more orders, so there is something recent to lose
+EXTRA_EMAILS=()
+for i in 1 2 3; do
+    J2=$(shopper journey "$BASE" --replicas 1) || true
+    [ "$(jqr 'd["ok"]' <<< "$J2")" = True ] || bad "extra journey $i: $J2"
+    EXTRA_EMAILS+=("$(jqr 'd["email"]' <<< "$J2") $(jqr 'd["password"]' <<< "$J2") $(jqr 'd["order_id"]' <<< "$J2")")
+done
+total_before=$(galera_sql 1 "SELECT COUNT(*) FROM orders")
+
+verify_orders() { # label
+    local after e p o t
+    after=$(shopper orders "$BASE" "$EMAIL" "$PASSWORD" | jqr 'd["order_ids"]') || after="error"
+    check "$1: the journey's orders are all there ($after)" test "$after" = "$orders_before"
+    for x in "${EXTRA_EMAILS[@]}"; do
+        read -r e p o <<< "$x"
+        after=$(shopper orders "$BASE" "$e" "$p" | jqr 'd["order_ids"]') || after="error"
+        check "$1: order $o of $e is there" grep -qw "$o" <<< "$after"
+    done
+    for n in 1 2 3; do
+        t=$(galera_sql "$n" "SELECT COUNT(*) FROM orders" 2>&1 || true)
+        check "$1: galera-$n has all $total_before orders (has $t)" test "$t" = "$total_before"
+    done
+}
+
+log "whole-stack restart: docker-compose stop, then up -d"
+"${DC[@]}" stop >/dev/null 2>&1
+t0=$SECONDS
+"${DC[@]}" up -d 2>&1 | grep -v '^Starting\|^Creating\|^$' || true
+if wait_healthy 3; then
+    figure "up -> healthy, warm (after a clean stop of everything): $((SECONDS - t0))s"
+    ok "stack healthy again after a clean whole-stack stop"
+else
+    bad "stack not healthy after a clean whole-stack stop"
+fi
+verify_orders "after clean restart"
+
+if [ "$SKIP_KILL" = 0 ]; then
+    log "whole-stack crash: kill -9 every container, then up -d"
+    # shellcheck disable=SC2046
+    docker kill -s KILL $("${DC[@]}" ps -q) >/dev/null 2>&1 || true
+    t0=$SECONDS
+    "${DC[@]}" up -d 2>&1 | grep -v '^Starting\|^Creating\|^$' || true
+    if wait_healthy 3; then
+        figure "up -> healthy after kill -9 of everything: $((SECONDS - t0))s"
+        ok "stack healthy again after kill -9 of every container"
+    else
+        bad "stack not healthy after kill -9 of every container"
+    fi
+    verify_orders "after kill -9 restart"
+    info=$(redis_cli cluster info | tr -d '\r')
+    check "redis cluster ok after the crash" grep -q '^cluster_state:ok' <<< "$info"
+fi
+
+if [ "$SWARM" = 1 ]; then
+    if "$HERE/swarm.sh"; then ok "swarm stack test"; else bad "swarm stack test"; fi
+fi
