@@ -290,14 +290,16 @@ pub async fn cancel(state: &AppState, user_id: i64, id: i64) -> Result<Order, Ap
         )
         .await?;
         if n != 1 {
-            return Err(match find_for_user(&tx, user_id, id).await? {
-                None => AppError::NotFound(format!("you have no order {id}")),
-                Some(o) => AppError::Conflict {
+            return match find_for_user(&tx, user_id, id).await? {
+                // Already cancelled (a retried request): same answer, stock returned only once.
+                Some(o) if o.status == "cancelled" => Ok(()),
+                None => Err(AppError::NotFound(format!("you have no order {id}")).into()),
+                Some(o) => Err(AppError::Conflict {
                     code: "invalid_transition",
                     message: format!("order {id} is {}; only placed orders can be cancelled", o.status),
-                },
-            }
-            .into());
+                }
+                .into()),
+            };
         }
         let items = db::all(&tx, "SELECT product_id, quantity FROM order_items WHERE order_id = ?", vec![id.into()]).await?;
         let mut lines: Vec<(i64, i64)> =
