@@ -42,6 +42,8 @@ class Client:
         errors; raises for connection problems."""
         data = None
         hdrs = {"Accept": "application/json"}
+        if body is None and method in ("POST", "PUT", "PATCH"):
+            body = {}  # state-changing API requests must be JSON
         if body is not None:
             data = json.dumps(body).encode()
             hdrs["Content-Type"] = "application/json"
