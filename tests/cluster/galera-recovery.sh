@@ -48,8 +48,8 @@ wait_synced() {
         for n in 1 2 3; do
             c=$(cid "galera-$n") || continue
             [ -n "$c" ] || continue
-            docker exec "$c" curl -fsS --max-time 2 http://127.0.0.1:9200/ 2>/dev/null |
-                grep -q 'wsrep_cluster_size=3' && ok=$((ok + 1))
+            out=$(docker exec "$c" curl -fsS --max-time 2 http://127.0.0.1:9200/ 2>/dev/null || true)
+            grep -q 'wsrep_cluster_size=3' <<< "$out" && ok=$((ok + 1))
         done
         if [ "$ok" = 3 ]; then
             SYNC_SECONDS=$((SECONDS - t0))
@@ -119,7 +119,9 @@ if wait_synced; then ok "divergent restart: synced after $((SECONDS - t0))s"; el
 expect_rows 45 "after divergent restart"
 who=""
 for n in 1 2 3; do
-    if docker logs --since "$since" "$(cid "galera-$n")" 2>&1 | grep -q "bootstrapping the cluster from this node"; then
+    # capture first: `docker logs | grep -q` fails under pipefail (SIGPIPE)
+    out=$(docker logs --since "$since" "$(cid "galera-$n")" 2>&1)
+    if grep -q "bootstrapping the cluster from this node" <<< "$out"; then
         who="$who galera-$n"
     fi
 done
