@@ -21,7 +21,7 @@ const LEFT: f64 = 70.0;
 const RIGHT: f64 = 190.0;
 const PANEL_H: f64 = 170.0;
 const GAP: f64 = 46.0;
-const TOP: f64 = 100.0;
+const TOP: f64 = 135.0;
 
 const REPLICA_COLOURS: [&str; 8] =
     ["#1f77b4", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"];
@@ -148,7 +148,8 @@ pub fn render(title: &str, subtitle: &str, points: &[Point], faults: &[PlacedFau
         }
     }
     replica_names.sort();
-    let mut legend: Vec<(String, String, bool)> = vec![("all requests".into(), "#2ca02c".into(), false)];
+    let mut legend: Vec<(String, String, bool)> =
+        vec![("all requests".into(), "#999999".into(), false), ("ok".into(), "#2ca02c".into(), false)];
     for (ri, name) in replica_names.iter().enumerate() {
         let colour = REPLICA_COLOURS[ri % REPLICA_COLOURS.len()];
         let pts: Vec<(f64, f64)> = points
@@ -163,6 +164,9 @@ pub fn render(title: &str, subtitle: &str, points: &[Point], faults: &[PlacedFau
         legend.push((format!("served by {name}"), colour.into(), true));
     }
     let pts: Vec<(f64, f64)> = totals.iter().enumerate().map(|(i, v)| (mid(i), y_lin(p, *v, max))).collect();
+    polyline(&mut s, &pts, "#999999", 1.5, None);
+    let pts: Vec<(f64, f64)> =
+        points.iter().enumerate().map(|(i, pt)| (mid(i), y_lin(p, pt.ok as f64, max))).collect();
     polyline(&mut s, &pts, "#2ca02c", 2.0, None);
     draw_legend(&mut s, LEFT + plot_w + 10.0, p.y0 + 10.0, &legend);
 
@@ -269,14 +273,25 @@ pub fn render(title: &str, subtitle: &str, points: &[Point], faults: &[PlacedFau
             r##"<line x1="{xx:.1}" y1="{}" x2="{xx:.1}" y2="{bottom}" stroke="#c00" stroke-width="1.5" stroke-dasharray="6 3"/>"##,
             TOP - 4.0
         );
-        let ly = TOP - 8.0 - (k % 3) as f64 * 14.0;
+        // Labels in a band above the first panel, stacked so neighbours do not overlap.
+        let ly = 62.0 + (k % 4) as f64 * 15.0;
+        let mut label: String = f.label.chars().take(60).collect();
+        if f.label.chars().count() > 60 {
+            label.push('…');
+        }
+        let text = format!("⚡ {} (t={:.1}s)", label, f.t_s);
+        let est = text.chars().count() as f64 * 6.3;
+        let (tx, anchor) = if xx + est > W - 5.0 { (xx - 3.0, "end") } else { (xx + 3.0, "start") };
         let _ = writeln!(
             s,
-            r##"<text x="{:.1}" y="{ly:.1}" fill="#c00" font-weight="bold" transform="rotate(-20 {:.1} {ly:.1})">⚡ {} (t={:.1}s)</text>"##,
-            xx + 2.0,
-            xx + 2.0,
-            esc(&f.label),
-            f.t_s
+            r##"<line x1="{xx:.1}" y1="{:.1}" x2="{xx:.1}" y2="{}" stroke="#c00" stroke-width="1" stroke-dasharray="2 2"/>"##,
+            ly - 9.0,
+            TOP - 4.0
+        );
+        let _ = writeln!(
+            s,
+            r##"<text x="{tx:.1}" y="{ly:.1}" text-anchor="{anchor}" fill="#c00" font-weight="bold">{}</text>"##,
+            esc(&text)
         );
     }
     let _ = writeln!(

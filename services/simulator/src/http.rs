@@ -107,6 +107,9 @@ impl Req {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Transport {
     Timeout,
+    /// The connection could not be made: the request was certainly not delivered.
+    Connect(String),
+    /// The connection broke after the request may have been sent.
     Network(String),
 }
 
@@ -136,14 +139,21 @@ impl Reply {
         matches!(self.status, Some(200..=299))
     }
 
-    /// No answer or a 5xx: the request may or may not have been applied.
+    /// No answer or a 5xx: the request may or may not have been applied. A refused connection
+    /// is not ambiguous (nothing was sent).
     pub fn ambiguous(&self) -> bool {
-        self.transport.is_some() || matches!(self.status, Some(500..=599))
+        matches!(self.transport, Some(Transport::Timeout | Transport::Network(_)))
+            || matches!(self.status, Some(500..=599))
     }
 
-    /// Worth retrying (for idempotent requests): ambiguous, or throttled.
+    /// Not delivered at all: safe to retry even when not idempotent.
+    pub fn undelivered(&self) -> bool {
+        matches!(self.transport, Some(Transport::Connect(_)))
+    }
+
+    /// Worth retrying: ambiguous (for idempotent requests), not delivered, or throttled.
     pub fn retryable(&self) -> bool {
-        self.ambiguous() || self.is(429)
+        self.ambiguous() || self.undelivered() || self.is(429)
     }
 
     /// `error.code` of an error body.
@@ -155,6 +165,7 @@ impl Reply {
         match (&self.transport, self.status) {
             (Some(Transport::Timeout), _) => "timeout".into(),
             (Some(Transport::Network(e)), _) => format!("network error: {e}"),
+            (Some(Transport::Connect(e)), _) => format!("cannot connect: {e}"),
             (None, Some(s)) => match self.error_code() {
                 Some(c) => format!("{s} {c}"),
                 None => s.to_string(),
@@ -230,6 +241,8 @@ impl Http {
         let transport = |e: &reqwest::Error| {
             if e.is_timeout() {
                 Transport::Timeout
+            } else if e.is_connect() {
+                Transport::Connect(root_cause(e))
             } else {
                 Transport::Network(root_cause(e))
             }
@@ -307,5 +320,7 @@ mod tests {
         r.transport = Some(Transport::Timeout);
         assert!(r.ambiguous());
         assert_eq!(r.describe(), "timeout");
+        r.transport = Some(Transport::Connect("refused".into()));
+        assert!(!r.ambiguous() && r.undelivered() && r.retryable(), "a refused connection sent nothing");
     }
 }

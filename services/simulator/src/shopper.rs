@@ -43,7 +43,7 @@ fn requires_login(endpoint: &str) -> bool {
 pub fn classify(r: &Reply, expected: &[u16]) -> Option<ErrorClass> {
     match (&r.transport, r.status) {
         (Some(Transport::Timeout), _) => Some(ErrorClass::Timeout),
-        (Some(Transport::Network(_)), _) | (None, None) => Some(ErrorClass::Network),
+        (Some(Transport::Network(_) | Transport::Connect(_)), _) | (None, None) => Some(ErrorClass::Network),
         (None, Some(s)) if (200..300).contains(&s) => None,
         (None, Some(s)) if s >= 500 => Some(ErrorClass::Server5xx),
         (None, Some(s)) if expected.contains(&s) => Some(ErrorClass::Expected4xx),
@@ -593,7 +593,15 @@ impl<'a> Shopper<'a> {
         let max = self.sh.profile.max_add_quantity.min(stock.max(1));
         let qty = self.rng.gen_range(1..=max.max(1));
         let req = Req::post(EP_CART_ADD, "/api/cart/items", json!({"product_id": pid, "quantity": qty}));
-        let r = self.call(req, &[422]).await;
+        let mut r = self.call(req.clone(), &[422]).await;
+        // A refused connection sent nothing: trying again cannot add twice.
+        let mut attempt = 1;
+        while r.undelivered() && attempt < self.sh.profile.retry_attempts {
+            lock(&self.sh.findings).bump("retries");
+            tokio::time::sleep(Duration::from_millis(backoff_ms(attempt, None))).await;
+            attempt += 1;
+            r = self.call(req.clone().intended(Instant::now()), &[422]).await;
+        }
         if r.success() {
             self.bump("cart_adds");
             self.acct.cart.add(pid, qty);
@@ -644,7 +652,8 @@ impl<'a> Shopper<'a> {
             }
         } else if r.is(422) {
             self.bump("cart_sets_refused");
-        } else if r.retryable() {
+        } else if r.ambiguous() {
+            // The last attempt may have been applied (an undelivered one was not).
             self.acct.cart.uncertain = true;
             self.unresolved("cart-set");
         }
@@ -662,7 +671,8 @@ impl<'a> Shopper<'a> {
                     self.acct.cart.uncertain = true;
                 }
             }
-        } else if r.retryable() {
+        } else if r.ambiguous() {
+            // The last attempt may have been applied (an undelivered one was not).
             self.acct.cart.uncertain = true;
             self.unresolved("cart-remove");
         }
