@@ -7,9 +7,11 @@
                                          Prints a JSON summary on stdout.
   shopper.py orders BASE_URL EMAIL PASSWORD
                                          prints the order ids of that account (JSON)
-  shopper.py load BASE_URL --seconds S --max-requests N [--workers W]
+  shopper.py load BASE_URL --seconds S --max-requests N [--workers W] [--checkouts]
                                          bounded steady load (GET /healthz and
                                          /api/products, a logged-in GET /api/me);
+                                         --checkouts adds a worker that checks out
+                                         repeatedly with idempotent retries;
                                          prints JSON counts; exit 1 on any failure
   shopper.py new-replica BASE_URL --known a,b,c --timeout S
                                          polls until a replica not in --known
@@ -140,7 +142,7 @@ def orders(base, email, password):
     print(json.dumps({"ok": True, "order_ids": sorted(o["id"] for o in items)}))
 
 
-def load(base, seconds, max_requests, workers):
+def load(base, seconds, max_requests, workers, checkouts=False):
     """Steady bounded load; every non-2xx answer or connection error is a failure."""
     login = Client(base)
     email = f"load-{uuid.uuid4().hex[:12]}@example.test"
@@ -184,7 +186,47 @@ def load(base, seconds, max_requests, workers):
                         stats["failures"].append({"path": path, "error": err, "t": round(time.time(), 3)})
             time.sleep(0.01)
 
+    checkout = {"keys_ok": 0, "keys_failed": 0, "attempts_failed": 0, "errors": []}
+
+    def checkout_worker():
+        """Checks out one item again and again; each order under its own
+        Idempotency-Key, retried with the SAME key (as a client should) up to
+        8 times. At the end the account must hold exactly one order per key
+        that succeeded: no order lost, none doubled by a retry."""
+        c = Client(base, timeout=10.0, jar=login.jar)
+        st, _, prods = c.call("GET", "/api/products?per_page=50")
+        if st != 200:
+            checkout["errors"].append(f"products: HTTP {st}")
+            return
+        pid = max(prods["items"], key=lambda p: p.get("stock", 0))["id"]
+        n = 0
+        while time.monotonic() < deadline and n < max(1, max_requests // 20):
+            n += 1
+            key = str(uuid.uuid4())
+            done = False
+            for attempt in range(8):
+                try:
+                    st, _, _ = c.call("PUT", f"/api/cart/items/{pid}", {"quantity": 1})
+                    if st == 200:
+                        st, _, _ = c.call("POST", "/api/orders", headers={"Idempotency-Key": key})
+                    if st in (200, 201):
+                        done = True
+                        break
+                    err = f"HTTP {st}"
+                except Exception as e:
+                    err = f"{type(e).__name__}: {e}"
+                with lock:
+                    checkout["attempts_failed"] += 1
+                    if len(checkout["errors"]) < 10:
+                        checkout["errors"].append({"error": err, "t": round(time.time(), 3)})
+                time.sleep(0.5)
+            with lock:
+                checkout["keys_ok" if done else "keys_failed"] += 1
+            time.sleep(0.2)
+
     threads = [threading.Thread(target=worker, args=(k,), daemon=True) for k in range(workers)]
+    if checkouts:
+        threads.append(threading.Thread(target=checkout_worker, daemon=True))
     t0 = time.monotonic()
     for t in threads:
         t.start()
@@ -192,6 +234,13 @@ def load(base, seconds, max_requests, workers):
         t.join(timeout=seconds + 30)
     stats["seconds"] = round(time.monotonic() - t0, 1)
     stats["ok_flag"] = stats["failed"] == 0 and stats["ok"] > 0
+    if checkouts:
+        st, _, body = login.call("GET", "/api/orders")
+        items = body.get("items", body) if isinstance(body, dict) else body
+        checkout["orders_in_account"] = len(items) if st == 200 and isinstance(items, list) else None
+        checkout["consistent"] = checkout["orders_in_account"] == checkout["keys_ok"] and checkout["keys_failed"] == 0
+        stats["checkout"] = checkout
+        stats["ok_flag"] = stats["ok_flag"] and checkout["consistent"]
     print(json.dumps(stats))
     sys.exit(0 if stats["ok_flag"] else 1)
 
@@ -229,6 +278,8 @@ def main():
     lo.add_argument("--seconds", type=float, required=True)
     lo.add_argument("--max-requests", type=int, required=True)
     lo.add_argument("--workers", type=int, default=4)
+    lo.add_argument("--checkouts", action="store_true",
+                    help="one more worker checks out repeatedly (idempotent retries) and the order count is verified")
     nr = sub.add_parser("new-replica")
     nr.add_argument("base")
     nr.add_argument("--known", default="")
@@ -242,7 +293,7 @@ def main():
     elif a.cmd == "orders":
         orders(a.base, a.email, a.password)
     elif a.cmd == "load":
-        load(a.base, min(a.seconds, 600), min(a.max_requests, 200000), max(1, min(a.workers, 32)))
+        load(a.base, min(a.seconds, 600), min(a.max_requests, 200000), max(1, min(a.workers, 32)), a.checkouts)
     else:
         new_replica(a.base, set(filter(None, a.known.split(","))), min(a.timeout, 600))
 
