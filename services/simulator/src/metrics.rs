@@ -253,8 +253,12 @@ impl Recorder {
         }
     }
 
-    pub fn set_active(&mut self, at: Instant, active: u64) {
-        self.second_mut(at).active_shoppers = active;
+    /// Shoppers busy at the end of second `idx` (sampled once per second by the progress task).
+    pub fn set_active(&mut self, idx: usize, active: u64) {
+        if self.seconds.len() <= idx {
+            self.seconds.resize_with(idx + 1, Second::default);
+        }
+        self.seconds[idx].active_shoppers = active;
     }
 
     pub fn requests(&self) -> u64 {

@@ -267,8 +267,7 @@ async fn progress_task(sh: Arc<Shared>, mode: Progress, tails: Vec<PathBuf>, don
     let mut second = 0usize;
     loop {
         tick.tick().await;
-        let now = Instant::now();
-        lock(&sh.recorder).set_active(now - Duration::from_millis(1), sh.active.load(Ordering::Relaxed));
+        lock(&sh.recorder).set_active(second, sh.active.load(Ordering::Relaxed));
         for t in &mut tails {
             for e in t.poll() {
                 let p = PlacedFault::place(&e, sh.start_unix_ms);
