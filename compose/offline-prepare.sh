@@ -20,6 +20,13 @@
 #   DISTSHOP_BUILD_NETWORK    `docker build --network` (e.g. host) if the build
 #                             containers cannot reach the Debian mirror
 #   DEBIAN_MIRROR             default http://deb.debian.org/debian
+#   DISTSHOP_LOCAL_RUST_IMAGE=1
+#                             also make a local `rust:1-bookworm` image from the
+#                             host's Rust toolchain (`rustc --print sysroot`,
+#                             without its docs; ~1 GB) so the multi-stage
+#                             Dockerfiles, and so `docker compose up --build`,
+#                             work without a registry too (they download
+#                             crates from crates.io and compile in Docker: slow)
 set -Eeuo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -52,6 +59,32 @@ base_image() {
     # keep the image lean, like the official -slim one
     rm -rf "$dir"/var/cache/apt/archives/*.deb "$dir"/var/lib/apt/lists/*
     tar -C "$dir" -c . | docker import - debian:bookworm-slim >/dev/null
+    rm -rf "$dir"
+}
+
+# ---------------------------------------------- optional local rust image
+local_rust_image() {
+    if docker image inspect rust:1-bookworm >/dev/null 2>&1; then
+        log "rust:1-bookworm exists; not rebuilding it"
+        return
+    fi
+    local sysroot dir
+    sysroot=$(rustc --print sysroot)
+    dir=$(mktemp -d /tmp/distshop-rustimg.XXXXXX)
+    cat > "$dir/Dockerfile" <<'DOCKERFILE'
+# Local stand-in for the official rust:1-bookworm image: the host's toolchain
+# on Debian bookworm with a C toolchain for linking and build scripts.
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev make pkg-config ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+COPY toolchain /usr/local/rust
+ENV PATH=/usr/local/cargo/bin:/usr/local/rust/bin:$PATH CARGO_HOME=/usr/local/cargo
+RUN rustc --version && cargo --version
+DOCKERFILE
+    log "rust:1-bookworm from the host toolchain at $sysroot ($(rustc --version))"
+    build_image rust:1-bookworm Dockerfile -- -C "$dir" Dockerfile \
+        -C "$sysroot" --exclude=./share/doc --transform='s,^\.,toolchain,' .
     rm -rf "$dir"
 }
 
@@ -97,6 +130,7 @@ main() {
     local t0=$SECONDS
     command -v docker >/dev/null || { log "docker is required"; exit 1; }
     timer base_image
+    if [ "${DISTSHOP_LOCAL_RUST_IMAGE:-0}" = 1 ]; then timer local_rust_image; fi
     timer binaries
     cd "$ROOT"
     # shellcheck disable=SC2046
