@@ -27,6 +27,10 @@
 #                             Dockerfiles, and so `docker compose up --build`,
 #                             work without a registry too (they download
 #                             crates from crates.io and compile in Docker: slow)
+#   DISTSHOP_RUST_IMAGE_CA=/path/bundle.pem
+#                             CA bundle for that image's cargo (e.g. the host's
+#                             /etc/ssl/certs/ca-certificates.crt behind a
+#                             TLS-inspecting proxy)
 set -Eeuo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -79,11 +83,19 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends gcc libc6-dev make pkg-config ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 COPY toolchain /usr/local/rust
+COPY ca-bundle.pem /usr/local/share/distshop-ca-bundle.pem
 ENV PATH=/usr/local/cargo/bin:/usr/local/rust/bin:$PATH CARGO_HOME=/usr/local/cargo
-RUN rustc --version && cargo --version
+RUN if [ -s /usr/local/share/distshop-ca-bundle.pem ]; then \
+      cp /usr/local/share/distshop-ca-bundle.pem /etc/ssl/certs/ca-certificates.crt; fi \
+ && rustc --version && cargo --version
 DOCKERFILE
+    if [ -n "${DISTSHOP_RUST_IMAGE_CA:-}" ]; then
+        cp "$DISTSHOP_RUST_IMAGE_CA" "$dir/ca-bundle.pem"
+    else
+        : > "$dir/ca-bundle.pem"
+    fi
     log "rust:1-bookworm from the host toolchain at $sysroot ($(rustc --version))"
-    build_image rust:1-bookworm Dockerfile -- -C "$dir" Dockerfile \
+    build_image rust:1-bookworm Dockerfile -- -C "$dir" Dockerfile ca-bundle.pem \
         -C "$sysroot" --exclude=./share/doc --transform='s,^\.,toolchain,' .
     rm -rf "$dir"
 }
