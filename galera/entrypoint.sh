@@ -31,6 +31,8 @@ NODES="${GALERA_NODES:?GALERA_NODES must list the node names, e.g. galera-1,gale
 CLUSTER="${GALERA_CLUSTER_NAME:-distshop}"
 BOOTSTRAP_NODE="${GALERA_BOOTSTRAP_NODE:-${NODES%%,*}}"
 GRACE="${GALERA_RECOVERY_GRACE_SECONDS:-120}"
+DISCONNECTED_RESTART="${GALERA_DISCONNECTED_RESTART_SECONDS:-30}"
+JOIN_SERIALIZE="${GALERA_JOIN_SERIALIZE_SECONDS:-180}"
 FORCE="${GALERA_FORCE_BOOTSTRAP:-0}"
 HEALTH_PORT="${GALERA_HEALTH_PORT:-9200}"
 SST_PASSWORD="${GALERA_SST_PASSWORD:?GALERA_SST_PASSWORD is required}"
@@ -89,6 +91,32 @@ any_peer_healthy() {
         if peer_healthy "$p"; then HEALTHY_PEER=$p; return 0; fi
     done
     return 1
+}
+
+# One joiner at a time: two nodes joining the same donor at once sometimes
+# ended in "Receiving IST failed ... IST didn't contain all write sets" (seen
+# with Galera 26.4.23 after whole-cluster restarts). Wait while another node
+# is joining, or while a node earlier in GALERA_NODES is about to join too;
+# never longer than JOIN_SERIALIZE seconds.
+JOIN_WAIT_SINCE=""
+my_turn_to_join() {
+    local p ph me
+    me=$(node_index "$NODE")
+    JOIN_WAIT_SINCE=${JOIN_WAIT_SINCE:-$SECONDS}
+    [ $((SECONDS - JOIN_WAIT_SINCE)) -lt "$JOIN_SERIALIZE" ] || return 0
+    for p in "${PEERS[@]}"; do
+        ph=$(field phase "$(peer_state "$p")")
+        case "$ph" in
+        joining) say "waiting for $p to finish joining"; return 1 ;;
+        waiting | empty)
+            if [ "$(node_index "$p")" -lt "$me" ]; then
+                say "letting $p join first"
+                return 1
+            fi
+            ;;
+        esac
+    done
+    return 0
 }
 
 read_grastate() {
@@ -173,12 +201,34 @@ start_mysqld() {
     esac
     mariadbd "${MYSQLD_ARGS[@]}" "$@" &
     MYSQLD_PID=$!
-    # publish "running" once the node is Synced+Primary
+    # Monitor: publish "running" once the node is Synced+Primary, and act as
+    # a watchdog: some failures (e.g. "Receiving IST failed, node restart
+    # required") leave mariadbd running with the provider closed
+    # (wsrep_connected=OFF) for ever. Compose does not restart an unhealthy
+    # container, so stop mariadbd; the container exits and its restart policy
+    # brings the node back to rejoin.
     (
-        until health_check_local; do sleep 1; done
-        touch "$REACHED"
-        publish running
-        log "node is Synced and Primary"
+        reached=0 off_since=""
+        while :; do
+            if [ "$reached" = 0 ] && health_check_local; then
+                reached=1
+                touch "$REACHED"
+                publish running
+                log "node is Synced and Primary"
+            fi
+            connected=$(root_sql "SHOW GLOBAL STATUS LIKE 'wsrep_connected'" 2>/dev/null | cut -f2 || true)
+            if [ "$connected" = OFF ]; then
+                off_since=${off_since:-$SECONDS}
+                if [ $((SECONDS - off_since)) -ge "$DISCONNECTED_RESTART" ]; then
+                    log "wsrep provider disconnected for ${DISCONNECTED_RESTART}s (node restart required): stopping mariadbd so the container restarts"
+                    kill -TERM "$MYSQLD_PID" 2>/dev/null || true
+                    exit 0
+                fi
+            else
+                off_since=""
+            fi
+            sleep 2
+        done
     ) &
     MONITOR_PID=$!
 }
@@ -279,7 +329,7 @@ if [ ! -d "$DATADIR/mysql" ] || [ -z "$MY_UUID" ] || [ "$MY_UUID" = "$ZERO_UUID"
     MY_UUID="" MY_SEQNO=-1 MY_SAFE=0
     publish empty
     while :; do
-        if any_peer_healthy; then
+        if any_peer_healthy && my_turn_to_join; then
             log "peer $HEALTHY_PEER is Synced+Primary: joining (state transfer)"
             join_cluster
         fi
@@ -311,8 +361,12 @@ STARTED=$SECONDS
 
 while :; do
     if any_peer_healthy; then
-        log "peer $HEALTHY_PEER is Synced+Primary: joining"
-        join_cluster
+        if my_turn_to_join; then
+            log "peer $HEALTHY_PEER is Synced+Primary: joining"
+            join_cluster
+        fi
+        sleep 1
+        continue
     fi
     if [ "$FORCE" = 1 ]; then bootstrap_existing "GALERA_FORCE_BOOTSTRAP=1"; fi
 
