@@ -1,0 +1,341 @@
+#!/bin/bash
+# One command per fault, for a lecturer (live) or for tests/failover/scenario.sh.
+#
+#   tests/failover/fault.sh <fault> [args]
+#
+# Every step appends a marker to the running simulator report
+# (<report>/faults.jsonl via `distshop-sim mark`), so it shows on the live line,
+# in timeline.csv and as a red dashed line on chart.svg.
+#
+# Environment:
+#   DISTSHOP_PROJECT   compose project to target           (default distshop-fo)
+#   DISTSHOP_REPORT    report folder to mark               (default reports/latest)
+#   DISTSHOP_SIM       distshop-sim binary                  (default: target dirs, then PATH)
+#   DISTSHOP_HTTP_PORT nginx port of that project (only needed for `scale`/`whole-restart`)
+#
+# Faults (only through the Docker CLI, only on $DISTSHOP_PROJECT's containers):
+#   shop-kill [N] [DOWN_S]      SIGKILL shop replica N (default: a random one), start it DOWN_S (5) later
+#   shop-stop [N] [DOWN_S]      SIGTERM (graceful docker stop) replica N, start it DOWN_S (5) later
+#   galera-kill [N] [DOWN_S]    SIGKILL galera-N (default 1 = HAProxy's writer), start it DOWN_S (20)
+#                               later, wait until Synced and say whether it rejoined by IST or SST
+#   redis-master-kill [SLOT] [DOWN_S]
+#                               SIGKILL the Redis master serving SLOT (default 0), start it DOWN_S (12)
+#                               later, wait for cluster_state:ok with 3 masters + 3 replicas
+#   db-kill [DOWN_S]            SIGKILL the HAProxy `db`, start it DOWN_S (2) later
+#   nginx-kill [DOWN_S]         SIGKILL nginx, start it DOWN_S (2) later
+#   scale N                     docker-compose up -d --scale shop=N (no recreate)
+#   rolling-restart [PAUSE_S]   docker restart every shop replica in turn, waiting for healthy between
+#   whole-restart [--kill]      stop (or SIGKILL) every container, then `up -d`, wait until healthy
+#   chaos DURATION_S [EVERY_S] [SEED]
+#                               a random fault from {shop-kill, shop-stop, galera-kill, redis-master-kill,
+#                               db-kill} every EVERY_S (30) seconds for DURATION_S seconds (max 900)
+#   status                      containers, Galera writer/state, Redis masters
+#
+# Why kill + start instead of relying on `restart: unless-stopped`: Docker
+# treats `docker kill` (and `docker stop`) as a manual stop and does not apply
+# the restart policy; starting the container again is what a supervisor (or
+# the policy, after a real crash) does. DOWN_S makes the outage long enough
+# to be seen.
+set -Eeuo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+P="${DISTSHOP_PROJECT:-distshop-fo}"
+REPORT="${DISTSHOP_REPORT:-$ROOT/reports/latest}"
+export DISTSHOP_HTTP_PORT="${DISTSHOP_HTTP_PORT:-18480}"
+DC=(docker-compose -p "$P" -f "$ROOT/compose/docker-compose.yml")
+
+SIM="${DISTSHOP_SIM:-}"
+if [ -z "$SIM" ]; then
+    for c in /tmp/target-sim/release/distshop-sim "$ROOT/target/release/distshop-sim"; do
+        [ -x "$c" ] && { SIM=$c; break; }
+    done
+    [ -n "$SIM" ] || SIM=$(command -v distshop-sim || true)
+fi
+
+log() { echo "[$(date -u +%H:%M:%S)] fault: $*" >&2; }
+mark() { # mark LABEL: log it and put it on the running report's timeline
+    log "$*"
+    if [ -n "$SIM" ] && [ -d "$REPORT" ]; then
+        "$SIM" mark --report "$REPORT" --source fault.sh "$*" >/dev/null 2>&1 || log "(could not mark $REPORT)"
+    fi
+}
+die() { log "$*"; exit 2; }
+
+# containers of a service, by compose labels (fast; no docker-compose start-up)
+cids() {
+    docker ps -a -q --filter "label=com.docker.compose.project=$P" \
+        --filter "label=com.docker.compose.service=$1" | sort
+}
+running_cids() {
+    docker ps -q --filter "label=com.docker.compose.project=$P" \
+        --filter "label=com.docker.compose.service=$1" | sort
+}
+cname() { docker inspect -f '{{.Name}}' "$1" | sed "s|^/${P}_||"; }
+health() { docker inspect -f '{{.State.Status}}/{{if .State.Health}}{{.State.Health.Status}}{{end}}' "$1" 2>/dev/null || echo gone; }
+wait_health() { # wait_health CID TIMEOUT_S → 0 when running/healthy
+    local deadline=$((SECONDS + $2))
+    while [ $SECONDS -lt $deadline ]; do
+        [ "$(health "$1")" = running/healthy ] && return 0
+        sleep 0.5
+    done
+    return 1
+}
+shop_cid() { # shop_cid [N]: replica N (compose index) or a random running one
+    local all
+    mapfile -t all < <(running_cids shop)
+    [ ${#all[@]} -gt 0 ] || die "no running shop replica in project $P"
+    if [ -n "${1:-}" ]; then
+        for c in "${all[@]}"; do
+            [ "$(docker inspect -f '{{index .Config.Labels "com.docker.compose.container-number"}}' "$c")" = "$1" ] && { echo "$c"; return; }
+        done
+        die "shop replica $1 not running"
+    fi
+    echo "${all[RANDOM % ${#all[@]}]}"
+}
+redis_cli() { docker exec "$(running_cids redis-1 | head -n1)" redis-cli "$@" | tr -d '\r'; }
+redis_any_cli() { # first reachable redis node
+    local c
+    for s in redis-1 redis-2 redis-3 redis-4 redis-5 redis-6; do
+        c=$(running_cids "$s" | head -n1)
+        [ -n "$c" ] || continue
+        if docker exec "$c" redis-cli ping >/dev/null 2>&1; then
+            docker exec "$c" redis-cli "$@" | tr -d '\r'
+            return
+        fi
+    done
+    return 1
+}
+galera_status() { # galera_status N → wsrep_local_state_comment
+    docker exec "$(running_cids "galera-$1" | head -n1)" mariadb -N -B \
+        -e "SHOW STATUS LIKE 'wsrep_local_state_comment'" 2>/dev/null | awk '{print $2}'
+}
+
+kill_and_start() { # kill_and_start CID SIGNAL DOWN_S LABEL
+    local c=$1 sig=$2 down=$3 name
+    name=$(cname "$c")
+    if [ "$sig" = STOP ]; then
+        mark "docker stop (SIGTERM) $name"
+        docker stop "$c" >/dev/null
+        mark "$name stopped"
+    else
+        docker kill -s "$sig" "$c" >/dev/null
+        mark "kill -$sig $name"
+    fi
+    sleep "$down"
+    docker start "$c" >/dev/null
+    mark "started $name"
+}
+
+f_shop() { # SIG N DOWN
+    local c t0
+    c=$(shop_cid "${2:-}")
+    t0=$SECONDS
+    kill_and_start "$c" "$1" "${3:-5}"
+    if wait_health "$c" 60; then
+        mark "$(cname "$c") healthy again ($((SECONDS - t0))s after the fault)"
+    else
+        mark "$(cname "$c") NOT healthy after 60 s"
+        return 1
+    fi
+}
+
+f_galera() { # N DOWN
+    local n=${1:-1} down=${2:-20} c since st t0 how
+    c=$(cids "galera-$n" | head -n1)
+    [ -n "$c" ] || die "no galera-$n in project $P"
+    t0=$SECONDS
+    kill_and_start "$c" KILL "$down"
+    since=$(date -u +%Y-%m-%dT%H:%M:%S)
+    while [ $((SECONDS - t0)) -lt $((down + 300)) ]; do
+        st=$(galera_status "$n" || true)
+        [ "$st" = Synced ] && break
+        sleep 1
+    done
+    if [ "${st:-}" != Synced ]; then
+        mark "galera-$n NOT Synced after $((SECONDS - t0))s"
+        return 1
+    fi
+    how=unknown
+    local lg
+    lg=$(docker logs --since "$since" "$c" 2>&1 || true)
+    if grep -q "IST received\|Receiving IST\|Prepared IST receiver" <<< "$lg"; then how=IST; fi
+    if grep -qi "SST request\|Running: 'wsrep_sst_\|SST received\|Proceeding with SST" <<< "$lg"; then how="SST"; fi
+    mark "galera-$n Synced again, rejoined by $how ($((SECONDS - t0))s after the kill)"
+}
+
+redis_master_of_slot() { # → hostname of the master holding SLOT
+    local slot=$1
+    redis_any_cli cluster nodes | awk -v s="$slot" '
+        $3 ~ /master/ && $3 !~ /fail/ {
+            for (i = 9; i <= NF; i++) {
+                n = split($i, r, "-")
+                lo = r[1]; hi = (n > 1) ? r[2] : r[1]
+                if (s + 0 >= lo + 0 && s + 0 <= hi + 0) {
+                    h = $2; sub(/^[^,]*,/, "", h); print h; exit
+                }
+            }
+        }'
+}
+
+f_redis() { # SLOT DOWN
+    local slot=${1:-0} down=${2:-12} m c t0 info nodes
+    m=$(redis_master_of_slot "$slot")
+    [ -n "$m" ] || die "no master found for slot $slot"
+    c=$(cids "$m" | head -n1)
+    t0=$SECONDS
+    docker kill -s KILL "$c" >/dev/null
+    mark "kill -KILL $m (Redis master of slot $slot)"
+    # watch the failover from a surviving node
+    local promoted=""
+    while [ $((SECONDS - t0)) -lt 60 ]; do
+        promoted=$(redis_master_of_slot "$slot" 2>/dev/null || true)
+        if [ -n "$promoted" ] && [ "$promoted" != "$m" ] &&
+            redis_any_cli cluster info | grep -q '^cluster_state:ok'; then
+            break
+        fi
+        promoted=""
+        sleep 0.2
+    done
+    if [ -n "$promoted" ]; then
+        mark "slot $slot served by $promoted ($((SECONDS - t0))s after the kill)"
+    else
+        mark "slot $slot NOT failed over after 60 s"
+    fi
+    local left=$((down - (SECONDS - t0)))
+    [ "$left" -gt 0 ] && sleep "$left"
+    docker start "$c" >/dev/null
+    mark "started $m"
+    while [ $((SECONDS - t0)) -lt $((down + 90)) ]; do
+        info=$(redis_any_cli cluster info || true)
+        nodes=$(redis_any_cli cluster nodes | sed 's/myself,//' || true)
+        if grep -q '^cluster_state:ok' <<< "$info" && [ "$(grep -c ' master ' <<< "$nodes")" = 3 ] &&
+            [ "$(grep -c ' slave ' <<< "$nodes")" = 3 ] && ! grep -q 'fail' <<< "$nodes"; then
+            mark "$m back as $(grep -o "$m [a-z]*" <<< "$(awk '{h=$2; sub(/^[^,]*,/, "", h); print h, $3}' <<< "$nodes")" | awk '{print $2}'); 3 masters + 3 replicas"
+            return 0
+        fi
+        sleep 1
+    done
+    mark "Redis cluster NOT back to 3+3 after $((SECONDS - t0))s"
+    return 1
+}
+
+f_simple() { # SERVICE DOWN
+    local c t0
+    c=$(cids "$1" | head -n1)
+    [ -n "$c" ] || die "no $1 in project $P"
+    t0=$SECONDS
+    kill_and_start "$c" KILL "$2"
+    if wait_health "$c" 60; then
+        mark "$1 healthy again ($((SECONDS - t0))s after the kill)"
+    else
+        mark "$1 NOT healthy after 60 s"
+        return 1
+    fi
+}
+
+wait_all_healthy() { # TIMEOUT_S
+    local deadline=$((SECONDS + $1)) bad c
+    while [ $SECONDS -lt $deadline ]; do
+        bad=0
+        for s in nginx shop db galera-1 galera-2 galera-3 redis-1 redis-2 redis-3 redis-4 redis-5 redis-6; do
+            [ -n "$(cids "$s")" ] || bad=1
+            for c in $(cids "$s"); do [ "$(health "$c")" = running/healthy ] || bad=1; done
+        done
+        [ "$bad" = 0 ] && return 0
+        sleep 1
+    done
+    return 1
+}
+
+f_scale() { # N
+    local n=$1 t0 before
+    before=$(running_cids shop | wc -l)
+    t0=$SECONDS
+    mark "scale shop $before -> $n"
+    "${DC[@]}" up -d --no-recreate --no-deps --scale "shop=$n" shop >/dev/null 2>&1
+    local deadline=$((SECONDS + 120)) ok c
+    while [ $SECONDS -lt $deadline ]; do
+        ok=0
+        for c in $(running_cids shop); do [ "$(health "$c")" = running/healthy ] && ok=$((ok + 1)); done
+        [ "$ok" = "$n" ] && [ "$(running_cids shop | wc -l)" = "$n" ] && break
+        sleep 0.5
+    done
+    mark "shop = $n healthy replicas ($((SECONDS - t0))s)"
+}
+
+f_rolling() { # PAUSE
+    local c t0
+    for c in $(running_cids shop); do
+        t0=$SECONDS
+        mark "rolling: restart $(cname "$c")"
+        docker restart "$c" >/dev/null
+        wait_health "$c" 60 || { mark "$(cname "$c") NOT healthy after restart"; return 1; }
+        mark "rolling: $(cname "$c") healthy ($((SECONDS - t0))s)"
+        sleep "${1:-2}"
+    done
+}
+
+f_whole() { # [--kill]
+    local t0=$SECONDS
+    if [ "${1:-}" = --kill ]; then
+        mark "whole cluster: kill -KILL every container"
+        # shellcheck disable=SC2046
+        docker kill -s KILL $(docker ps -q --filter "label=com.docker.compose.project=$P") >/dev/null 2>&1 || true
+    else
+        mark "whole cluster: docker-compose stop"
+        "${DC[@]}" stop >/dev/null 2>&1
+    fi
+    mark "whole cluster: up -d"
+    "${DC[@]}" up -d >/dev/null 2>&1
+    if wait_all_healthy 400; then
+        mark "whole cluster healthy again ($((SECONDS - t0))s)"
+    else
+        mark "whole cluster NOT healthy after $((SECONDS - t0))s"
+        return 1
+    fi
+}
+
+f_chaos() { # DURATION EVERY SEED
+    local dur=${1:?chaos DURATION_S [EVERY_S] [SEED]} every=${2:-30} t0=$SECONDS f
+    [ "$dur" -le 900 ] || die "chaos is bounded: DURATION_S <= 900"
+    [ "$every" -ge 10 ] || die "EVERY_S >= 10"
+    RANDOM=${3:-$$}
+    local faults=(shop-kill shop-stop galera-kill redis-master-kill db-kill)
+    mark "chaos for ${dur}s, a fault every ${every}s"
+    while [ $((SECONDS - t0 + every)) -le "$dur" ]; do
+        sleep "$every"
+        f=${faults[RANDOM % ${#faults[@]}]}
+        case "$f" in
+        galera-kill) "$0" galera-kill $((RANDOM % 3 + 1)) 10 || true ;;
+        redis-master-kill) "$0" redis-master-kill $((RANDOM % 16384)) 8 || true ;;
+        *) "$0" "$f" || true ;;
+        esac
+    done
+    mark "chaos over"
+}
+
+f_status() {
+    docker ps -a --filter "label=com.docker.compose.project=$P" --format '{{.Names}}\t{{.Status}}' | sort
+    for n in 1 2 3; do echo "galera-$n: $(galera_status "$n" || echo down)"; done
+    echo "redis masters:"
+    redis_any_cli cluster nodes | awk '$3 ~ /master/ {h=$2; sub(/^[^,]*,/, "", h); print "  " h, $3, $9, $10, $11}'
+}
+
+[ $# -ge 1 ] || { sed -n '2,36p' "$0"; exit 2; }
+what=$1
+shift
+case "$what" in
+shop-kill) f_shop KILL "${1:-}" "${2:-5}" ;;
+shop-stop) f_shop STOP "${1:-}" "${2:-5}" ;;
+galera-kill) f_galera "${1:-1}" "${2:-20}" ;;
+redis-master-kill) f_redis "${1:-0}" "${2:-12}" ;;
+db-kill) f_simple db "${1:-2}" ;;
+nginx-kill) f_simple nginx "${1:-2}" ;;
+scale) f_scale "${1:?scale N}" ;;
+rolling-restart) f_rolling "${1:-2}" ;;
+whole-restart) f_whole "${1:-}" ;;
+chaos) f_chaos "$@" ;;
+status) f_status ;;
+-h | --help | help) sed -n '2,36p' "$0" ;;
+*) die "unknown fault $what (see --help)" ;;
+esac
