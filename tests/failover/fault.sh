@@ -158,8 +158,14 @@ f_galera() { # N DOWN
     how=unknown
     local lg
     lg=$(docker logs --since "$since" "$c" 2>&1 || true)
-    if grep -q "IST received\|Receiving IST\|Prepared IST receiver" <<< "$lg"; then how=IST; fi
-    if grep -qi "SST request\|Running: 'wsrep_sst_\|SST received\|Proceeding with SST" <<< "$lg"; then how="SST"; fi
+    # MariaDB always starts the SST script on a joiner; when the donor can
+    # serve the gap from its gcache the "SST" is a no-op at the node's own
+    # recovered position and the writesets come by IST ("IST received")
+    if grep -q "IST received:" <<< "$lg"; then
+        how=IST
+    elif grep -qi "SST succeeded\|SST received" <<< "$lg"; then
+        how=SST
+    fi
     mark "galera-$n Synced again, rejoined by $how ($((SECONDS - t0))s after the kill)"
 }
 
