@@ -67,7 +67,7 @@ async fn verify_password(password: String, hash: Option<String>) -> Result<bool,
 
 /// Insert an account; a taken email is a 409.
 pub async fn create(
-    c: &impl ConnectionTrait,
+    c: &(impl ConnectionTrait + 'static),
     email: &Email,
     name: &str,
     password_hash: &str,
@@ -96,7 +96,10 @@ fn email_taken() -> AppError {
     AppError::Conflict { code: "email_taken", message: "an account with this email already exists".into() }
 }
 
-async fn find_by_email(c: &impl ConnectionTrait, email: &str) -> Result<Option<(Account, String)>, DbError> {
+async fn find_by_email(
+    c: &(impl ConnectionTrait + 'static),
+    email: &str,
+) -> Result<Option<(Account, String)>, DbError> {
     let row = db::one(
         c,
         "SELECT id, email, name, role, password_hash FROM users WHERE email = ?",
@@ -117,7 +120,7 @@ async fn find_by_email(c: &impl ConnectionTrait, email: &str) -> Result<Option<(
     .transpose()
 }
 
-pub async fn find_by_id(c: &impl ConnectionTrait, id: i64) -> Result<Option<Account>, DbError> {
+pub async fn find_by_id(c: &(impl ConnectionTrait + 'static), id: i64) -> Result<Option<Account>, DbError> {
     let row = db::one(c, "SELECT id, email, name, role FROM users WHERE id = ?", vec![id.into()]).await?;
     row.map(|r| {
         Ok(Account {

@@ -95,7 +95,10 @@ fn like_pattern(q: &str) -> String {
     s
 }
 
-pub async fn list(c: &impl ConnectionTrait, q: &ListQuery) -> Result<(Vec<Product>, i64), DbError> {
+pub async fn list(
+    c: &(impl ConnectionTrait + 'static),
+    q: &ListQuery,
+) -> Result<(Vec<Product>, i64), DbError> {
     let mut where_ = vec!["1=1".to_string()];
     let mut vals: Vec<Value> = vec![];
     if let Some(text) = &q.q {
@@ -127,7 +130,7 @@ pub async fn list(c: &impl ConnectionTrait, q: &ListQuery) -> Result<(Vec<Produc
     Ok((items, total))
 }
 
-pub async fn get(c: &impl ConnectionTrait, id: i64) -> Result<Option<Product>, DbError> {
+pub async fn get(c: &(impl ConnectionTrait + 'static), id: i64) -> Result<Option<Product>, DbError> {
     db::one(c, &format!("SELECT {COLUMNS} FROM products WHERE id = ?"), vec![id.into()])
         .await?
         .map(|r| Product::from_row(&r))
@@ -135,7 +138,10 @@ pub async fn get(c: &impl ConnectionTrait, id: i64) -> Result<Option<Product>, D
 }
 
 /// Several products by id, in one query.
-pub async fn get_many(c: &impl ConnectionTrait, ids: &[i64]) -> Result<HashMap<i64, Product>, DbError> {
+pub async fn get_many(
+    c: &(impl ConnectionTrait + 'static),
+    ids: &[i64],
+) -> Result<HashMap<i64, Product>, DbError> {
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
@@ -155,7 +161,7 @@ pub struct Category {
     pub product_count: i64,
 }
 
-pub async fn categories(c: &impl ConnectionTrait) -> Result<Vec<Category>, DbError> {
+pub async fn categories(c: &(impl ConnectionTrait + 'static)) -> Result<Vec<Category>, DbError> {
     let rows = db::all(
         c,
         "SELECT category, COUNT(*) AS n FROM products GROUP BY category ORDER BY category",

@@ -20,9 +20,22 @@ use sea_orm::{
 use crate::{error::AppError, settings::Settings};
 
 static STATEMENT_TIMEOUT_MS: AtomicU64 = AtomicU64::new(2000);
+static RETRY_BUDGET_MS: AtomicU64 = AtomicU64::new(6000);
 
 fn statement_timeout() -> Duration {
     Duration::from_millis(STATEMENT_TIMEOUT_MS.load(Ordering::Relaxed))
+}
+
+/// How long reads and transactions keep retrying (`SHOP_DB_RETRY_MS`).
+fn retry_budget() -> Duration {
+    Duration::from_millis(RETRY_BUDGET_MS.load(Ordering::Relaxed))
+}
+
+/// The pause before attempt `attempt + 1`: exponential from 25 ms, capped at 400 ms, with full
+/// jitter on top so replicas that lost the same node do not come back in lockstep.
+fn backoff(attempt: u32) -> Duration {
+    let base = (25u64 << attempt.min(4)).min(400);
+    Duration::from_millis(base + rand::random::<u64>() % base)
 }
 
 /// What went wrong with a database call, classified for retry and for the user.
@@ -33,6 +46,9 @@ pub enum DbError {
     /// The connection could not be had or broke: another attempt (maybe another node) may work.
     #[error("database unavailable: {0}")]
     Unavailable(DbErr),
+    /// The pool was closed (the process is shutting down): no attempt will work.
+    #[error("database pool closed: {0}")]
+    Closed(DbErr),
     /// A transaction lost a conflict (deadlock, Galera certification failure, SQLite busy).
     #[error("transaction conflict: {0}")]
     Conflict(DbErr),
@@ -55,6 +71,7 @@ impl From<DbErr> for DbError {
             return DbError::Unique(m);
         }
         match &e {
+            DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::ConnectionClosed) => DbError::Closed(e),
             DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => DbError::Unavailable(e),
             DbErr::Exec(sea_orm::RuntimeErr::SqlxError(inner))
             | DbErr::Query(sea_orm::RuntimeErr::SqlxError(inner)) => classify_sqlx(inner, e.clone()),
@@ -66,9 +83,8 @@ impl From<DbErr> for DbError {
 fn classify_sqlx(inner: &sea_orm::sqlx::Error, e: DbErr) -> DbError {
     use sea_orm::sqlx::Error as X;
     match inner {
-        X::Io(_) | X::PoolTimedOut | X::PoolClosed | X::WorkerCrashed | X::Tls(_) | X::Protocol(_) => {
-            DbError::Unavailable(e)
-        }
+        X::PoolClosed => DbError::Closed(e),
+        X::Io(_) | X::PoolTimedOut | X::WorkerCrashed | X::Tls(_) | X::Protocol(_) => DbError::Unavailable(e),
         X::Database(db) => {
             if let Some(my) = db.try_downcast_ref::<sea_orm::sqlx::mysql::MySqlDatabaseError>() {
                 return match my.number() {
@@ -93,7 +109,7 @@ impl From<DbError> for AppError {
     fn from(e: DbError) -> Self {
         crate::metrics::record_db_error(&e);
         match e {
-            DbError::Timeout(_) | DbError::Unavailable(_) | DbError::Conflict(_) => {
+            DbError::Timeout(_) | DbError::Unavailable(_) | DbError::Conflict(_) | DbError::Closed(_) => {
                 tracing::warn!(error = %e, "database unavailable");
                 AppError::Unavailable("the database is temporarily unavailable, please retry".into())
             }
@@ -125,6 +141,7 @@ const SYNC_WAIT_SQL: [&str; 16] = [
 /// Open the pool. Waits (bounded) for the database to come up, so replicas may start first.
 pub async fn connect(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
     STATEMENT_TIMEOUT_MS.store(settings.db_timeout.as_millis() as u64, Ordering::Relaxed);
+    RETRY_BUDGET_MS.store(settings.db_retry.as_millis() as u64, Ordering::Relaxed);
     let mut opts = ConnectOptions::new(settings.database_url.clone());
     opts.max_connections(settings.db_max_connections)
         .min_connections(1)
@@ -180,22 +197,61 @@ async fn bounded<T>(f: impl Future<Output = Result<T, DbErr>>) -> Result<T, DbEr
     }
 }
 
-/// All rows of a query.
-pub async fn all(
-    c: &impl ConnectionTrait,
+/// Is `C` the pool (not a transaction)? A statement on the pool may be run again on another
+/// connection; inside a transaction only the whole transaction may (see [`retry`]).
+fn on_pool<C: 'static>() -> bool {
+    std::any::TypeId::of::<C>() == std::any::TypeId::of::<DatabaseConnection>()
+}
+
+/// Run a read on the pool again, on a fresh connection, while it fails for a reason another
+/// attempt can cure (a node that died under a pooled connection, a failover in progress), within
+/// the retry budget. Inside a transaction it runs once.
+async fn read<C, T, F, Fut>(_on: &C, what: &'static str, mut f: F) -> Result<T, DbError>
+where
+    C: ConnectionTrait + 'static,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, DbErr>>,
+{
+    if !on_pool::<C>() {
+        return bounded(f()).await;
+    }
+    let start = std::time::Instant::now();
+    let mut attempt = 0;
+    loop {
+        match bounded(f()).await {
+            Err(e) if e.is_retryable() => {
+                let pause = backoff(attempt);
+                if start.elapsed() + pause >= retry_budget() {
+                    return Err(e);
+                }
+                crate::metrics::record_tx_retry(what);
+                tracing::info!(what, attempt, error = %e, "retrying read");
+                tokio::time::sleep(pause).await;
+                attempt += 1;
+            }
+            r => return r,
+        }
+    }
+}
+
+/// All rows of a query (retried on the pool, see [`read`]).
+pub async fn all<C: ConnectionTrait + 'static>(
+    c: &C,
     sql: &str,
     values: Vec<Value>,
 ) -> Result<Vec<QueryResult>, DbError> {
-    bounded(c.query_all_raw(stmt(c, sql, values))).await
+    let s = stmt(c, sql, values);
+    read(c, "read", || c.query_all_raw(s.clone())).await
 }
 
-/// The first row of a query, if any.
-pub async fn one(
-    c: &impl ConnectionTrait,
+/// The first row of a query, if any (retried on the pool, see [`read`]).
+pub async fn one<C: ConnectionTrait + 'static>(
+    c: &C,
     sql: &str,
     values: Vec<Value>,
 ) -> Result<Option<QueryResult>, DbError> {
-    bounded(c.query_one_raw(stmt(c, sql, values))).await
+    let s = stmt(c, sql, values);
+    read(c, "read", || c.query_one_raw(s.clone())).await
 }
 
 /// Run a statement; returns (rows affected, last insert id).
@@ -246,26 +302,28 @@ impl From<TxError> for AppError {
     }
 }
 
-/// How many times a transaction is attempted before the client gets a 503.
-pub const TX_ATTEMPTS: u32 = 4;
-
-/// Run a whole transaction again when it lost a conflict or its connection (bounded, jittered
-/// backoff). Only for work that is safe to repeat: the closure starts from scratch each time.
+/// Run a whole transaction again when it lost a conflict or its connection, with jittered
+/// backoff, for as long as the retry budget (`SHOP_DB_RETRY_MS`) allows; then the client gets a
+/// 503. Only for work that is safe to repeat: the closure starts from scratch each time, and a
+/// commit whose answer was lost is recognised by the next attempt (checkout's idempotency key).
 pub async fn retry<T, F, Fut>(what: &'static str, mut f: F) -> Result<T, AppError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, TxError>>,
 {
-    let mut attempt = 1;
+    let start = std::time::Instant::now();
+    let mut attempt = 0;
     loop {
         match f().await {
             Ok(v) => return Ok(v),
-            Err(TxError::Db(e)) if e.is_retryable() && attempt < TX_ATTEMPTS => {
+            Err(TxError::Db(e)) if e.is_retryable() => {
+                let pause = backoff(attempt);
+                if start.elapsed() + pause >= retry_budget() {
+                    return Err(e.into());
+                }
                 crate::metrics::record_tx_retry(what);
-                let base = 20u64 << attempt;
-                let jitter = rand::random::<u64>() % base;
                 tracing::info!(tx = what, attempt, error = %e, "retrying transaction");
-                tokio::time::sleep(Duration::from_millis(base + jitter)).await;
+                tokio::time::sleep(pause).await;
                 attempt += 1;
             }
             Err(e) => return Err(e.into()),
@@ -470,5 +528,25 @@ pub fn pool_stats(db: &DatabaseConnection) -> Option<(u32, u32)> {
             Some((p.size(), p.num_idle() as u32))
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_pool_retries_single_statements() {
+        assert!(on_pool::<DatabaseConnection>());
+        assert!(!on_pool::<sea_orm::DatabaseTransaction>());
+    }
+
+    #[test]
+    fn backoff_grows_is_capped_and_jittered() {
+        for attempt in 0..20 {
+            let base = (25u64 << attempt.min(4)).min(400);
+            let d = backoff(attempt).as_millis() as u64;
+            assert!((base..2 * base).contains(&d), "{attempt}: {d}");
+        }
     }
 }

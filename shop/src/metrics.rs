@@ -30,6 +30,7 @@ struct Metrics {
     tx_retries: Mutex<BTreeMap<&'static str, u64>>,
     db_errors: Mutex<BTreeMap<&'static str, u64>>,
     store_errors: AtomicU64,
+    store_retries: AtomicU64,
     unreplicated_writes: AtomicU64,
 }
 
@@ -66,6 +67,7 @@ pub fn record_db_error(e: &crate::db::DbError) {
     let kind = match e {
         Timeout(_) => "timeout",
         Unavailable(_) => "unavailable",
+        Closed(_) => "closed",
         Conflict(_) => "conflict",
         Unique(_) => "unique",
         Other(_) => "other",
@@ -75,6 +77,10 @@ pub fn record_db_error(e: &crate::db::DbError) {
 
 pub fn record_unreplicated_write() {
     METRICS.unreplicated_writes.fetch_add(1, Ordering::Relaxed);
+}
+
+pub fn record_store_retry() {
+    METRICS.store_retries.fetch_add(1, Ordering::Relaxed);
 }
 
 pub fn record_store_error() {
@@ -137,6 +143,13 @@ pub fn render(pool: Option<(u32, u32)>) -> String {
     let _ = writeln!(out, "# HELP shop_session_store_errors_total Failed session-store calls.");
     let _ = writeln!(out, "# TYPE shop_session_store_errors_total counter");
     let _ = writeln!(out, "shop_session_store_errors_total {}", METRICS.store_errors.load(Ordering::Relaxed));
+    let _ = writeln!(
+        out,
+        "# HELP shop_session_store_retries_total Session-store calls repeated after a retryable failure."
+    );
+    let _ = writeln!(out, "# TYPE shop_session_store_retries_total counter");
+    let _ =
+        writeln!(out, "shop_session_store_retries_total {}", METRICS.store_retries.load(Ordering::Relaxed));
     let _ = writeln!(out, "# HELP shop_session_store_unreplicated_writes_total Writes a replica had not acknowledged within the WAIT timeout.");
     let _ = writeln!(out, "# TYPE shop_session_store_unreplicated_writes_total counter");
     let _ = writeln!(

@@ -24,6 +24,10 @@ use crate::{
     web::{page, query_map, render, render_status, see_other},
 };
 
+/// A replayed checkout empties the cart of its order's lines only this long after the order
+/// was placed (less than the store remembers that it did so already).
+const REPLAY_TAKES_CART_MS: i64 = 10 * 60 * 1000;
+
 pub const STATUSES: [&str; 4] = ["placed", "confirmed", "shipped", "cancelled"];
 
 #[derive(Debug, Serialize, Clone)]
@@ -70,7 +74,10 @@ fn order_from_row(r: &QueryResult, with_email: bool) -> Result<Order, DbError> {
 }
 
 /// Fill in the items of several orders with one query.
-async fn with_items(c: &impl ConnectionTrait, mut orders: Vec<Order>) -> Result<Vec<Order>, DbError> {
+async fn with_items(
+    c: &(impl ConnectionTrait + 'static),
+    mut orders: Vec<Order>,
+) -> Result<Vec<Order>, DbError> {
     if orders.is_empty() {
         return Ok(orders);
     }
@@ -102,7 +109,7 @@ async fn with_items(c: &impl ConnectionTrait, mut orders: Vec<Order>) -> Result<
 }
 
 async fn find_where(
-    c: &impl ConnectionTrait,
+    c: &(impl ConnectionTrait + 'static),
     cond: &str,
     vals: Vec<Value>,
 ) -> Result<Option<Order>, DbError> {
@@ -115,22 +122,29 @@ async fn find_where(
 
 /// An order of this user (another customer's order does not exist for them).
 pub async fn find_for_user(
-    c: &impl ConnectionTrait,
+    c: &(impl ConnectionTrait + 'static),
     user_id: i64,
     id: i64,
 ) -> Result<Option<Order>, DbError> {
     find_where(c, "o.id = ? AND o.user_id = ?", vec![id.into(), user_id.into()]).await
 }
 
-pub async fn find(c: &impl ConnectionTrait, id: i64) -> Result<Option<Order>, DbError> {
+pub async fn find(c: &(impl ConnectionTrait + 'static), id: i64) -> Result<Option<Order>, DbError> {
     find_where(c, "o.id = ?", vec![id.into()]).await
 }
 
-async fn find_by_key(c: &impl ConnectionTrait, user_id: i64, key: &str) -> Result<Option<Order>, DbError> {
+async fn find_by_key(
+    c: &(impl ConnectionTrait + 'static),
+    user_id: i64,
+    key: &str,
+) -> Result<Option<Order>, DbError> {
     find_where(c, "o.user_id = ? AND o.idempotency_key = ?", vec![user_id.into(), key.into()]).await
 }
 
-pub async fn list_for_user(c: &impl ConnectionTrait, user_id: i64) -> Result<Vec<Order>, DbError> {
+pub async fn list_for_user(
+    c: &(impl ConnectionTrait + 'static),
+    user_id: i64,
+) -> Result<Vec<Order>, DbError> {
     let rows = db::all(
         c,
         &format!("SELECT {ORDER_COLUMNS} FROM orders o WHERE o.user_id = ? ORDER BY o.id DESC LIMIT 200"),
@@ -141,7 +155,10 @@ pub async fn list_for_user(c: &impl ConnectionTrait, user_id: i64) -> Result<Vec
     with_items(c, orders).await
 }
 
-pub async fn list_all(c: &impl ConnectionTrait, status: Option<&str>) -> Result<Vec<Order>, DbError> {
+pub async fn list_all(
+    c: &(impl ConnectionTrait + 'static),
+    status: Option<&str>,
+) -> Result<Vec<Order>, DbError> {
     let (cond, vals): (&str, Vec<Value>) = match status {
         Some(s) => ("WHERE o.status = ?", vec![s.into()]),
         None => ("", vec![]),
@@ -172,11 +189,12 @@ enum Attempt {
 /// Turn the user's cart into an order, exactly once per idempotency key.
 #[tracing::instrument(skip_all, fields(user.id = user.id))]
 pub async fn checkout(state: &AppState, user: &CurrentUser, key: &str) -> Result<Checkout, AppError> {
+    let owner = format!("u:{}", user.id);
     if let Some(order) = find_by_key(&state.db, user.id, key).await? {
         crate::metrics::record_checkout("replayed");
+        take_replayed(state, &owner, &order).await;
         return Ok(Checkout { order, created: false });
     }
-    let owner = format!("u:{}", user.id);
     let lines = state.store.cart_get(&owner).await?;
     if lines.is_empty() {
         crate::metrics::record_checkout("empty_cart");
@@ -197,7 +215,7 @@ pub async fn checkout(state: &AppState, user: &CurrentUser, key: &str) -> Result
     match attempt {
         Attempt::Placed(id) => {
             // The order is committed; emptying the cart is best effort and must not fail the checkout.
-            if let Err(e) = state.store.cart_take(&owner, &lines).await {
+            if let Err(e) = state.store.cart_take(&owner, id, &lines).await {
                 tracing::warn!(order.id = id, error = %e, "order placed but cart not emptied");
             }
             crate::metrics::record_checkout("placed");
@@ -212,8 +230,23 @@ pub async fn checkout(state: &AppState, user: &CurrentUser, key: &str) -> Result
             let order = find_by_key(&state.db, user.id, key)
                 .await?
                 .ok_or_else(|| AppError::Unavailable("the order is being placed, please retry".into()))?;
+            take_replayed(state, &owner, &order).await;
             Ok(Checkout { order, created: false })
         }
+    }
+}
+
+/// A replayed checkout: the first attempt may have committed and then lost its replica before
+/// it emptied the cart, so take the order's lines now. Once per order (the store keeps an
+/// operation key for it), and only while that key is remembered, so an old order replayed much
+/// later never touches today's cart. Best effort, like emptying the cart after a first checkout.
+async fn take_replayed(state: &AppState, owner: &str, order: &Order) {
+    if db::now_ms() - order.created_at >= REPLAY_TAKES_CART_MS {
+        return;
+    }
+    let lines: Vec<(i64, i64)> = order.items.iter().map(|i| (i.product_id, i.quantity)).collect();
+    if let Err(e) = state.store.cart_take(owner, order.id, &lines).await {
+        tracing::warn!(order.id = order.id, error = %e, "replayed order: cart not emptied");
     }
 }
 

@@ -35,6 +35,11 @@ pub struct Settings {
     pub db_timeout: Duration,
     /// Bound on every session-store round trip.
     pub store_timeout: Duration,
+    /// How long a database read or transaction keeps retrying a lost connection, a timeout or a
+    /// conflict before the client gets a 503 (covers a Galera writer failover behind HAProxy).
+    pub db_retry: Duration,
+    /// How long a session-store call keeps retrying (covers a Redis Cluster master failover).
+    pub store_retry: Duration,
     pub db_max_connections: u32,
     /// Session lifetime in the store.
     pub session_ttl: Duration,
@@ -161,6 +166,14 @@ impl Settings {
             1000,
             50..=60_000,
         )?);
+        let db_retry =
+            Duration::from_millis(parse_num(get("SHOP_DB_RETRY_MS"), "SHOP_DB_RETRY_MS", 6000, 0..=60_000)?);
+        let store_retry = Duration::from_millis(parse_num(
+            get("SHOP_STORE_RETRY_MS"),
+            "SHOP_STORE_RETRY_MS",
+            6000,
+            0..=60_000,
+        )?);
         let db_max_connections =
             parse_num(get("SHOP_DB_MAX_CONNECTIONS"), "SHOP_DB_MAX_CONNECTIONS", 10, 1..=500)? as u32;
         let session_ttl = Duration::from_secs(parse_num(
@@ -199,6 +212,8 @@ impl Settings {
             workers,
             db_timeout,
             store_timeout,
+            db_retry,
+            store_retry,
             db_max_connections,
             session_ttl,
             db_sync_wait,

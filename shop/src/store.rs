@@ -27,6 +27,18 @@ pub enum StoreError {
     Redis(#[from] redis::RedisError),
 }
 
+impl StoreError {
+    /// Could another attempt, a moment later, succeed? True for timeouts, lost connections and
+    /// the answers a cluster gives while it fails over (CLUSTERDOWN, TRYAGAIN, READONLY, …);
+    /// false for script and type errors, which would fail the same way again.
+    fn is_retryable(&self) -> bool {
+        match self {
+            StoreError::Timeout(_) => true,
+            StoreError::Redis(e) => !matches!(e.retry_method(), redis::RetryMethod::NoRetry),
+        }
+    }
+}
+
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
         crate::metrics::record_store_error();
@@ -48,6 +60,9 @@ pub enum CartAdd {
 
 /// How long an operation key remembers its outcome.
 const OP_TTL: Duration = Duration::from_secs(15 * 60);
+/// How long the operation key the shop makes for an add without one (so that its own retries
+/// cannot add twice) is remembered: longer than any retry budget.
+const INTERNAL_OP_TTL: Duration = Duration::from_secs(120);
 
 fn encode_outcome(o: &CartAdd) -> String {
     match o {
@@ -75,6 +90,8 @@ pub struct Store {
     /// Replicas that must acknowledge a session or cart write (Redis `WAIT`) before we answer.
     wait_replicas: u32,
     wait_timeout: Duration,
+    /// How long one call keeps retrying before it fails (`SHOP_STORE_RETRY_MS`).
+    retry_budget: Duration,
 }
 
 #[derive(Clone)]
@@ -119,7 +136,9 @@ return {ok, new, 0}
 "#;
 
 const TAKE_SCRIPT: &str = r#"
-for i = 1, #ARGV, 2 do
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+redis.call('SET', KEYS[2], '1', 'PX', ARGV[1])
+for i = 2, #ARGV, 2 do
   local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '0')
   local new = cur - tonumber(ARGV[i + 1])
   if new <= 0 then redis.call('HDEL', KEYS[1], ARGV[i]) else redis.call('HSET', KEYS[1], ARGV[i], new) end
@@ -155,6 +174,7 @@ impl Store {
             backend: Backend::Memory(Arc::new(Mutex::new(HashMap::new()))),
             wait_replicas: 0,
             wait_timeout: Duration::ZERO,
+            retry_budget: Duration::ZERO,
         }
     }
 
@@ -176,6 +196,7 @@ impl Store {
                         backend,
                         wait_replicas: s.redis_wait_replicas.unwrap_or(default_wait),
                         wait_timeout: s.redis_wait_timeout,
+                        retry_budget: s.store_retry,
                     });
                 }
                 Ok(Err(e)) => last = e.to_string(),
@@ -209,7 +230,40 @@ impl Store {
         format!("{}cart:{{{owner}}}:op:{op}", self.prefix)
     }
 
+    /// Run `f` again while it fails for a reason that another attempt may cure (see
+    /// [`StoreError::is_retryable`]), with jittered backoff, within the retry budget. Every call
+    /// that goes through here is safe to repeat: reads, writes that set a value, and increments
+    /// that carry an operation key (see [`Store::cart_add`], [`Store::cart_take`]).
+    async fn retrying<T, F, Fut>(&self, mut f: F) -> StoreResult<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = StoreResult<T>>,
+    {
+        let start = Instant::now();
+        let mut attempt = 0u32;
+        loop {
+            match f().await {
+                Err(e) if e.is_retryable() => {
+                    let base = (25u64 << attempt.min(4)).min(400);
+                    let pause = Duration::from_millis(base + rand::random::<u64>() % base);
+                    if start.elapsed() + pause >= self.retry_budget {
+                        return Err(e);
+                    }
+                    crate::metrics::record_store_retry();
+                    tracing::info!(attempt, error = %e, "retrying session-store call");
+                    tokio::time::sleep(pause).await;
+                    attempt += 1;
+                }
+                r => return r,
+            }
+        }
+    }
+
     async fn cmd<T: FromRedisValue>(&self, cmd: Cmd) -> StoreResult<T> {
+        self.retrying(|| self.cmd_once(&cmd)).await
+    }
+
+    async fn cmd_once<T: FromRedisValue>(&self, cmd: &Cmd) -> StoreResult<T> {
         let fut = async {
             match &self.backend {
                 Backend::Cluster(c) => cmd.query_async(&mut c.clone()).await,
@@ -244,8 +298,12 @@ impl Store {
         if self.wait_replicas == 0 {
             return self.cmd(cmd).await;
         }
+        self.retrying(|| self.write_once(key, &cmd)).await
+    }
+
+    async fn write_once<T: FromRedisValue>(&self, key: &str, cmd: &Cmd) -> StoreResult<T> {
         let mut p = redis::pipe();
-        p.add_command(cmd);
+        p.add_command(cmd.clone());
         p.cmd("WAIT").arg(self.wait_replicas).arg(self.wait_timeout.as_millis() as u64);
         let fut = async {
             let values = match &self.backend {
@@ -414,16 +472,24 @@ impl Store {
                 outcome
             })),
             _ => {
+                // Without a client's key the add still gets one of its own, so that a retry of
+                // this call (the master failed over before it answered) cannot add twice.
+                let (op_key, op_ttl) = match op_key {
+                    Some(k) => (k, OP_TTL),
+                    None => {
+                        let internal = format!("~{:016x}", rand::random::<u64>());
+                        (self.cart_op_key(owner, &internal), INTERNAL_OP_TTL)
+                    }
+                };
                 let args = [
                     product_id.to_string(),
                     delta.to_string(),
                     max.to_string(),
                     ttl.as_millis().to_string(),
                     if clamp { "1".into() } else { "0".into() },
-                    OP_TTL.as_millis().to_string(),
+                    op_ttl.as_millis().to_string(),
                 ];
-                let mut keys = vec![key];
-                keys.extend(op_key);
+                let keys = vec![key, op_key];
                 let cmd = Self::eval(ADD_SCRIPT, &keys, &args);
                 let (ok, n, _replayed): (i64, i64, i64) = self.write(&keys[0], cmd).await?;
                 Ok(if ok == 1 { CartAdd::Added(n.max(0)) } else { CartAdd::OverLimit(n) })
@@ -474,15 +540,23 @@ impl Store {
         }
     }
 
-    /// Take ordered quantities out of a cart after checkout committed; lines added meanwhile stay.
-    pub async fn cart_take(&self, owner: &str, lines: &[(i64, i64)]) -> StoreResult<()> {
+    /// Take an order's quantities out of a cart after its checkout committed; lines added
+    /// meanwhile stay. Once per order: a replayed checkout calls it again, and a retry of this call
+    /// may find it done, so the order id is an operation key that makes repeats no-ops.
+    pub async fn cart_take(&self, owner: &str, order_id: i64, lines: &[(i64, i64)]) -> StoreResult<()> {
         if lines.is_empty() {
             return Ok(());
         }
         let key = self.cart_key(owner);
+        let op_key = self.cart_op_key(owner, &format!("order:{order_id}"));
         match &self.backend {
             Backend::Memory(m) => {
                 Self::mem(m, |map| {
+                    if map.contains_key(&op_key) {
+                        return;
+                    }
+                    let fields = HashMap::from([("r".to_string(), "1".to_string())]);
+                    map.insert(op_key, Entry { fields, expires: Instant::now() + OP_TTL });
                     if let Some(e) = map.get_mut(&key) {
                         for (pid, q) in lines {
                             let f = pid.to_string();
@@ -498,9 +572,9 @@ impl Store {
                 Ok(())
             }
             _ => {
-                let args: Vec<String> =
-                    lines.iter().flat_map(|(p, q)| [p.to_string(), q.to_string()]).collect();
-                let cmd = Self::eval(TAKE_SCRIPT, std::slice::from_ref(&key), &args);
+                let mut args = vec![OP_TTL.as_millis().to_string()];
+                args.extend(lines.iter().flat_map(|(p, q)| [p.to_string(), q.to_string()]));
+                let cmd = Self::eval(TAKE_SCRIPT, &[key.clone(), op_key], &args);
                 self.write::<i64>(&key, cmd).await.map(|_| ())
             }
         }
@@ -602,7 +676,24 @@ pub fn key_slot(key: &[u8]) -> u16 {
 
 #[cfg(test)]
 mod tests {
-    use super::key_slot;
+    use super::{key_slot, StoreError};
+    use std::time::Duration;
+
+    #[test]
+    fn failover_answers_are_retried_script_errors_are_not() {
+        use redis::{ErrorKind, RedisError, ServerErrorKind};
+        let server = |k| StoreError::Redis(RedisError::from((ErrorKind::Server(k), "x")));
+        assert!(StoreError::Timeout(Duration::from_secs(1)).is_retryable());
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+        assert!(StoreError::Redis(RedisError::from(io)).is_retryable());
+        for k in [ServerErrorKind::ClusterDown, ServerErrorKind::TryAgain, ServerErrorKind::ReadOnly] {
+            assert!(server(k).is_retryable(), "{k:?}");
+        }
+        for k in [ServerErrorKind::ResponseError, ServerErrorKind::CrossSlot, ServerErrorKind::NoScript] {
+            assert!(!server(k).is_retryable(), "{k:?}");
+        }
+        assert!(!StoreError::Redis(RedisError::from((ErrorKind::UnexpectedReturnType, "x"))).is_retryable());
+    }
 
     #[test]
     fn slots_match_redis() {

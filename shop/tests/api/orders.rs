@@ -59,6 +59,42 @@ async fn the_same_key_never_makes_a_second_order() {
 }
 
 #[tokio::test]
+async fn a_replay_empties_the_cart_a_crashed_first_attempt_left_full() {
+    // A replica committed the order and died before it emptied the cart: the row is there, the
+    // cart still holds the lines. The client's retry (same key, any replica) finishes the job,
+    // once: a further replay after the shopper filled the cart again leaves the new lines alone.
+    let app = spawn_app().await;
+    let s = app.customer().await;
+    let p = app.product(10).await;
+    assert_eq!(s.add(p, 2).await.status(), 200);
+    let user = app.count("SELECT MAX(id) AS n FROM users", vec![]).await;
+    let k = key();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    app.sql(
+        "INSERT INTO orders (user_id, idempotency_key, status, total_cents, currency, created_at, updated_at)
+         VALUES (?, ?, 'placed', 5000, 'EUR', ?, ?)",
+        vec![user.into(), k.clone().into(), now.into(), now.into()],
+    )
+    .await;
+    let order = app.count("SELECT MAX(id) AS n FROM orders", vec![]).await;
+    app.sql(
+        "INSERT INTO order_items (order_id, product_id, sku, name, unit_price_cents, quantity, line_total_cents)
+         VALUES (?, ?, 'T', 'T', 2500, 2, 5000)",
+        vec![order.into(), p.into()],
+    )
+    .await;
+    let r = s.checkout(&k).await;
+    assert_eq!(r.status(), 200, "a replay");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["id"], order);
+    assert_eq!(s.cart().await["items"].as_array().unwrap().len(), 0, "the replay emptied the cart");
+    assert_eq!(s.add(p, 1).await.status(), 200);
+    assert_eq!(s.checkout(&k).await.status(), 200);
+    let cart = s.cart().await;
+    assert_eq!(cart["items"][0]["quantity"], 1, "a second replay took nothing: {cart}");
+}
+
+#[tokio::test]
 async fn concurrent_first_checkouts_with_one_key_make_one_order() {
     let app = spawn_app().await;
     let s = app.customer().await;
