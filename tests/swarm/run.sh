@@ -1,0 +1,180 @@
+#!/bin/bash
+# The stack on Docker Swarm (compose/stack.yml), on a single-node swarm.
+#
+#   tests/swarm/run.sh [--keep]
+#
+# 1. joins nothing: if this Docker engine is not in a swarm, `docker swarm
+#    init` on 127.0.0.1 (left again at the end); images come from
+#    compose/offline-prepare.sh (run it first, or let .ci/run do it);
+# 2. `docker stack deploy` of compose/stack.yml as stack $DISTSHOP_SWARM_STACK
+#    (default distshop-swarm) with nginx published on port
+#    $DISTSHOP_SWARM_HTTP_PORT (default 18380); waits until the shop answers
+#    /readyz through nginx with all its replicas running;
+# 3. checks, through 127.0.0.1 only:
+#    - the shopper journey (tests/cluster/shopper.py journey): register, log in,
+#      cart, checkout with an Idempotency-Key and its replay, orders; the
+#      session valid on every replica;
+#    - requests spread over the 3 shop tasks (X-Served-By);
+#    - the simulator (distshop-sim) with a few shoppers checking every answer
+#      while `docker service update --force` rolls the shop task by task
+#      (update_config: start-first): zero failed requests, no lost session;
+# 4. removes the stack, its volumes and (if it made it) the swarm, also when a
+#    check fails. --keep leaves everything running.
+set -Eeuo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+KEEP=0
+for a in "$@"; do
+    case "$a" in
+    --keep) KEEP=1 ;;
+    -h | --help) sed -n '2,24p' "$0"; exit 0 ;;
+    *) echo "unknown option $a" >&2; exit 2 ;;
+    esac
+done
+S="${DISTSHOP_SWARM_STACK:-distshop-swarm}"
+PORT="${DISTSHOP_SWARM_HTTP_PORT:-18380}"
+BASE="http://127.0.0.1:$PORT"
+REPORT="${DISTSHOP_SWARM_REPORT:-$ROOT/reports/swarm}"
+PASS=0 FAIL=0 MADE_SWARM=0
+
+log() { echo "[$(date -u +%H:%M:%S)] swarm: $*"; }
+ok() { PASS=$((PASS + 1)); log "PASS: $*"; }
+bad() { FAIL=$((FAIL + 1)); log "FAIL: $*"; }
+
+SIM="${DISTSHOP_SIM:-}"
+for c in "${CARGO_TARGET_DIR:-$ROOT/target}/release/distshop-sim" "$ROOT/target/release/distshop-sim"; do
+    [ -z "$SIM" ] && [ -x "$c" ] && SIM=$c
+done
+[ -n "$SIM" ] || { log "build the simulator first: cargo build --release -p simulator"; exit 2; }
+for img in distshop/shop distshop/nginx distshop/db distshop/galera distshop/redis; do
+    docker image inspect "$img:latest" >/dev/null 2>&1 ||
+        { log "image $img:latest missing: run compose/offline-prepare.sh"; exit 2; }
+done
+
+cleanup() {
+    local rc=$?
+    if [ "$KEEP" = 1 ]; then
+        log "left running: docker stack rm $S (then its volumes: docker volume ls -q --filter label=com.docker.stack.namespace=$S)"
+        return
+    fi
+    log "removing stack $S"
+    docker stack rm "$S" >/dev/null 2>&1 || true
+    # tasks and networks go away asynchronously; volumes can only go after
+    local i
+    for i in $(seq 1 60); do
+        [ -z "$(docker ps -aq --filter "label=com.docker.stack.namespace=$S")" ] &&
+            [ -z "$(docker network ls -q --filter "label=com.docker.stack.namespace=$S")" ] && break
+        sleep 1
+    done
+    docker volume ls -q --filter "label=com.docker.stack.namespace=$S" | xargs -r docker volume rm -f >/dev/null 2>&1 || true
+    if [ "$MADE_SWARM" = 1 ]; then
+        log "leaving the swarm this test made"
+        docker swarm leave --force >/dev/null 2>&1 || true
+    fi
+    return $rc
+}
+trap cleanup EXIT
+
+# --------------------------------------------------------------------- swarm
+state=$(docker info --format '{{.Swarm.LocalNodeState}}')
+if [ "$state" != active ]; then
+    log "docker swarm init on 127.0.0.1 (a single-node swarm, left at the end)"
+    docker swarm init --advertise-addr 127.0.0.1 --listen-addr 127.0.0.1:2377 >/dev/null
+    MADE_SWARM=1
+fi
+
+# ------------------------------------------------------------------- deploy
+set -a
+# shellcheck disable=SC1091
+. "$ROOT/compose/.env"
+set +a
+export DISTSHOP_HTTP_PORT="$PORT" DISTSHOP_SHOP_REPLICAS=3
+t0=$SECONDS
+log "docker stack deploy -c compose/stack.yml $S (nginx on port $PORT)"
+docker stack deploy --resolve-image never --prune -c "$ROOT/compose/stack.yml" "$S" 2>&1 |
+    grep -v '^Creating\|^Updating' || true
+
+shop_running() { # tasks of the shop service that are running (and healthy)
+    docker service ps "${S}_shop" --filter desired-state=running --format '{{.CurrentState}}' 2>/dev/null |
+        grep -c '^Running' || true
+}
+ready=0
+while [ $((SECONDS - t0)) -lt 480 ]; do
+    if [ "$(shop_running)" -ge 3 ] && curl -fsS --max-time 3 -o /dev/null "$BASE/readyz" 2>/dev/null; then
+        ready=1
+        break
+    fi
+    sleep 2
+done
+if [ "$ready" = 1 ]; then
+    ok "stack deployed; shop ready through nginx with 3 tasks after $((SECONDS - t0)) s"
+else
+    bad "stack not ready after $((SECONDS - t0)) s"
+    docker stack ps "$S" --no-trunc --format '{{.Name}} {{.CurrentState}} {{.Error}}' | head -40
+    exit 1
+fi
+docker stack services "$S" --format '{{.Name}} {{.Replicas}}' | sort | sed 's/^/  /'
+
+# ------------------------------------------------------------------ journey
+if out=$(python3 "$ROOT/tests/cluster/shopper.py" journey "$BASE" 2>&1); then
+    ok "shopper journey through the swarm: $(tail -n1 <<< "$out" | cut -c1-200)"
+else
+    bad "shopper journey: $out"
+fi
+
+# spread: which tasks answer (X-Served-By is the container's hostname)
+declare -A seen=()
+for _ in $(seq 1 60); do
+    h=$(curl -fsS --max-time 3 -D - -o /dev/null "$BASE/healthz" 2>/dev/null | tr -d '\r' |
+        sed -n 's/^[Xx]-[Ss]erved-[Bb]y: //p')
+    [ -n "$h" ] && seen[$h]=$((${seen[$h]:-0} + 1))
+done
+if [ "${#seen[@]}" -ge 3 ]; then
+    ok "requests spread over ${#seen[@]} shop tasks: $(for k in "${!seen[@]}"; do printf '%s=%s ' "$k" "${seen[$k]}"; done)"
+else
+    bad "requests reached ${#seen[@]} shop task(s) only: ${!seen[*]}"
+fi
+
+# ------------------------------------- rolling update under a checked load
+mkdir -p "$REPORT"
+dir="$REPORT/rolling-update-$(date -u +%Y%m%d-%H%M%S)"
+mkdir -p "$dir"
+log "simulator: 8 shoppers for 75 s; docker service update --force ${S}_shop at 10 s"
+(
+    sleep 10
+    "$SIM" mark --report "$dir" --source swarm "docker service update --force ${S}_shop (start-first)" >/dev/null 2>&1 || true
+    u0=$SECONDS
+    if docker service update --force --detach=false "${S}_shop" >/dev/null 2>&1; then
+        "$SIM" mark --report "$dir" --source swarm "rolling update done ($((SECONDS - u0)) s)" >/dev/null 2>&1 || true
+        echo "update-ok $((SECONDS - u0))"
+    else
+        echo "update-failed"
+    fi
+) > "$dir/update.log" 2>&1 &
+upid=$!
+rc=0
+"$SIM" --base-url "$BASE" --shoppers 8 --duration 75s --max-requests 20000 --seed 11 \
+    --report "$dir" --quiet > "$dir/sim.out" 2>&1 || rc=$?
+wait "$upid" || true
+tail -n 12 "$dir/sim.out" | sed 's/^/  sim: /'
+read -r upd secs < <(tail -n1 "$dir/update.log") || true
+failed=$(python3 -c '
+import json, sys
+s = json.load(open(sys.argv[1]))
+e = s["errors"]
+print(e["network"] + e["timeout"] + e["5xx"] + e["4xx-unexpected"], s["requests"], s["violations"]["lost-session"],
+      s["verdict"]["pass"])' "$dir/summary.json" 2>/dev/null || echo "? ? ? False")
+read -r nfail nreq nlost verdict <<< "$failed"
+if [ "$upd" = update-ok ]; then
+    ok "rolling update of the shop (3 tasks, start-first) took ${secs} s"
+else
+    bad "docker service update did not converge (see $dir/update.log)"
+fi
+if [ "$rc" = 0 ] && [ "$nfail" = 0 ] && [ "$nlost" = 0 ] && [ "$verdict" = True ]; then
+    ok "rolling update under load: 0 failed of $nreq requests, 0 lost sessions, every answer checked (report $dir)"
+else
+    bad "rolling update under load: $nfail failed of $nreq requests, $nlost lost sessions, simulator exit $rc (report $dir)"
+fi
+
+log "$PASS passed, $FAIL failed"
+[ "$FAIL" = 0 ]
