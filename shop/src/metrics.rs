@@ -75,6 +75,12 @@ pub fn record_db_error(e: &crate::db::DbError) {
     *lock(&METRICS.db_errors).entry(kind).or_default() += 1;
 }
 
+/// A database problem that is not a [`crate::db::DbError`] of a request (e.g. a pooled
+/// connection found out of step when it came back).
+pub fn record_db_error_kind(kind: &'static str) {
+    *lock(&METRICS.db_errors).entry(kind).or_default() += 1;
+}
+
 pub fn record_unreplicated_write() {
     METRICS.unreplicated_writes.fetch_add(1, Ordering::Relaxed);
 }

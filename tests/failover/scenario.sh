@@ -44,7 +44,7 @@ done
 [ ${#NAMES[@]} -gt 0 ] || { sed -n '2,22p' "$0"; exit 2; }
 
 SIM="${DISTSHOP_SIM:-}"
-for c in /tmp/target-sim/release/distshop-sim "$ROOT/target/release/distshop-sim"; do
+for c in "${CARGO_TARGET_DIR:-$ROOT/target}/release/distshop-sim" "$ROOT/target/release/distshop-sim"; do
     [ -z "$SIM" ] && [ -x "$c" ] && SIM=$c
 done
 [ -n "$SIM" ] || { echo "build the simulator: cargo build --release -p simulator" >&2; exit 2; }
