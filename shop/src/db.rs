@@ -213,7 +213,7 @@ async fn release_check(conn: &mut sea_orm::sqlx::MySqlConnection) -> Result<bool
             Err(sea_orm::sqlx::Error::Protocol("connection out of step with the server".into()))
         }
         Ok(Err(e)) => Err(e),
-        Err(_) => Err(sea_orm::sqlx::Error::PoolTimedOut),
+        Err(_) => Err(sea_orm::sqlx::Error::Protocol("no answer to the release check within 1 s".into())),
     }
 }
 
