@@ -171,7 +171,7 @@ impl Settings {
         let store_retry = Duration::from_millis(parse_num(
             get("SHOP_STORE_RETRY_MS"),
             "SHOP_STORE_RETRY_MS",
-            6000,
+            8000,
             0..=60_000,
         )?);
         let db_max_connections =

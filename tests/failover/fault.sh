@@ -8,10 +8,12 @@
 # in timeline.csv and as a red dashed line on chart.svg.
 #
 # Environment:
-#   DISTSHOP_PROJECT   compose project to target           (default distshop-fo)
+#   DISTSHOP_PROJECT   compose project to target           (default distshop: the stack that
+#                      `cd compose && docker-compose up -d` starts, see compose/.env)
 #   DISTSHOP_REPORT    report folder to mark               (default reports/latest)
 #   DISTSHOP_SIM       distshop-sim binary                  (default: target dirs, then PATH)
-#   DISTSHOP_HTTP_PORT nginx port of that project (only needed for `scale`/`whole-restart`)
+#   DISTSHOP_HTTP_PORT nginx port of that project if not compose/.env's (for `scale`/`whole-restart`,
+#                      which run docker-compose and must not move nginx to another port)
 #
 # Faults (only through the Docker CLI, only on $DISTSHOP_PROJECT's containers):
 #   shop-kill [N] [DOWN_S]      SIGKILL shop replica N (default: a random one), start it DOWN_S (5) later
@@ -39,9 +41,8 @@
 set -Eeuo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-P="${DISTSHOP_PROJECT:-distshop-fo}"
+P="${DISTSHOP_PROJECT:-distshop}"
 REPORT="${DISTSHOP_REPORT:-$ROOT/reports/latest}"
-export DISTSHOP_HTTP_PORT="${DISTSHOP_HTTP_PORT:-18480}"
 DC=(docker-compose -p "$P" -f "$ROOT/compose/docker-compose.yml")
 
 SIM="${DISTSHOP_SIM:-}"
