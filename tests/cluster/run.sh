@@ -230,6 +230,13 @@ masters=$(grep -c ' master ' <<< "$(sed 's/myself,//' <<< "$nodes")" || true)
 replicas=$(grep -c ' slave ' <<< "$(sed 's/myself,//' <<< "$nodes")" || true)
 check "redis has 3 masters + 3 replicas (got $masters + $replicas)" test "$masters" = 3 -a "$replicas" = 3
 check "redis announces hostnames (cluster-announce-hostname)" grep -q ',redis-[1-6] ' <<< "$nodes"
+# nginx keyed the journey's keyless cart add with its request id: the shop
+# recorded the add under cart:{u:<id>}:op:<request id> (in the cart's slot)
+RID=$(jqr 'd["keyless_add_request_id"]' <<< "$J")
+UID_=$(jqr 'd["user_id"]' <<< "$J")
+opkey="distshop:cart:{u:$UID_}:op:$RID"
+check "a keyless cart add is keyed by nginx's request id ($opkey)" \
+    test "$(redis_cli -c exists "$opkey" | tr -d '\r')" = 1
 again=$("${DC[@]}" run --rm -T redis-init 2>&1 | tail -n 1)
 check "redis-init is idempotent on a formed cluster ($again)" grep -q 'cluster ok' <<< "$again"
 

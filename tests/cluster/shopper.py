@@ -112,6 +112,14 @@ def journey(base, replicas_expected):
     st, _, cart = c.call("GET", "/api/cart")
     expect(st == 200 and not cart.get("items"), "cart emptied by checkout", body=cart)
 
+    # a cart add without a key: nginx gives it its request id as the key (so that
+    # its retry on another replica cannot add twice); run.sh finds that key in Redis
+    st, h, cart = c.call("POST", "/api/cart/items", {"product_id": product["id"], "quantity": 1})
+    expect(st == 200, "keyless add to cart", status=st, body=cart)
+    keyless_rid = h.get("X-Request-Id", "")
+    st, _, _ = c.call("DELETE", f"/api/cart/items/{product['id']}")
+    expect(st == 200, "remove the line again", status=st)
+
     # the one session, on every replica
     served = {}
     for _ in range(60):
@@ -129,6 +137,7 @@ def journey(base, replicas_expected):
         "ok": True, "email": email, "password": password, "order_id": order["id"],
         "order_total_cents": order.get("total_cents"), "product_id": product["id"],
         "session_ok_on": sorted(served), "requests_per_replica": {k: len(v) for k, v in served.items()},
+        "user_id": me.get("id"), "keyless_add_request_id": keyless_rid,
     }))
 
 

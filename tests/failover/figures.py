@@ -99,6 +99,8 @@ elif name == "db-kill":
     row("every 5xx a clean 503", "yes", f"5xx statuses {statuses5 or 'none'}", not non503, hard=False)
     row("failed requests", "(not a target)", fr + f"; network {e['network']}, timeout {e['timeout']}", True)
     row("recovered (last error - kill)", "back by itself", f"{recovery:.1f} s" if err_secs else "no errors", True)
+elif name == "tour":
+    row("failed requests", "(several faults; see each scenario)", fr, True)
 elif name in ("nginx-kill", "whole-restart"):
     row("failed requests", "(not a target: the entry point is down)", fr, True)
     mm = re.search(r"healthy again \((\d+)s", faultlog)

@@ -6,6 +6,8 @@
 #
 # names: shop-kill shop-stop rolling-restart scale galera-kill
 #        redis-master-kill db-kill nginx-kill whole-restart
+#        tour (shop-kill, galera-kill, redis-master-kill, db-kill in one run of
+#        at least 170 s: the chart for docs/failover.md and a lecture)
 #
 # Environment (defaults):
 #   DISTSHOP_PROJECT=distshop-fo  DISTSHOP_HTTP_PORT=18480   the stack (brought up if not healthy)
@@ -99,6 +101,7 @@ fault_cmd() { # name → the fault.sh command line injected at FAULT_AT
     db-kill) echo "db-kill 2" ;;
     nginx-kill) echo "nginx-kill 2" ;;
     whole-restart) echo "whole-restart" ;;
+    tour) echo "shop-kill '' 5; sleep 20; '$HERE/fault.sh' galera-kill 1 15; sleep 15; '$HERE/fault.sh' redis-master-kill 0 10; sleep 15; '$HERE/fault.sh' db-kill 2" ;;
     *) return 1 ;;
     esac
 }
@@ -119,10 +122,13 @@ run_one() {
         log "(stock snapshot failed; check will use the API snapshot)"
     local dur=$DURATION
     [ "$name" = whole-restart ] && dur=$((DURATION > 150 ? DURATION : 150))
+    [ "$name" = tour ] && dur=$((DURATION > 170 ? DURATION : 170))
     # the fault runs in the background, marking its steps into this report
     (
         sleep "$FAULT_AT"
-        eval "DISTSHOP_REPORT='$dir' '$HERE/fault.sh' $fc"
+        # exported: every fault.sh of a compound command (scale, tour) marks this report
+        export DISTSHOP_REPORT="$dir"
+        eval "'$HERE/fault.sh' $fc"
     ) > "$dir/fault.log" 2>&1 &
     local fpid=$!
     "$SIM" --base-url "$BASE" --shoppers "$SHOPPERS" --duration "${dur}s" --max-requests 100000 \

@@ -134,11 +134,21 @@ impl<'a> Shopper<'a> {
         let attempts = self.sh.profile.retry_attempts.max(1);
         let mut req = req;
         let mut n = 0;
+        // An attempt that may have been applied stays "maybe applied" even when the later ones
+        // were refused outright (the entry point died after it sent the first one on): the
+        // caller must not take the final refusal for "nothing happened".
+        let mut maybe_applied: Option<Reply> = None;
         loop {
             n += 1;
             let r = self.call(req.clone(), expected).await;
+            if r.ambiguous() {
+                maybe_applied = Some(r.clone());
+            }
             if !r.retryable() || n >= attempts {
-                return r;
+                return match maybe_applied {
+                    Some(earlier) if r.undelivered() => earlier,
+                    _ => r,
+                };
             }
             lock(&self.sh.findings).bump("retries");
             tokio::time::sleep(Duration::from_millis(backoff_ms(n, r.retry_after))).await;
