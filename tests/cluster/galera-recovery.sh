@@ -15,7 +15,10 @@ set -Eeuo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 COMPOSE_FILE="$ROOT/compose/docker-compose.yml"
 P="${DISTSHOP_TEST_PROJECT:-distshop-galera-$$}"
-DC=(docker-compose -p "$P" -f "$COMPOSE_FILE")
+# shellcheck source=tests/lib/compose.sh
+. "$ROOT/tests/lib/compose.sh"
+compose_select || exit 2
+DC=("${COMPOSE[@]}" -p "$P" -f "$COMPOSE_FILE")
 SYNC_TIMEOUT="${SYNC_TIMEOUT:-240}"
 PASS=0 FAIL=0
 

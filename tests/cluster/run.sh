@@ -42,7 +42,10 @@ P="${DISTSHOP_TEST_PROJECT:-distshop-test-$$}"
 PORT="${DISTSHOP_TEST_HTTP_PORT:-28080}"
 BASE="http://127.0.0.1:$PORT"
 export DISTSHOP_HTTP_PORT="$PORT"
-DC=(docker-compose -p "$P" -f "$ROOT/compose/docker-compose.yml")
+# shellcheck source=tests/lib/compose.sh
+. "$ROOT/tests/lib/compose.sh"
+compose_select || exit 2
+DC=("${COMPOSE[@]}" -p "$P" -f "$ROOT/compose/docker-compose.yml")
 HEALTH_TIMEOUT="${HEALTH_TIMEOUT:-300}"
 PASS=0 FAIL=0
 declare -a FIGURES=()
@@ -86,7 +89,7 @@ if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
     log "port 127.0.0.1:$PORT is in use; set DISTSHOP_TEST_HTTP_PORT"
     exit 2
 fi
-command -v docker-compose >/dev/null || { log "docker-compose is required"; exit 2; }
+log "compose: $(compose_version)"
 
 t0=$SECONDS
 if [ "${DISTSHOP_USE_REGISTRY:-0}" = 1 ]; then
@@ -143,7 +146,7 @@ n=float(m.group(1)); u=m.group(2)
 f={"B":1/1048576,"KiB":1/1024,"kB":1/1024,"MiB":1,"MB":1,"GiB":1024,"GB":1024}[u]
 print(round(n*f,1))' "$usage")
         total=$(python3 -c "print(round($total+$mib,1))")
-        line="${name#"${P}"_}: ${mib} MiB"
+        line="$(container_label "$name"): ${mib} MiB"
         log "  $line"
         figure "memory at rest ($label) $line"
     done < <(docker stats --no-stream --format '{{.Name}} {{.MemUsage}}' $("${DC[@]}" ps -q) | sed 's| /.*||')
@@ -151,7 +154,7 @@ print(round(n*f,1))' "$usage")
 }
 
 # ---------------------------------------------------------------- cold start
-log "project $P: docker-compose up -d (cold, empty volumes)"
+log "project $P: ${COMPOSE[*]} up -d (cold, empty volumes)"
 t0=$SECONDS
 "${DC[@]}" up -d 2>&1 | grep -v '^Creating\|^Starting\|^$' || true
 if wait_healthy 3; then
@@ -354,7 +357,7 @@ verify_orders() { # label
     done
 }
 
-log "whole-stack restart: docker-compose stop, then up -d"
+log "whole-stack restart: ${COMPOSE[*]} stop, then up -d"
 "${DC[@]}" stop >/dev/null 2>&1
 t0=$SECONDS
 "${DC[@]}" up -d 2>&1 | grep -v '^Starting\|^Creating\|^$' || true

@@ -15,7 +15,10 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 N="${1:-300}"
 [ "$N" -le 5000 ] || { echo "N at most 5000" >&2; exit 2; }
 P="distshop-wp-$$"
-DC=(docker-compose -p "$P" -f "$ROOT/compose/docker-compose.yml")
+# shellcheck source=tests/lib/compose.sh
+. "$ROOT/tests/lib/compose.sh"
+compose_select || exit 2
+DC=("${COMPOSE[@]}" -p "$P" -f "$ROOT/compose/docker-compose.yml")
 trap '"${DC[@]}" down -v --remove-orphans >/dev/null 2>&1 || true' EXIT
 
 cid() { "${DC[@]}" ps -q "$1"; }

@@ -25,7 +25,7 @@
 #                               later, wait for cluster_state:ok with 3 masters + 3 replicas
 #   db-kill [DOWN_S]            SIGKILL the HAProxy `db`, start it DOWN_S (2) later
 #   nginx-kill [DOWN_S]         SIGKILL nginx, start it DOWN_S (2) later
-#   scale N                     docker-compose up -d --scale shop=N (no recreate)
+#   scale N                     compose up -d --scale shop=N (no recreate)
 #   rolling-restart [PAUSE_S]   docker restart every shop replica in turn, waiting for healthy between
 #   whole-restart [--kill]      stop (or SIGKILL) every container, then `up -d`, wait until healthy
 #   chaos DURATION_S [EVERY_S] [SEED]
@@ -43,7 +43,10 @@ set -Eeuo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 P="${DISTSHOP_PROJECT:-distshop}"
 REPORT="${DISTSHOP_REPORT:-$ROOT/reports/latest}"
-DC=(docker-compose -p "$P" -f "$ROOT/compose/docker-compose.yml")
+# shellcheck source=tests/lib/compose.sh
+. "$ROOT/tests/lib/compose.sh"
+compose_select || exit 2
+DC=("${COMPOSE[@]}" -p "$P" -f "$ROOT/compose/docker-compose.yml")
 
 SIM="${DISTSHOP_SIM:-}"
 if [ -z "$SIM" ]; then
@@ -71,7 +74,7 @@ running_cids() {
     docker ps -q --filter "label=com.docker.compose.project=$P" \
         --filter "label=com.docker.compose.service=$1" | sort
 }
-cname() { docker inspect -f '{{.Name}}' "$1" | sed "s|^/${P}_||"; }
+cname() { container_label "$1" || echo "$1"; }
 health() { docker inspect -f '{{.State.Status}}/{{if .State.Health}}{{.State.Health.Status}}{{end}}' "$1" 2>/dev/null || echo gone; }
 wait_health() { # wait_health CID TIMEOUT_S → 0 when running/healthy
     local deadline=$((SECONDS + $2))
@@ -289,7 +292,7 @@ f_whole() { # [--kill]
         # shellcheck disable=SC2046
         docker kill -s KILL $(docker ps -q --filter "label=com.docker.compose.project=$P") >/dev/null 2>&1 || true
     else
-        mark "whole cluster: docker-compose stop"
+        mark "whole cluster: ${COMPOSE[*]} stop"
         "${DC[@]}" stop >/dev/null 2>&1
     fi
     mark "whole cluster: up -d"

@@ -19,11 +19,15 @@ export DISTSHOP_PROJECT="${DISTSHOP_PROJECT:-distshop-fo-ci}"
 export DISTSHOP_HTTP_PORT="${DISTSHOP_HTTP_PORT:-18480}"
 export SHOPPERS="${SHOPPERS:-30}" DURATION="${DURATION:-45}" FAULT_AT="${FAULT_AT:-10}"
 export REPORTS="${REPORTS:-$ROOT/reports/failover-ci}"
+# shellcheck source=tests/lib/compose.sh
+. "$ROOT/tests/lib/compose.sh"
+compose_select || exit 2
+echo "[$(date -u +%H:%M:%S)] failover suite: $(compose_version)"
 read -r -a SCENARIOS <<< "${FAILOVER_SCENARIOS:-shop-kill shop-stop rolling-restart scale galera-kill redis-master-kill db-kill}"
 
 down() {
     echo "[$(date -u +%H:%M:%S)] failover suite: removing project $DISTSHOP_PROJECT (volumes too)"
-    docker-compose -p "$DISTSHOP_PROJECT" -f "$ROOT/compose/docker-compose.yml" down -v --remove-orphans >/dev/null 2>&1 || true
+    "${COMPOSE[@]}" -p "$DISTSHOP_PROJECT" -f "$ROOT/compose/docker-compose.yml" down -v --remove-orphans >/dev/null 2>&1 || true
 }
 trap down EXIT
 

@@ -31,7 +31,10 @@ P=$DISTSHOP_PROJECT
 BASE="http://127.0.0.1:$DISTSHOP_HTTP_PORT"
 SHOPPERS="${SHOPPERS:-40}" DURATION="${DURATION:-60}" FAULT_AT="${FAULT_AT:-15}"
 REPORTS="${REPORTS:-$ROOT/reports/failover}"
-DC=(docker-compose -p "$P" -f "$ROOT/compose/docker-compose.yml")
+# shellcheck source=tests/lib/compose.sh
+. "$ROOT/tests/lib/compose.sh"
+compose_select || exit 2
+DC=("${COMPOSE[@]}" -p "$P" -f "$ROOT/compose/docker-compose.yml")
 DOWN=0
 ALL=(shop-kill shop-stop rolling-restart scale galera-kill redis-master-kill db-kill nginx-kill whole-restart)
 NAMES=()

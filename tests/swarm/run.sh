@@ -60,8 +60,7 @@ cleanup() {
     log "removing stack $S"
     docker stack rm "$S" >/dev/null 2>&1 || true
     # tasks and networks go away asynchronously; volumes can only go after
-    local i
-    for i in $(seq 1 60); do
+    for _ in $(seq 1 60); do
         [ -z "$(docker ps -aq --filter "label=com.docker.stack.namespace=$S")" ] &&
             [ -z "$(docker network ls -q --filter "label=com.docker.stack.namespace=$S")" ] && break
         sleep 1
