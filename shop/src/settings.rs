@@ -46,6 +46,9 @@ pub struct Settings {
     /// Replicas that must acknowledge a session/cart write (`None`: 1 on a cluster, 0 otherwise).
     pub redis_wait_replicas: Option<u32>,
     pub redis_wait_timeout: Duration,
+    /// Connections reserved for writes that wait for a replica (`WAIT` blocks the connection it
+    /// is sent on, so these never share one with reads or with each other).
+    pub redis_write_connections: usize,
     /// MySQL/Galera: `wsrep_sync_wait` set on every pooled connection (causal reads), if any.
     pub db_sync_wait: Option<u8>,
 }
@@ -196,6 +199,9 @@ impl Settings {
             100,
             1..=5000,
         )?);
+        let redis_write_connections =
+            parse_num(get("SHOP_REDIS_WRITE_CONNECTIONS"), "SHOP_REDIS_WRITE_CONNECTIONS", 8, 1..=64)?
+                as usize;
         let redis_prefix = get("SHOP_REDIS_PREFIX").unwrap_or_else(|| "distshop:".into());
 
         Ok(Settings {
@@ -219,6 +225,7 @@ impl Settings {
             db_sync_wait,
             redis_wait_replicas,
             redis_wait_timeout,
+            redis_write_connections,
         })
     }
 

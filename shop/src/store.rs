@@ -7,7 +7,11 @@
 //! key, which is what Redis Cluster can run atomically.
 //!
 //! Redis: one shared multiplexed connection (cluster-aware: follows MOVED/ASK, reconnects, bounded
-//! retries), explicit connect and response timeouts, and an outer deadline on every call.
+//! retries) for reads and unacknowledged writes, explicit connect and response timeouts, and an
+//! outer deadline on every call. Writes that wait for a replica go over a small pool of their
+//! own connections, one write per connection at a time: `WAIT` blocks the connection it is sent
+//! on, and on a shared multiplexed connection every command behind it would queue (see
+//! [`Store::write`]).
 
 use std::{
     collections::HashMap,
@@ -92,6 +96,9 @@ pub struct Store {
     wait_timeout: Duration,
     /// How long one call keeps retrying before it fails (`SHOP_STORE_RETRY_MS`).
     retry_budget: Duration,
+    /// Connections for writes followed by `WAIT` (`SHOP_REDIS_WRITE_CONNECTIONS`), each used by
+    /// one write at a time; `None` when writes do not wait.
+    writers: Option<deadpool::unmanaged::Pool<Backend>>,
 }
 
 #[derive(Clone)]
@@ -175,6 +182,7 @@ impl Store {
             wait_replicas: 0,
             wait_timeout: Duration::ZERO,
             retry_budget: Duration::ZERO,
+            writers: None,
         }
     }
 
@@ -185,18 +193,36 @@ impl Store {
         }
         let mut last = String::new();
         for attempt in 1..=30 {
-            match tokio::time::timeout(s.store_timeout * 3, connect_redis(&s.redis_urls, s.store_timeout))
-                .await
+            match tokio::time::timeout(
+                s.store_timeout * 3,
+                connect_redis(&s.redis_urls, s.store_timeout, s.store_timeout / 2),
+            )
+            .await
             {
                 Ok(Ok(backend)) => {
                     let default_wait = if matches!(backend, Backend::Cluster(_)) { 1 } else { 0 };
+                    let wait_replicas = s.redis_wait_replicas.unwrap_or(default_wait);
+                    let writers = if wait_replicas > 0 {
+                        match writer_pool(s).await {
+                            Ok(p) => Some(p),
+                            Err(e) => {
+                                last = e.to_string();
+                                tracing::warn!(attempt, error = %last, "session store not reachable yet");
+                                tokio::time::sleep(Duration::from_secs(1)).await;
+                                continue;
+                            }
+                        }
+                    } else {
+                        None
+                    };
                     return Ok(Store {
                         prefix: s.redis_prefix.clone(),
                         timeout: s.store_timeout,
                         backend,
-                        wait_replicas: s.redis_wait_replicas.unwrap_or(default_wait),
+                        wait_replicas,
                         wait_timeout: s.redis_wait_timeout,
                         retry_budget: s.store_retry,
+                        writers,
                     });
                 }
                 Ok(Err(e)) => last = e.to_string(),
@@ -294,6 +320,13 @@ impl Store {
     /// node, by `WAIT <replicas> <timeout>`, so we only answer once a replica has it (a replica is
     /// what a failover promotes). A shortfall is counted and logged, not failed: the master keeps
     /// serving while its replica is down.
+    ///
+    /// `WAIT` blocks the connection it is sent on until the replica acknowledges or the timeout
+    /// passes, so it runs on a connection of its own from the writer pool. On the shared
+    /// multiplexed connection it was a queue: right after a failover the promoted master has no
+    /// replica, every `WAIT` to it takes the full timeout, and everything behind it — reads and
+    /// writes of other requests — waited in line; one replica's store calls timed out for 10 s
+    /// in the Redis-master-kill scenario (docs/failover.md).
     async fn write<T: FromRedisValue>(&self, key: &str, cmd: Cmd) -> StoreResult<T> {
         if self.wait_replicas == 0 {
             return self.cmd(cmd).await;
@@ -306,7 +339,14 @@ impl Store {
         p.add_command(cmd.clone());
         p.cmd("WAIT").arg(self.wait_replicas).arg(self.wait_timeout.as_millis() as u64);
         let fut = async {
-            let values = match &self.backend {
+            let pooled = match &self.writers {
+                Some(pool) => Some(pool.get().await.map_err(|e| {
+                    redis::RedisError::from((redis::ErrorKind::Io, "writer connection pool", e.to_string()))
+                })?),
+                None => None,
+            };
+            let backend = pooled.as_deref().unwrap_or(&self.backend);
+            let values = match backend {
                 Backend::Cluster(c) => {
                     let route = redis::cluster_routing::SingleNodeRoutingInfo::SpecificNode(
                         redis::cluster_routing::Route::new(
@@ -621,7 +661,9 @@ impl Store {
 }
 
 /// One URL: ask the node whether it is part of a cluster. Several: a cluster's seeds.
-async fn connect_redis(urls: &[String], timeout: Duration) -> anyhow::Result<Backend> {
+/// Connect to Redis (a cluster when it says so). `response` bounds the wait for one answer; a
+/// command may be sent twice or three times within `timeout` overall (`retries`).
+async fn connect_redis(urls: &[String], timeout: Duration, response: Duration) -> anyhow::Result<Backend> {
     let cluster = if urls.len() > 1 {
         true
     } else {
@@ -636,8 +678,8 @@ async fn connect_redis(urls: &[String], timeout: Duration) -> anyhow::Result<Bac
     if cluster {
         let client = redis::cluster::ClusterClientBuilder::new(urls.to_vec())
             .connection_timeout(timeout)
-            .response_timeout(timeout / 2)
-            .overall_response_timeout(Some(timeout))
+            .response_timeout(response)
+            .overall_response_timeout(Some(timeout.max(response)))
             .retries(3)
             .min_retry_wait(20)
             .max_retry_wait(200)
@@ -647,11 +689,26 @@ async fn connect_redis(urls: &[String], timeout: Duration) -> anyhow::Result<Bac
         let client = redis::Client::open(urls[0].as_str())?;
         let cfg = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
+            .set_response_timeout(Some(response.max(timeout)))
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_millis(200));
         Ok(Backend::Single(client.get_connection_manager_with_config(cfg).await?))
     }
+}
+
+/// The connections for writes that wait for a replica, of the same kind as the main one. An
+/// answer to a write may take the `WAIT` timeout longer than any other.
+async fn writer_pool(s: &Settings) -> anyhow::Result<deadpool::unmanaged::Pool<Backend>> {
+    let n = s.redis_write_connections;
+    let (timeout, response) = (s.store_timeout, s.store_timeout / 2 + s.redis_wait_timeout);
+    let pool = deadpool::unmanaged::Pool::new(n);
+    for _ in 0..n {
+        let backend = tokio::time::timeout(timeout * 3, connect_redis(&s.redis_urls, timeout, response))
+            .await
+            .map_err(|_| anyhow::anyhow!("connecting a writer connection timed out"))??;
+        pool.add(backend).await.map_err(|(_, e)| anyhow::anyhow!("writer pool: {e}"))?;
+    }
+    Ok(pool)
 }
 
 /// The Redis Cluster slot of a key (CRC16/XMODEM of the key or its `{hash tag}`, mod 16384).
