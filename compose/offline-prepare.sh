@@ -46,10 +46,24 @@ log() { echo "offline-prepare: $*" >&2; }
 timer() { local t0=$SECONDS; "$@"; log "  done in $((SECONDS - t0))s"; }
 
 # --------------------------------------------------------------- base image
+# The recipe's version, as a label on the image we make: an image made by an
+# older recipe is replaced, one we did not make (a real debian:bookworm-slim,
+# pulled from a registry) is never touched.
+BASE_RECIPE=2
+
 base_image() {
     if docker image inspect debian:bookworm-slim >/dev/null 2>&1; then
-        log "debian:bookworm-slim exists; not rebuilding it"
-        return
+        local made cmd
+        made=$(docker image inspect -f '{{index .Config.Labels "org.distshop.base-recipe"}}' debian:bookworm-slim 2>/dev/null || true)
+        cmd=$(docker image inspect -f '{{json .Config.Cmd}}' debian:bookworm-slim 2>/dev/null || true)
+        if [ "$made" = "$BASE_RECIPE" ]; then
+            log "debian:bookworm-slim exists (made here, recipe $BASE_RECIPE); not rebuilding it"
+            return
+        elif [ -z "$made" ] && [ "$cmd" != null ] && [ -n "$cmd" ]; then
+            log "debian:bookworm-slim exists (not made here); using it"
+            return
+        fi
+        log "debian:bookworm-slim was made by an older recipe (${made:-1}); making it again"
     fi
     if ! command -v debootstrap >/dev/null; then
         log "installing debootstrap"
@@ -60,10 +74,46 @@ base_image() {
     log "debootstrap bookworm (minbase) into $dir"
     debootstrap --variant=minbase bookworm "$dir" "$MIRROR" >/tmp/distshop-debootstrap.log 2>&1 ||
         { tail -20 /tmp/distshop-debootstrap.log >&2; exit 1; }
-    # keep the image lean, like the official -slim one
-    rm -rf "$dir"/var/cache/apt/archives/*.deb "$dir"/var/lib/apt/lists/*
-    tar -C "$dir" -c . | docker import - debian:bookworm-slim >/dev/null
+    slim_rootfs "$dir"
+    tar -C "$dir" -c . | docker import \
+        --change "LABEL org.distshop.base-recipe=$BASE_RECIPE" \
+        --change 'CMD ["bash"]' - debian:bookworm-slim >/dev/null
     rm -rf "$dir"
+}
+
+# slim_rootfs DIR: what makes the official image "-slim", so that the images
+# built on it stay small too. Without it every `apt-get install` layer kept
+# apt's two 39 MB package caches and the downloaded .debs (the shop image was
+# 238 MB, 100 MB of it apt leftovers), and docs, man pages and translations.
+slim_rootfs() {
+    local d=$1
+    mkdir -p "$d/etc/dpkg/dpkg.cfg.d" "$d/etc/apt/apt.conf.d"
+    cat > "$d/etc/dpkg/dpkg.cfg.d/docker" <<'CFG'
+# distshop base image: no docs, man pages or translations (like the official -slim image)
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/groff/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/linda/*
+path-exclude /usr/share/lintian/*
+path-exclude /usr/share/locale/*
+path-exclude /usr/share/man/*
+CFG
+    local clean='"rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true";'
+    cat > "$d/etc/apt/apt.conf.d/docker-clean" <<CFG
+// distshop base image: keep no package caches in image layers
+DPkg::Post-Invoke { $clean };
+APT::Update::Post-Invoke { $clean };
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
+CFG
+    echo 'Acquire::Languages "none";' > "$d/etc/apt/apt.conf.d/docker-no-languages"
+    echo 'Apt::AutoRemove::SuggestsImportant "false";' > "$d/etc/apt/apt.conf.d/docker-autoremove-suggests"
+    find "$d/usr/share/doc" -mindepth 1 -not -name copyright -not -type d -delete 2>/dev/null || true
+    find "$d/usr/share/doc" -mindepth 1 -type d -empty -delete 2>/dev/null || true
+    rm -rf "$d"/usr/share/groff/* "$d"/usr/share/info/* "$d"/usr/share/linda/* "$d"/usr/share/lintian/* \
+        "$d"/usr/share/locale/* "$d"/usr/share/man/*
+    rm -rf "$d"/var/cache/apt/archives/*.deb "$d"/var/cache/apt/*.bin "$d"/var/lib/apt/lists/*
 }
 
 # ---------------------------------------------- optional local rust image
