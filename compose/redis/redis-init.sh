@@ -22,29 +22,60 @@ for n in $NODES; do
         sleep 1
     done
 done
-count=$(echo $NODES | wc -w)
 
-# 2. formed already? (any node knowing more than itself means a cluster was
-#    created before: never create a second one, just wait for it to be whole)
-formed=0
-for n in $NODES; do
-    k=$(info_field "$n" cluster_known_nodes)
-    if [ "${k:-1}" -gt 1 ]; then formed=1; fi
-done
+# 2. Form it, or finish forming it. The first count/(REPLICAS+1) NODES become masters,
+#    and replica k of master i is node (masters * k + i): with the defaults
+#    redis-4 replicates redis-1, redis-5 redis-2, redis-6 redis-3. The pairing
+#    is fixed (not left to redis-cli's choice) because a deployment over
+#    several machines places a master and its replica on different machines
+#    (compose/stack.yml, docs/cluster.md). Every step is skipped when done:
+#    a node that knows others is in the cluster already, so running this again
+#    (or after it was interrupted half-way) never creates a second cluster.
+count=$(echo "$NODES" | wc -w)
+nmasters=$((count / (REPLICAS + 1)))
+[ $((nmasters * (REPLICAS + 1))) -eq "$count" ] || { log "$count nodes cannot make masters with $REPLICAS replica(s) each"; exit 1; }
+nth() { echo "$NODES" | awk -v i="$1" '{print $i}'; }
+alone() { [ "$(info_field "$1" cluster_known_nodes)" = 1 ]; }
+addr() {
+    ip=$(getent ahostsv4 "$1" | awk 'NR==1{print $1}')
+    [ -n "$ip" ] || { log "cannot resolve $1"; exit 1; }
+    echo "$ip:$PORT"
+}
 
-if [ "$formed" -eq 0 ]; then
-    addrs=""
-    for n in $NODES; do
-        ip=$(getent ahostsv4 "$n" | awk 'NR==1{print $1}')
-        [ -n "$ip" ] || { log "cannot resolve $n"; exit 1; }
-        addrs="$addrs $ip:$PORT"
-    done
-    log "creating cluster from$addrs with $REPLICAS replica(s) per master"
+any_formed=0
+for n in $NODES; do alone "$n" || any_formed=1; done
+if [ "$any_formed" -eq 0 ]; then
+    maddrs=""
+    i=1
+    while [ "$i" -le "$nmasters" ]; do maddrs="$maddrs $(addr "$(nth "$i")")"; i=$((i + 1)); done
+    log "creating cluster: masters$maddrs"
     # shellcheck disable=SC2086
-    timeout 60 redis-cli --cluster create $addrs --cluster-replicas "$REPLICAS" --cluster-yes
+    timeout 60 redis-cli --cluster create $maddrs --cluster-replicas 0 --cluster-yes
 else
     log "cluster already formed; verifying"
 fi
+
+# replicas that are not in the cluster yet join it, each as replica of its master
+k=1
+while [ "$k" -le "$REPLICAS" ]; do
+    i=1
+    while [ "$i" -le "$nmasters" ]; do
+        m=$(nth "$i")
+        r=$(nth $((nmasters * k + i)))
+        if alone "$r"; then
+            until [ "$(info_field "$m" cluster_state)" = ok ]; do
+                expired && { log "master $m not ready for its replica $r"; exit 1; }
+                sleep 1
+            done
+            id=$(rcli "$m" cluster myid | tr -d '\r')
+            log "adding $r as replica of $m ($id)"
+            timeout 60 redis-cli --cluster add-node "$(addr "$r")" "$(addr "$m")" \
+                --cluster-slave --cluster-master-id "$id"
+        fi
+        i=$((i + 1))
+    done
+    k=$((k + 1))
+done
 
 # 3. wait until every node agrees the cluster is whole
 for n in $NODES; do
@@ -55,5 +86,5 @@ for n in $NODES; do
         sleep 1
     done
 done
-masters=$(rcli "$(echo $NODES | cut -d' ' -f1)" cluster nodes | grep -c master || true)
+masters=$(rcli "$(nth 1)" cluster nodes | grep -c master || true)
 log "cluster ok: $count nodes, $masters masters, 16384 slots assigned"

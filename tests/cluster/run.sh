@@ -233,6 +233,18 @@ masters=$(grep -c ' master ' <<< "$(sed 's/myself,//' <<< "$nodes")" || true)
 replicas=$(grep -c ' slave ' <<< "$(sed 's/myself,//' <<< "$nodes")" || true)
 check "redis has 3 masters + 3 replicas (got $masters + $replicas)" test "$masters" = 3 -a "$replicas" = 3
 check "redis announces hostnames (cluster-announce-hostname)" grep -q ',redis-[1-6] ' <<< "$nodes"
+# redis-init pairs them for placement over machines: redis-4/5/6 replicate redis-1/2/3
+pairs=$(python3 -c '
+import sys
+ids, host, master = {}, {}, {}
+for line in sys.stdin:
+    f = line.split()
+    if len(f) < 8: continue
+    h = f[1].split(",")[-1]
+    host[f[0]] = h
+    if "slave" in f[2]: master[h] = f[3]
+print(" ".join(sorted(f"{r}>{host.get(m, m)}" for r, m in master.items())))' <<< "$nodes")
+check "redis replicas paired as made (got: $pairs)" test "$pairs" = "redis-4>redis-1 redis-5>redis-2 redis-6>redis-3"
 # nginx keyed the journey's keyless cart add with its request id: the shop
 # recorded the add under cart:{u:<id>}:op:<request id> (in the cart's slot)
 RID=$(jqr 'd["keyless_add_request_id"]' <<< "$J")
