@@ -35,7 +35,8 @@ S="${DISTSHOP_SWARM_STACK:-distshop-swarm}"
 PORT="${DISTSHOP_SWARM_HTTP_PORT:-18380}"
 BASE="http://127.0.0.1:$PORT"
 REPORT="${DISTSHOP_SWARM_REPORT:-$ROOT/reports/swarm}"
-PASS=0 FAIL=0 MADE_SWARM=0
+PASS=0 FAIL=0 MADE_SWARM=0 NODE=""
+ADDED_LABELS=()
 
 log() { echo "[$(date -u +%H:%M:%S)] swarm: $*"; }
 ok() { PASS=$((PASS + 1)); log "PASS: $*"; }
@@ -66,6 +67,11 @@ cleanup() {
         sleep 1
     done
     docker volume ls -q --filter "label=com.docker.stack.namespace=$S" | xargs -r docker volume rm -f >/dev/null 2>&1 || true
+    if [ "$MADE_SWARM" = 0 ] && [ ${#ADDED_LABELS[@]} -gt 0 ]; then
+        local args=()
+        for l in "${ADDED_LABELS[@]}"; do args+=(--label-rm "$l"); done
+        docker node update "${args[@]}" "$NODE" >/dev/null 2>&1 || true
+    fi
     if [ "$MADE_SWARM" = 1 ]; then
         log "leaving the swarm this test made"
         docker swarm leave --force >/dev/null 2>&1 || true
@@ -80,6 +86,23 @@ if [ "$state" != active ]; then
     log "docker swarm init on 127.0.0.1 (a single-node swarm, left at the end)"
     docker swarm init --advertise-addr 127.0.0.1 --listen-addr 127.0.0.1:2377 >/dev/null
     MADE_SWARM=1
+fi
+
+# ------------------------------------------------ placement labels (one node)
+# compose/stack.yml pins each Galera and Redis node to the machine labelled
+# for it; on one machine that machine carries every label. Labels this test
+# added are removed again at the end (unless it made the swarm: then it goes).
+NODE=$(docker info --format '{{.Swarm.NodeID}}')
+for l in galera-1 galera-2 galera-3 redis-1 redis-2 redis-3 redis-4 redis-5 redis-6; do
+    if [ "$(docker node inspect -f "{{index .Spec.Labels \"distshop.$l\"}}" "$NODE")" != true ]; then
+        ADDED_LABELS+=("distshop.$l")
+    fi
+done
+if [ ${#ADDED_LABELS[@]} -gt 0 ]; then
+    args=()
+    for l in "${ADDED_LABELS[@]}"; do args+=(--label-add "$l=true"); done
+    log "labelling node $NODE: ${ADDED_LABELS[*]}"
+    docker node update "${args[@]}" "$NODE" >/dev/null
 fi
 
 # ------------------------------------------------------------------- deploy
