@@ -161,20 +161,23 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<DatabaseConnection> 
     if !settings.is_embedded_db() {
         let sync_wait = settings.db_sync_wait;
         opts.map_sqlx_mysql_pool_opts(move |o| {
-            // Causal reads on Galera: a read waits until this node has applied every write the
-            // cluster committed before it, so a page right after checkout sees the order wherever
-            // it was written. Set per connection, so every pooled connection has it.
-            let o = match sync_wait {
-                Some(level) => o.after_connect(move |conn, _meta| {
-                    Box::pin(async move {
-                        use sea_orm::sqlx::Executor;
+            o.after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    use sea_orm::sqlx::{Executor, Row};
+                    // MariaDB reports an open transaction in @@in_transaction (see release_check)
+                    let version: String = conn.fetch_one("SELECT VERSION()").await?.try_get(0)?;
+                    IS_MARIADB.store(version.contains("MariaDB"), Ordering::Relaxed);
+                    // Causal reads on Galera: a read waits until this node has applied every
+                    // write the cluster committed before it, so a page right after checkout sees
+                    // the order wherever it was written. Set per connection, so every pooled
+                    // connection has it.
+                    if let Some(level) = sync_wait {
                         conn.execute(SYNC_WAIT_SQL[usize::from(level) & 15]).await?;
-                        Ok(())
-                    })
-                }),
-                None => o,
-            };
-            o.after_release(|conn, _meta| Box::pin(release_check(conn)))
+                    }
+                    Ok(())
+                })
+            })
+            .after_release(|conn, _meta| Box::pin(release_check(conn)))
         });
     }
     let mut last = None;
@@ -190,23 +193,59 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<DatabaseConnection> 
     anyhow::bail!("could not connect to the database: {}", last.unwrap_or_default())
 }
 
+/// Whether the server is MariaDB (it has `@@in_transaction`); set when a connection is made.
+static IS_MARIADB: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Decide whether a connection that comes back to the pool may serve again.
 ///
 /// A statement bounded by the statement timeout is cancelled by dropping its future, and the
-/// connection goes back to the pool with the server's answer still on its way. The driver drains
-/// what it knows is pending, but not every point of cancellation is tracked (a cancelled prepare,
-/// for one): the next statement on that connection then reads the previous one's answer. Seen in
-/// the Galera failover scenario as an order acknowledged without its lines and a login refused,
-/// on one replica, right after the cluster blocked for a few seconds. So every returned
-/// connection answers a question only it can answer — a random number, over the text protocol —
-/// within a second, or it is closed.
+/// connection goes back to the pool with the server's answer still on its way. Two things can
+/// then be wrong with it:
+///
+/// * It is out of step: the driver drains what it knows is pending, but not every point of
+///   cancellation is tracked (a cancelled prepare, for one), and the next statement reads the
+///   previous one's answer. Seen in the Galera failover scenario as an order acknowledged without
+///   its lines and a login refused. So every returned connection answers a question only it can
+///   answer — a random number, over the text protocol — within a second, or it is closed.
+/// * It is inside a transaction nobody owns: a BEGIN that ran on the server but was cancelled
+///   before its answer came (the driver then never learns the transaction began, so dropping the
+///   transaction rolls nothing back). Causal reads make that likely during a Galera stall:
+///   `wsrep_sync_wait` holds BEGIN too. Such a connection reads from one old snapshot from then
+///   on — in the scenario a just-placed order "vanished", a cancelled order read back as placed,
+///   a logged-in shopper got 401 — and its autocommit writes are never committed. So a returned
+///   connection found in a transaction is rolled back (MariaDB says so in `@@in_transaction`;
+///   on other servers every returned connection gets a ROLLBACK, which is a no-op outside one).
+///
+/// `shop/tests/db_mysql.rs` reproduces both against a real MariaDB.
 async fn release_check(conn: &mut sea_orm::sqlx::MySqlConnection) -> Result<bool, sea_orm::sqlx::Error> {
     use sea_orm::sqlx::{AssertSqlSafe, Executor, Row};
     let nonce = rand::random::<u32>() as i64;
-    let sql = format!("SELECT {nonce} AS nonce");
-    let answer = tokio::time::timeout(Duration::from_secs(1), conn.fetch_one(AssertSqlSafe(sql))).await;
+    let mariadb = IS_MARIADB.load(Ordering::Relaxed);
+    let check = async {
+        if mariadb {
+            conn.fetch_one(AssertSqlSafe(format!(
+                "SELECT {nonce} AS nonce, CAST(@@in_transaction AS SIGNED) AS in_tx"
+            )))
+            .await
+        } else {
+            conn.execute("ROLLBACK").await?;
+            conn.fetch_one(AssertSqlSafe(format!("SELECT {nonce} AS nonce, 0 AS in_tx"))).await
+        }
+    };
+    let answer = tokio::time::timeout(Duration::from_secs(1), check).await;
     match answer {
-        Ok(Ok(row)) if row.try_get::<i64, _>(0).ok() == Some(nonce) => Ok(true),
+        Ok(Ok(row)) if row.try_get::<i64, _>(0).ok() == Some(nonce) => {
+            if row.try_get::<i64, _>(1).unwrap_or(1) != 0 {
+                crate::metrics::record_db_error_kind("leaked-transaction");
+                tracing::warn!(
+                    "pooled connection came back inside a transaction (a cancelled BEGIN); rolling it back"
+                );
+                tokio::time::timeout(Duration::from_secs(1), conn.execute("ROLLBACK")).await.map_err(
+                    |_| sea_orm::sqlx::Error::Protocol("no answer to ROLLBACK within 1 s".into()),
+                )??;
+            }
+            Ok(true)
+        }
         Ok(Ok(_)) => {
             crate::metrics::record_db_error_kind("desynchronized");
             tracing::warn!("pooled connection answered another statement's result; closing it");
