@@ -200,7 +200,15 @@ pub async fn checkout(state: &AppState, user: &CurrentUser, key: &str) -> Result
         crate::metrics::record_checkout("empty_cart");
         return Err(AppError::Unprocessable { code: "empty_cart", message: "your cart is empty".into() });
     }
-    let attempt = db::retry("checkout", || place(state, user.id, key, &lines)).await;
+    // Attempts of *this* call: when a later one finds the key taken, an earlier one of ours
+    // committed and lost its answer (a connection cut right after COMMIT, a statement timeout
+    // during a Galera stall), so this call did create the order.
+    let attempts = std::sync::atomic::AtomicU32::new(0);
+    let attempt = db::retry("checkout", || {
+        attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        place(state, user.id, key, &lines)
+    })
+    .await;
     let attempt = match attempt {
         Ok(a) => a,
         Err(e) => {
@@ -226,12 +234,19 @@ pub async fn checkout(state: &AppState, user: &CurrentUser, key: &str) -> Result
             Ok(Checkout { order, created: true })
         }
         Attempt::AlreadyPlaced => {
-            crate::metrics::record_checkout("replayed");
+            let created = attempts.load(std::sync::atomic::Ordering::Relaxed) > 1;
+            crate::metrics::record_checkout(if created { "placed" } else { "replayed" });
             let order = find_by_key(&state.db, user.id, key)
                 .await?
                 .ok_or_else(|| AppError::Unavailable("the order is being placed, please retry".into()))?;
+            if created {
+                tracing::info!(
+                    order.id = order.id,
+                    "order placed (its first attempt committed, the answer was lost)"
+                );
+            }
             take_replayed(state, &owner, &order).await;
-            Ok(Checkout { order, created: false })
+            Ok(Checkout { order, created })
         }
     }
 }

@@ -12,17 +12,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{
-    collections::HashMap,
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc,
-    },
-    time::Duration,
-};
+use std::{collections::HashMap, time::Duration};
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement, Value};
 use shop::{db, settings::Settings};
+
+#[path = "support/stall_proxy.rs"]
+mod stall_proxy;
+use stall_proxy::StallProxy;
 
 fn server_url() -> Option<String> {
     let url = std::env::var("SHOP_TEST_DATABASE_URL").ok().filter(|s| !s.is_empty());
@@ -136,79 +133,6 @@ async fn statements_cancelled_during_a_stall_never_answer_later_ones() {
     }
 }
 
-/// A TCP proxy in front of the database that can stall the server's answer to a BEGIN: the
-/// statement reaches the server and runs, its answer arrives `stall` later. That is what causal
-/// reads do during a Galera stall (`wsrep_sync_wait` bit 1 holds BEGIN as well as SELECT).
-struct StallProxy {
-    port: u16,
-    stall_begins: Arc<AtomicBool>,
-}
-
-impl StallProxy {
-    async fn start(upstream: (String, u16), stall: Duration) -> Self {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let stall_begins = Arc::new(AtomicBool::new(false));
-        let on = stall_begins.clone();
-        tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                let Ok(server) = tokio::net::TcpStream::connect((upstream.0.as_str(), upstream.1)).await
-                else {
-                    continue;
-                };
-                let (mut cr, mut cw) = client.into_split();
-                let (mut sr, mut sw) = server.into_split();
-                // answers held until this instant (set when a BEGIN goes through)
-                let hold = Arc::new(std::sync::Mutex::new(None::<tokio::time::Instant>));
-                let (on, hold_w) = (on.clone(), hold.clone());
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; 64 * 1024];
-                    loop {
-                        let n = match cr.read(&mut buf).await {
-                            Ok(0) | Err(_) => break,
-                            Ok(n) => n,
-                        };
-                        // a COM_QUERY (0x03) whose text starts a transaction
-                        let chunk = &buf[..n];
-                        let begins = chunk.windows(6).any(|w| w == b"\x03BEGIN")
-                            || chunk.windows(18).any(|w| w == b"\x03START TRANSACTION");
-                        if begins && on.load(Ordering::SeqCst) {
-                            if let Ok(mut h) = hold_w.lock() {
-                                *h = Some(tokio::time::Instant::now() + stall);
-                            }
-                        }
-                        if sw.write_all(chunk).await.is_err() {
-                            break;
-                        }
-                    }
-                });
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; 64 * 1024];
-                    loop {
-                        let n = match sr.read(&mut buf).await {
-                            Ok(0) | Err(_) => break,
-                            Ok(n) => n,
-                        };
-                        let until = hold.lock().ok().and_then(|h| *h);
-                        if let Some(until) = until {
-                            tokio::time::sleep_until(until).await;
-                        }
-                        if cw.write_all(&buf[..n]).await.is_err() {
-                            break;
-                        }
-                    }
-                });
-            }
-        });
-        StallProxy { port, stall_begins }
-    }
-
-    fn stall_begins(&self, on: bool) {
-        self.stall_begins.store(on, Ordering::SeqCst);
-    }
-}
-
 /// A transaction whose BEGIN ran on the server but whose answer came after the statement
 /// timeout (what causal reads do during a Galera stall: `wsrep_sync_wait` holds BEGIN too)
 /// must not leave its connection inside an open transaction. Such a connection reads from an
@@ -217,19 +141,16 @@ impl StallProxy {
 #[tokio::test]
 async fn a_begin_cancelled_by_the_timeout_leaves_no_open_transaction_behind() {
     let Some(server) = server_url() else { return };
-    let u = url::Url::parse(&server).expect("url");
-    let upstream = (u.host_str().unwrap_or("127.0.0.1").to_string(), u.port().unwrap_or(3306));
     // answered 600 ms late: after the 300 ms statement timeout, within the release check's 1 s
-    let proxy = StallProxy::start(upstream, Duration::from_millis(600)).await;
+    let proxy = StallProxy::start(&server, Duration::from_millis(600)).await;
     let (pool, locker) = setup_via(&server, Some(proxy.port), 2).await;
     let read = "SELECT v FROM probe WHERE id = ?";
     assert_eq!(probe(&pool, 1, read).await.expect("before"), Some(7));
 
     for round in 0..3 {
         // BEGIN reaches the server and runs; its OK comes after the statement timeout
-        proxy.stall_begins(true);
+        proxy.stall_next(b"BEGIN");
         let begun = db::begin(&pool).await;
-        proxy.stall_begins(false);
         assert!(begun.is_err(), "round {round}: BEGIN was answered in time through a stalling proxy");
         tokio::time::sleep(Duration::from_millis(1500)).await;
 

@@ -7,6 +7,8 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use serde_json::{json, Value};
 use shop::{settings::Settings, startup::Application, store::Store};
 
+pub use crate::stall_proxy::StallProxy;
+
 pub const ADMIN_EMAIL: &str = "admin@distshop.test";
 pub const ADMIN_PASSWORD: &str = "admin-password-123";
 pub const PASSWORD: &str = "correct horse battery";
@@ -40,6 +42,33 @@ async fn mysql_database(server_url: &str) -> String {
 }
 
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_, _| {}).await
+}
+
+/// The app on a MariaDB (`SHOP_TEST_DATABASE_URL`) whose connections go through a
+/// [`StallProxy`], with `env` on top of the usual test settings; `None` without a MariaDB.
+pub async fn spawn_app_behind_proxy(
+    stall: std::time::Duration,
+    env: &[(&str, &str)],
+) -> Option<(TestApp, StallProxy)> {
+    let server = std::env::var("SHOP_TEST_DATABASE_URL").ok().filter(|s| !s.is_empty())?;
+    let proxy = StallProxy::start(&server, stall).await;
+    let port = proxy.port;
+    let app = spawn_app_with(move |settings, db_url| {
+        let mut u = url::Url::parse(db_url).expect("database url");
+        u.set_host(Some("127.0.0.1")).expect("host");
+        u.set_port(Some(port)).expect("port");
+        *db_url = u.to_string();
+        for (k, v) in env {
+            settings.insert(k.to_string(), v.to_string());
+        }
+    })
+    .await;
+    Some((app, proxy))
+}
+
+/// The app with a last say over its settings and database URL (`adjust(env, database_url)`).
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut HashMap<String, String>, &mut String)) -> TestApp {
     let mut env: HashMap<String, String> = HashMap::new();
     let mut dir = None;
     let db_url = match std::env::var("SHOP_TEST_DATABASE_URL").ok().filter(|s| !s.is_empty()) {
@@ -65,6 +94,9 @@ pub async fn spawn_app() -> TestApp {
     env.insert("SHOP_ADMIN_EMAIL".into(), ADMIN_EMAIL.into());
     env.insert("SHOP_ADMIN_PASSWORD".into(), ADMIN_PASSWORD.into());
     env.insert("SHOP_WORKERS".into(), "2".into());
+    let mut db_url = env.remove("SHOP_DATABASE_URL").unwrap_or_default();
+    adjust(&mut env, &mut db_url);
+    env.insert("SHOP_DATABASE_URL".into(), db_url);
     let settings = Settings::from_map(&env).expect("test settings");
     shop::web::init_templates().expect("templates");
     let db = shop::db::connect(&settings).await.expect("connect");

@@ -15,3 +15,5 @@ mod html;
 mod ops;
 mod orders;
 mod security;
+#[path = "../support/stall_proxy.rs"]
+mod stall_proxy;

@@ -27,6 +27,38 @@ async fn the_whole_journey() {
     assert_eq!(one["items"], order["items"]);
 }
 
+/// The commit of a checkout runs, but its answer comes after the statement timeout (a Galera
+/// stall, a connection cut right after COMMIT): the shop retries, finds the order its own first
+/// attempt made, and answers as for a new order — 201, once, stock taken once, cart emptied —
+/// not 200 "replay" to a key the client never sent before. MariaDB only: the stall is a proxy in
+/// front of the server.
+#[tokio::test]
+async fn a_checkout_whose_commit_answer_is_lost_is_answered_as_created() {
+    let Some((app, proxy)) = spawn_app_behind_proxy(
+        std::time::Duration::from_millis(1500),
+        &[("SHOP_DB_TIMEOUT_MS", "500"), ("SHOP_DB_RETRY_MS", "6000")],
+    )
+    .await
+    else {
+        eprintln!("SHOP_TEST_DATABASE_URL not set: no MariaDB to stall (tests/run.sh sets it)");
+        return;
+    };
+    let s = app.customer().await;
+    let p = app.product(10).await;
+    s.add(p, 3).await;
+    let k = key();
+    proxy.stall_next(b"COMMIT");
+    let r = s.checkout(&k).await;
+    assert_eq!(r.status(), 201, "a fresh key whose first commit lost its answer");
+    let order: Value = r.json().await.unwrap();
+    assert_eq!(order["items"].as_array().unwrap().len(), 1);
+    assert_eq!(app.stock(p).await, 7, "stock taken once");
+    assert_eq!(app.count("SELECT COUNT(*) AS n FROM orders", vec![]).await, 1);
+    assert_eq!(s.cart().await["items"].as_array().unwrap().len(), 0, "cart emptied");
+    // the client's own retry of the same key is a replay
+    assert_eq!(s.checkout(&k).await.status(), 200);
+}
+
 #[tokio::test]
 async fn the_same_key_never_makes_a_second_order() {
     let app = spawn_app().await;
