@@ -197,18 +197,21 @@ pub async fn checkout(state: &AppState, user: &CurrentUser, key: &str) -> Result
     }
     let lines = state.store.cart_get(&owner).await?;
     if lines.is_empty() {
+        // A concurrent request with this key (a double click, a client or nginx retry) may have
+        // placed the order and emptied the cart between our look-up and here: it only empties
+        // the cart after its commit, so the order is visible now.
+        if let Some(order) = find_by_key(&state.db, user.id, key).await? {
+            crate::metrics::record_checkout("replayed");
+            return Ok(Checkout { order, created: false });
+        }
         crate::metrics::record_checkout("empty_cart");
         return Err(AppError::Unprocessable { code: "empty_cart", message: "your cart is empty".into() });
     }
-    // Attempts of *this* call: when a later one finds the key taken, an earlier one of ours
-    // committed and lost its answer (a connection cut right after COMMIT, a statement timeout
-    // during a Galera stall), so this call did create the order.
-    let attempts = std::sync::atomic::AtomicU32::new(0);
-    let attempt = db::retry("checkout", || {
-        attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        place(state, user.id, key, &lines)
-    })
-    .await;
+    // Set when an attempt of *this* call sent COMMIT and lost the answer (a connection cut right
+    // after it, a statement timeout during a Galera stall): the commit may have happened, so a
+    // later attempt that finds the key taken found the order this call made.
+    let commit_unknown = std::sync::atomic::AtomicBool::new(false);
+    let attempt = db::retry("checkout", || place(state, user.id, key, &lines, &commit_unknown)).await;
     let attempt = match attempt {
         Ok(a) => a,
         Err(e) => {
@@ -234,7 +237,7 @@ pub async fn checkout(state: &AppState, user: &CurrentUser, key: &str) -> Result
             Ok(Checkout { order, created: true })
         }
         Attempt::AlreadyPlaced => {
-            let created = attempts.load(std::sync::atomic::Ordering::Relaxed) > 1;
+            let created = commit_unknown.load(std::sync::atomic::Ordering::Relaxed);
             crate::metrics::record_checkout(if created { "placed" } else { "replayed" });
             let order = find_by_key(&state.db, user.id, key)
                 .await?
@@ -265,8 +268,15 @@ async fn take_replayed(state: &AppState, owner: &str, order: &Order) {
     }
 }
 
-/// One attempt of the checkout transaction.
-async fn place(state: &AppState, user_id: i64, key: &str, lines: &[(i64, i64)]) -> Result<Attempt, TxError> {
+/// One attempt of the checkout transaction. `commit_unknown` is set if its COMMIT went out and
+/// no answer came back (not for a conflict: a transaction that lost one was rolled back).
+async fn place(
+    state: &AppState,
+    user_id: i64,
+    key: &str,
+    lines: &[(i64, i64)],
+    commit_unknown: &std::sync::atomic::AtomicBool,
+) -> Result<Attempt, TxError> {
     let tx = db::begin(&state.db).await?;
     let now = db::now_ms();
     let inserted = db::exec(
@@ -323,7 +333,12 @@ async fn place(state: &AppState, user_id: i64, key: &str, lines: &[(i64, i64)]) 
     }
     db::exec(&tx, "UPDATE orders SET total_cents = ? WHERE id = ?", vec![total.into(), order_id.into()])
         .await?;
-    db::commit(tx).await?;
+    if let Err(e) = db::commit(tx).await {
+        if matches!(e, DbError::Timeout(_) | DbError::Unavailable(_)) {
+            commit_unknown.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        return Err(e.into());
+    }
     Ok(Attempt::Placed(order_id))
 }
 
