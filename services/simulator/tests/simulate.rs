@@ -337,18 +337,27 @@ async fn lost_orders_and_tampered_carts_are_caught() {
     let shop = shop().await;
     let bases = vec![shop.replica(None)];
     let out = tempfile::tempdir().unwrap();
-    let cfg = config(bases, out.path(), LoadModel::Closed { shoppers: 3 }, 4);
+    let cfg = config(bases, out.path(), LoadModel::Closed { shoppers: 3 }, 6);
     let tamper = {
         let db = shop.db.clone();
         let store = shop.store.clone();
         async move {
-            tokio::time::sleep(Duration::from_millis(2500)).await;
+            // once the shoppers have placed an order (polled: a loaded CI machine is slower),
+            // with seconds of the run left for them to look at their carts
+            tokio::time::sleep(Duration::from_millis(1500)).await;
             let b = db.get_database_backend();
             let q = |sql: &str| Statement::from_string(b, sql.to_string());
+            let mut newest = None;
+            for _ in 0..30 {
+                let rows = db.query_all_raw(q("SELECT MAX(id) AS id FROM orders")).await.unwrap();
+                newest = rows[0].try_get::<Option<i64>>("", "id").unwrap();
+                if newest.is_some() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
             // Lose the newest order.
-            let rows = db.query_all_raw(q("SELECT MAX(id) AS id FROM orders")).await.unwrap();
-            let id: Option<i64> = rows[0].try_get("", "id").unwrap();
-            let id = id.expect("the shoppers placed an order in 2.5 s");
+            let id = newest.expect("the shoppers placed an order within 4.5 s");
             db.execute_raw(q(&format!("DELETE FROM order_items WHERE order_id = {id}"))).await.unwrap();
             db.execute_raw(q(&format!("DELETE FROM orders WHERE id = {id}"))).await.unwrap();
             // Slip a product into every shopper's cart.
