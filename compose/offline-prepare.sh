@@ -54,8 +54,8 @@ BASE_RECIPE=2
 base_image() {
     if docker image inspect debian:bookworm-slim >/dev/null 2>&1; then
         local made cmd
-        made=$(docker image inspect -f '{{index .Config.Labels "org.distshop.base-recipe"}}' debian:bookworm-slim 2>/dev/null || true)
-        cmd=$(docker image inspect -f '{{json .Config.Cmd}}' debian:bookworm-slim 2>/dev/null || true)
+        IFS='|' read -r made cmd < <(docker image inspect \
+            -f '{{index .Config.Labels "org.distshop.base-recipe"}}|{{json .Config.Cmd}}' debian:bookworm-slim)
         if [ "$made" = "$BASE_RECIPE" ]; then
             log "debian:bookworm-slim exists (made here, recipe $BASE_RECIPE); not rebuilding it"
             return

@@ -91,14 +91,21 @@ pub struct Store {
     prefix: String,
     timeout: Duration,
     backend: Backend,
-    /// Replicas that must acknowledge a session or cart write (Redis `WAIT`) before we answer.
-    wait_replicas: u32,
-    wait_timeout: Duration,
     /// How long one call keeps retrying before it fails (`SHOP_STORE_RETRY_MS`).
     retry_budget: Duration,
-    /// Connections for writes followed by `WAIT` (`SHOP_REDIS_WRITE_CONNECTIONS`), each used by
-    /// one write at a time; `None` when writes do not wait.
-    writers: Option<deadpool::unmanaged::Pool<Backend>>,
+    /// How session and cart writes wait for a replica; `None` when they do not.
+    acked: Option<AckedWrites>,
+}
+
+/// Writes acknowledged by replicas (Redis `WAIT`) before we answer.
+#[derive(Clone)]
+struct AckedWrites {
+    /// Replicas that must acknowledge (`SHOP_REDIS_WAIT_REPLICAS`).
+    replicas: u32,
+    /// How long to wait for them (`SHOP_REDIS_WAIT_TIMEOUT_MS`).
+    timeout: Duration,
+    /// Connections of their own (`SHOP_REDIS_WRITE_CONNECTIONS`), one write each at a time.
+    pool: deadpool::unmanaged::Pool<Backend>,
 }
 
 #[derive(Clone)]
@@ -179,10 +186,8 @@ impl Store {
             prefix: prefix.to_string(),
             timeout: Duration::from_secs(1),
             backend: Backend::Memory(Arc::new(Mutex::new(HashMap::new()))),
-            wait_replicas: 0,
-            wait_timeout: Duration::ZERO,
             retry_budget: Duration::ZERO,
-            writers: None,
+            acked: None,
         }
     }
 
@@ -201,10 +206,10 @@ impl Store {
             {
                 Ok(Ok(backend)) => {
                     let default_wait = if matches!(backend, Backend::Cluster(_)) { 1 } else { 0 };
-                    let wait_replicas = s.redis_wait_replicas.unwrap_or(default_wait);
-                    let writers = if wait_replicas > 0 {
+                    let replicas = s.redis_wait_replicas.unwrap_or(default_wait);
+                    let acked = if replicas > 0 {
                         match writer_pool(s).await {
-                            Ok(p) => Some(p),
+                            Ok(pool) => Some(AckedWrites { replicas, timeout: s.redis_wait_timeout, pool }),
                             Err(e) => {
                                 last = e.to_string();
                                 tracing::warn!(attempt, error = %last, "session store not reachable yet");
@@ -219,10 +224,8 @@ impl Store {
                         prefix: s.redis_prefix.clone(),
                         timeout: s.store_timeout,
                         backend,
-                        wait_replicas,
-                        wait_timeout: s.redis_wait_timeout,
                         retry_budget: s.store_retry,
-                        writers,
+                        acked,
                     });
                 }
                 Ok(Err(e)) => last = e.to_string(),
@@ -328,25 +331,26 @@ impl Store {
     /// writes of other requests — waited in line; one replica's store calls timed out for 10 s
     /// in the Redis-master-kill scenario (docs/failover.md).
     async fn write<T: FromRedisValue>(&self, key: &str, cmd: Cmd) -> StoreResult<T> {
-        if self.wait_replicas == 0 {
+        let Some(acked) = &self.acked else {
             return self.cmd(cmd).await;
-        }
-        self.retrying(|| self.write_once(key, &cmd)).await
+        };
+        self.retrying(|| self.write_once(acked, key, &cmd)).await
     }
 
-    async fn write_once<T: FromRedisValue>(&self, key: &str, cmd: &Cmd) -> StoreResult<T> {
+    async fn write_once<T: FromRedisValue>(
+        &self,
+        acked: &AckedWrites,
+        key: &str,
+        cmd: &Cmd,
+    ) -> StoreResult<T> {
         let mut p = redis::pipe();
         p.add_command(cmd.clone());
-        p.cmd("WAIT").arg(self.wait_replicas).arg(self.wait_timeout.as_millis() as u64);
+        p.cmd("WAIT").arg(acked.replicas).arg(acked.timeout.as_millis() as u64);
         let fut = async {
-            let pooled = match &self.writers {
-                Some(pool) => Some(pool.get().await.map_err(|e| {
-                    redis::RedisError::from((redis::ErrorKind::Io, "writer connection pool", e.to_string()))
-                })?),
-                None => None,
-            };
-            let backend = pooled.as_deref().unwrap_or(&self.backend);
-            let values = match backend {
+            let conn = acked.pool.get().await.map_err(|e| {
+                redis::RedisError::from((redis::ErrorKind::Io, "writer connection pool", e.to_string()))
+            })?;
+            let values = match &*conn {
                 Backend::Cluster(c) => {
                     let route = redis::cluster_routing::SingleNodeRoutingInfo::SpecificNode(
                         redis::cluster_routing::Route::new(
@@ -362,13 +366,13 @@ impl Store {
                 }
             };
             let mut it = values.into_iter();
-            let (first, acked) = (it.next(), it.next());
-            let acked: i64 = acked.and_then(|v| i64::from_redis_value(v).ok()).unwrap_or(0);
-            if acked < i64::from(self.wait_replicas) {
+            let (first, acked_by) = (it.next(), it.next());
+            let acked_by: i64 = acked_by.and_then(|v| i64::from_redis_value(v).ok()).unwrap_or(0);
+            if acked_by < i64::from(acked.replicas) {
                 crate::metrics::record_unreplicated_write();
                 tracing::warn!(
                     key.slot = key_slot(key.as_bytes()),
-                    acked,
+                    acked = acked_by,
                     "session-store write not yet on a replica"
                 );
             }
@@ -376,9 +380,10 @@ impl Store {
                 first.ok_or_else(|| redis::RedisError::from((redis::ErrorKind::Client, "empty reply")))?;
             T::from_redis_value(first).map_err(redis::RedisError::from)
         };
-        match tokio::time::timeout(self.timeout + self.wait_timeout, fut).await {
+        let limit = self.timeout + acked.timeout;
+        match tokio::time::timeout(limit, fut).await {
             Ok(r) => Ok(r?),
-            Err(_) => Err(StoreError::Timeout(self.timeout + self.wait_timeout)),
+            Err(_) => Err(StoreError::Timeout(limit)),
         }
     }
 
@@ -660,9 +665,9 @@ impl Store {
     }
 }
 
-/// One URL: ask the node whether it is part of a cluster. Several: a cluster's seeds.
-/// Connect to Redis (a cluster when it says so). `response` bounds the wait for one answer; a
-/// command may be sent twice or three times within `timeout` overall (`retries`).
+/// Connect to Redis. One URL: ask the node whether it is part of a cluster; several: a cluster's
+/// seeds. `response` bounds the wait for one answer; `timeout` bounds connecting and, with the
+/// client's own retries, a whole command.
 async fn connect_redis(urls: &[String], timeout: Duration, response: Duration) -> anyhow::Result<Backend> {
     let cluster = if urls.len() > 1 {
         true
