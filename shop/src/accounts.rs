@@ -19,7 +19,7 @@ use crate::{
     input::{Email, Fields, Password, PersonName, Quantity, Validator},
     session::{CurrentUser, Role, Session},
     startup::AppState,
-    web::{page, query_map, render, render_status, safe_next, see_other},
+    web::{form_page, query_map, render, render_status, safe_next, see_other},
 };
 
 /// Failed logins per account and client address within [`THROTTLE_WINDOW`] before 429.
@@ -327,7 +327,7 @@ async fn page_login(
     req: HttpRequest,
 ) -> HtmlResult<HttpResponse> {
     let q = query_map(&req)?;
-    let (mut ctx, _) = page(&state, &session, "Log in").await?;
+    let (mut ctx, _) = form_page(&state, &session, "Log in").await?;
     ctx.insert("next", &safe_next(q.get("next").map(String::as_str)));
     ctx.insert("email", "");
     ctx.insert("error", &Option::<String>::None);
@@ -355,7 +355,7 @@ async fn form_login(
         Ok(()) => Ok(see_other(&next)),
         Err(e @ (AppError::Unauthorized(_) | AppError::TooManyRequests(_))) => {
             let status = actix_web::ResponseError::status_code(&e);
-            let (mut ctx, _) = page(&state, &session, "Log in").await?;
+            let (mut ctx, _) = form_page(&state, &session, "Log in").await?;
             ctx.insert("next", &next);
             ctx.insert("email", &email_raw);
             ctx.insert("error", &Some(e.public_message()));
@@ -367,7 +367,7 @@ async fn form_login(
 }
 
 async fn page_register(state: web::Data<AppState>, session: Session) -> HtmlResult<HttpResponse> {
-    let (mut ctx, _) = page(&state, &session, "Create an account").await?;
+    let (mut ctx, _) = form_page(&state, &session, "Create an account").await?;
     ctx.insert("form", &serde_json::json!({"email": "", "name": ""}));
     ctx.insert("errors", &serde_json::json!({}));
     ctx.insert("error", &Option::<String>::None);
@@ -398,7 +398,7 @@ async fn form_register(
     match result {
         Ok(()) => Ok(see_other("/?notice=welcome")),
         Err(e @ (AppError::Validation(_) | AppError::Conflict { .. })) => {
-            let (mut ctx, _) = page(&state, &session, "Create an account").await?;
+            let (mut ctx, _) = form_page(&state, &session, "Create an account").await?;
             ctx.insert("form", &entered);
             ctx.insert("errors", &e.fields().cloned().unwrap_or_default());
             ctx.insert("error", &Some(e.public_message()));

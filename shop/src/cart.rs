@@ -2,6 +2,8 @@
 //! from the catalog when read. Each change touches one line atomically, so two tabs or two
 //! concurrent API calls of one shopper never erase each other's changes.
 
+use std::sync::Arc;
+
 use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
@@ -38,7 +40,7 @@ pub struct CartView {
 pub async fn view(state: &AppState, owner: &str) -> Result<CartView, AppError> {
     let lines = state.store.cart_get(owner).await?;
     let ids: Vec<i64> = lines.iter().map(|(p, _)| *p).collect();
-    let products = catalog::get_many(&state.db, &ids).await?;
+    let products = catalog::cached_many(state, &ids).await?;
     let items: Vec<CartLine> = lines
         .into_iter()
         .filter_map(|(pid, quantity)| {
@@ -66,8 +68,8 @@ fn ttl(state: &AppState, owner: &str) -> std::time::Duration {
     }
 }
 
-async fn product_for_cart(state: &AppState, product_id: i64) -> Result<Product, AppError> {
-    catalog::get(&state.db, product_id)
+async fn product_for_cart(state: &AppState, product_id: i64) -> Result<Arc<Product>, AppError> {
+    catalog::cached(state, product_id)
         .await?
         .ok_or_else(|| AppError::field("product_id", format!("there is no product with id {product_id}")))
 }

@@ -1,18 +1,19 @@
 //! Catalog: products, categories, search and pagination — JSON API and HTML pages.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, web::Bytes, HttpRequest, HttpResponse};
 use sea_orm::{ConnectionTrait, QueryResult, Value};
 use serde::Serialize;
 
 use crate::{
+    cache::Weight,
     db::{self, DbError},
     error::{ApiResult, AppError, HtmlResult},
     input::path_id,
     session::Session,
     startup::AppState,
-    web::{page, query_map, render},
+    web::{html, json_bytes, page, query_map, render_bytes, to_json_bytes},
 };
 
 #[derive(Clone, Debug, Serialize)]
@@ -173,48 +174,156 @@ pub async fn categories(c: &(impl ConnectionTrait + 'static)) -> Result<Vec<Cate
         .collect()
 }
 
+impl Weight for Product {
+    fn weight(&self) -> usize {
+        64 + self.name.len() + self.description.len() + self.sku.len() + self.category.len()
+    }
+}
+
+/// One product as this replica's cache has it (at most `SHOP_CATALOG_CACHE_MS` old): for carts,
+/// whose stock checks are advisory (checkout's conditional `UPDATE` is the authority).
+pub async fn cached(state: &AppState, id: i64) -> Result<Option<Arc<Product>>, AppError> {
+    let key = id.to_string();
+    if let Some(p) = state.products.get(&key).await {
+        return Ok(Some(p));
+    }
+    let p = get(&state.db, id).await?.map(Arc::new);
+    if let Some(p) = &p {
+        state.products.insert(key, p.clone()).await;
+    }
+    Ok(p)
+}
+
+/// Several products from the cache, the missing ones in one query.
+pub async fn cached_many(state: &AppState, ids: &[i64]) -> Result<HashMap<i64, Arc<Product>>, AppError> {
+    let mut found = HashMap::with_capacity(ids.len());
+    let mut missing = vec![];
+    for id in ids {
+        match state.products.get(&id.to_string()).await {
+            Some(p) => {
+                found.insert(*id, p);
+            }
+            None => missing.push(*id),
+        }
+    }
+    for (id, p) in get_many(&state.db, &missing).await? {
+        let p = Arc::new(p);
+        state.products.insert(id.to_string(), p.clone()).await;
+        found.insert(id, p);
+    }
+    Ok(found)
+}
+
+/// One catalog listing: a page of products, the total that matched, and the categories (the
+/// catalog page shows all three). Cached per query for `SHOP_CATALOG_CACHE_MS`.
+pub struct Listing {
+    pub items: Vec<Product>,
+    pub total: i64,
+    pub categories: Vec<Category>,
+}
+
+impl Weight for Listing {
+    fn weight(&self) -> usize {
+        // a rough size: enough to bound the cache, not an exact account
+        self.items.iter().map(|p| 64 + p.name.len() + p.description.len() + p.sku.len()).sum::<usize>()
+            + self.categories.len() * 48
+    }
+}
+
+/// The listing for `q`, from this replica's cache or the database (three statements).
+pub async fn listing(state: &AppState, q: &ListQuery) -> Result<Arc<Listing>, AppError> {
+    state
+        .catalog_data
+        .get_or_make(format!("{q:?}"), async {
+            let (items, total) = list(&state.db, q).await?;
+            let categories = categories(&state.db).await?;
+            Ok(Arc::new(Listing { items, total, categories }))
+        })
+        .await
+}
+
 // --- JSON API ------------------------------------------------------------------------------
+
+// The API's catalog answers are the same for every client, so they are cached whole.
 
 async fn api_list(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<HttpResponse> {
     let q = ListQuery::parse(&query_map(&req)?, 20)?;
-    let (items, total) = list(&state.db, &q).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "items": items, "page": q.page, "per_page": q.per_page, "total": total,
-    })))
+    let body = state
+        .catalog_cache
+        .get_or_make(format!("api:list:{q:?}"), async {
+            let l = listing(&state, &q).await?;
+            to_json_bytes(&serde_json::json!({
+                "items": l.items, "page": q.page, "per_page": q.per_page, "total": l.total,
+            }))
+        })
+        .await?;
+    Ok(json_bytes(body))
 }
 
 async fn api_get(state: web::Data<AppState>, id: web::Path<String>) -> ApiResult<HttpResponse> {
     let id = path_id(&id, "product")?;
-    let p =
-        get(&state.db, id).await?.ok_or_else(|| AppError::NotFound(format!("no product with id {id}")))?;
-    Ok(HttpResponse::Ok().json(p))
+    let body = state
+        .catalog_cache
+        .get_or_make(format!("api:product:{id}"), async {
+            let p = get(&state.db, id)
+                .await?
+                .ok_or_else(|| AppError::NotFound(format!("no product with id {id}")))?;
+            to_json_bytes(&p)
+        })
+        .await?;
+    Ok(json_bytes(body))
 }
 
 async fn api_categories(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": categories(&state.db).await? })))
+    let body = state
+        .catalog_cache
+        .get_or_make("api:categories".into(), async {
+            to_json_bytes(&serde_json::json!({ "items": categories(&state.db).await? }))
+        })
+        .await?;
+    Ok(json_bytes(body))
 }
 
 // --- HTML ----------------------------------------------------------------------------------
+
+// A visitor without a session sees the same page as every other such visitor (no user, empty
+// cart, no form token, no cookie set), so that page is cached whole; with a session it is
+// rendered for the visitor from the cached listing.
 
 async fn page_list(
     state: web::Data<AppState>,
     session: Session,
     req: HttpRequest,
 ) -> HtmlResult<HttpResponse> {
-    let q = ListQuery::parse(&query_map(&req)?, 24)?;
-    let (items, total) = list(&state.db, &q).await?;
-    let cats = categories(&state.db).await?;
+    let params = query_map(&req)?;
+    let q = ListQuery::parse(&params, 24)?;
+    let notice = params.get("notice").and_then(|n| crate::web::notice(n));
+    if session.has_cookie() {
+        return Ok(html(render_list(&state, &session, &q, notice).await?));
+    }
+    let key = format!("html:list:{q:?}:{notice:?}");
+    let body = state.catalog_cache.get_or_make(key, render_list(&state, &session, &q, notice)).await?;
+    Ok(html(body))
+}
+
+async fn render_list(
+    state: &AppState,
+    session: &Session,
+    q: &ListQuery,
+    notice: Option<&str>,
+) -> Result<Bytes, AppError> {
+    let l = listing(state, q).await?;
     let title = match (&q.q, &q.category) {
         (Some(t), _) => format!("Search: {t}"),
         (None, Some(c)) => c.clone(),
         _ => "All products".into(),
     };
-    let (mut ctx, _) = page(&state, &session, &title).await?;
-    let pages = ((total as u64).div_ceil(q.per_page)).max(1);
-    ctx.insert("products", &items);
-    ctx.insert("categories", &cats);
+    let (mut ctx, _) = page(state, session, &title).await?;
+    let pages = ((l.total as u64).div_ceil(q.per_page)).max(1);
+    ctx.insert("products", &l.items);
+    ctx.insert("categories", &l.categories);
     ctx.insert("query", &q);
-    ctx.insert("total", &total);
+    ctx.insert("total", &l.total);
     ctx.insert("pages", &pages);
     // Links keep the current filters.
     let mut base = vec![];
@@ -231,9 +340,8 @@ async fn page_list(
     };
     ctx.insert("prev_link", &(q.page > 1).then(|| link(q.page - 1)));
     ctx.insert("next_link", &(q.page < pages).then(|| link(q.page + 1)));
-    let notice = query_map(&req)?.get("notice").and_then(|n| crate::web::notice(n));
     ctx.insert("notice", &notice);
-    Ok(render("catalog/list.html", &ctx)?)
+    render_bytes("catalog/list.html", &ctx)
 }
 
 async fn page_product(
@@ -243,17 +351,32 @@ async fn page_product(
     req: HttpRequest,
 ) -> HtmlResult<HttpResponse> {
     let id = path_id(&id, "product")?;
+    let notice = query_map(&req)?.get("notice").and_then(|n| crate::web::notice(n));
+    if session.has_cookie() {
+        return Ok(html(render_product(&state, &session, id, notice).await?));
+    }
+    let key = format!("html:product:{id}:{notice:?}");
+    let body = state.catalog_cache.get_or_make(key, render_product(&state, &session, id, notice)).await?;
+    Ok(html(body))
+}
+
+async fn render_product(
+    state: &AppState,
+    session: &Session,
+    id: i64,
+    notice: Option<&str>,
+) -> Result<Bytes, AppError> {
     let p =
         get(&state.db, id).await?.ok_or_else(|| AppError::NotFound("This product does not exist.".into()))?;
-    let (mut ctx, _) = page(&state, &session, &p.name).await?;
+    let (mut ctx, _) = page(state, session, &p.name).await?;
     ctx.insert("max_qty", &p.stock.clamp(0, crate::input::Quantity::MAX));
     ctx.insert("product", &p);
-    // Repeating this form (double click, back + resubmit) adds once.
+    // Repeating this form (double click, back + resubmit) adds once. A cached page hands the
+    // same key to several visitors: harmless, the store keeps operation keys per cart.
     ctx.insert("op", &uuid::Uuid::new_v4().to_string());
-    let notice = query_map(&req)?.get("notice").and_then(|n| crate::web::notice(n));
     ctx.insert("notice", &notice);
     ctx.insert("error", &Option::<String>::None);
-    Ok(render("catalog/product.html", &ctx)?)
+    render_bytes("catalog/product.html", &ctx)
 }
 
 pub fn configure_api(cfg: &mut web::ServiceConfig) {

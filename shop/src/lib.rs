@@ -9,6 +9,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod cache;
 pub mod cart;
 pub mod catalog;
 pub mod db;

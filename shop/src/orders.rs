@@ -230,6 +230,7 @@ pub async fn checkout(state: &AppState, user: &CurrentUser, key: &str) -> Result
                 tracing::warn!(order.id = id, error = %e, "order placed but cart not emptied");
             }
             crate::metrics::record_checkout("placed");
+            state.stock_changed();
             tracing::info!(order.id = id, "order placed");
             let order = find(&state.db, id)
                 .await?
@@ -243,6 +244,7 @@ pub async fn checkout(state: &AppState, user: &CurrentUser, key: &str) -> Result
                 .await?
                 .ok_or_else(|| AppError::Unavailable("the order is being placed, please retry".into()))?;
             if created {
+                state.stock_changed();
                 tracing::info!(
                     order.id = order.id,
                     "order placed (its first attempt committed, the answer was lost)"
@@ -375,6 +377,7 @@ pub async fn cancel(state: &AppState, user_id: i64, id: i64) -> Result<Order, Ap
         Ok(())
     })
     .await?;
+    state.stock_changed();
     tracing::info!(order.id = id, "order cancelled");
     find(&state.db, id).await?.ok_or_else(|| AppError::NotFound(format!("no order {id}")))
 }

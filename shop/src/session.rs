@@ -126,6 +126,23 @@ impl Session {
         s.id.clone()
     }
 
+    /// Whether the visitor came with a valid session cookie. A visitor without one has no state
+    /// in the store, so the pages it sees are the same for every such visitor (and cacheable).
+    pub fn has_cookie(&self) -> bool {
+        self.state.borrow().from_cookie
+    }
+
+    /// The CSRF token if this visitor has a session, else "" (no cookie is set for it: a page
+    /// for a visitor without a session stays cacheable). Forms a cookieless visitor posts are
+    /// checked by their `Origin` instead (see [`crate::web::form`]).
+    pub fn csrf_token_if_session(&self) -> String {
+        if self.has_cookie() {
+            self.csrf_token()
+        } else {
+            String::new()
+        }
+    }
+
     /// The CSRF token for forms rendered in this session.
     pub fn csrf_token(&self) -> String {
         let id = self.id();

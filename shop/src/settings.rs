@@ -51,6 +51,9 @@ pub struct Settings {
     pub redis_write_connections: usize,
     /// MySQL/Galera: `wsrep_sync_wait` set on every pooled connection (causal reads), if any.
     pub db_sync_wait: Option<u8>,
+    /// How long a replica keeps a rendered catalog response (0: not at all). Stock shown to
+    /// visitors may lag by this much; checkout never reads it.
+    pub catalog_cache: Duration,
 }
 
 impl fmt::Debug for Settings {
@@ -203,6 +206,12 @@ impl Settings {
             parse_num(get("SHOP_REDIS_WRITE_CONNECTIONS"), "SHOP_REDIS_WRITE_CONNECTIONS", 8, 1..=64)?
                 as usize;
         let redis_prefix = get("SHOP_REDIS_PREFIX").unwrap_or_else(|| "distshop:".into());
+        let catalog_cache = Duration::from_millis(parse_num(
+            get("SHOP_CATALOG_CACHE_MS"),
+            "SHOP_CATALOG_CACHE_MS",
+            1000,
+            0..=60_000,
+        )?);
 
         Ok(Settings {
             listen,
@@ -226,6 +235,7 @@ impl Settings {
             redis_wait_replicas,
             redis_wait_timeout,
             redis_write_connections,
+            catalog_cache,
         })
     }
 

@@ -9,7 +9,9 @@ use actix_web::{dev::Server, middleware::from_fn, web, App, HttpRequest, HttpRes
 use sea_orm::DatabaseConnection;
 
 use crate::{
-    accounts, admin, cart, catalog, db,
+    accounts, admin,
+    cache::{ResponseCache, TtlCache},
+    cart, catalog, db,
     error::{AppError, HtmlError},
     ops, orders, seed, session,
     settings::Settings,
@@ -23,6 +25,21 @@ pub struct AppState {
     pub store: Store,
     pub settings: Arc<Settings>,
     pub hostname: String,
+    /// Rendered catalog responses, kept `SHOP_CATALOG_CACHE_MS` (see [`ResponseCache`]).
+    pub catalog_cache: ResponseCache,
+    /// Catalog listings (products, total, categories) for pages that cannot be cached whole.
+    pub catalog_data: TtlCache<Arc<catalog::Listing>>,
+    /// Single products by id (cart pricing and its advisory stock checks).
+    pub products: TtlCache<Arc<catalog::Product>>,
+}
+
+impl AppState {
+    /// This replica changed stock (checkout, cancel): its cached catalog shows it at once.
+    pub fn stock_changed(&self) {
+        self.catalog_cache.invalidate_all();
+        self.catalog_data.invalidate_all();
+        self.products.invalidate_all();
+    }
 }
 
 pub struct Application {
@@ -90,6 +107,9 @@ impl Application {
         let state = web::Data::new(AppState {
             db,
             store,
+            catalog_cache: ResponseCache::new(settings.catalog_cache),
+            catalog_data: TtlCache::new(settings.catalog_cache),
+            products: TtlCache::new(settings.catalog_cache),
             settings: Arc::new(settings),
             hostname: telemetry::hostname(),
         });

@@ -75,12 +75,32 @@ pub fn init_templates() -> anyhow::Result<&'static Tera> {
 
 /// Render a template with a context; errors are internal (templates are checked at start).
 pub fn render(name: &str, ctx: &Context) -> Result<HttpResponse, AppError> {
+    Ok(html(render_bytes(name, ctx)?))
+}
+
+/// A template rendered to bytes (to be cached, see [`crate::cache`]).
+pub fn render_bytes(name: &str, ctx: &Context) -> Result<web::Bytes, AppError> {
     let tera =
         TEMPLATES.get().ok_or_else(|| AppError::Unexpected(anyhow::anyhow!("templates not loaded")))?;
     let body = tera
         .render(name, ctx)
         .map_err(|e| AppError::Unexpected(anyhow::anyhow!("template {name}: {e:?}")))?;
-    Ok(HttpResponse::Ok().content_type("text/html; charset=utf-8").body(body))
+    Ok(body.into())
+}
+
+/// A 200 HTML page from its bytes.
+pub fn html(body: web::Bytes) -> HttpResponse {
+    HttpResponse::Ok().content_type("text/html; charset=utf-8").body(body)
+}
+
+/// A 200 JSON answer from bytes already serialised.
+pub fn json_bytes(body: web::Bytes) -> HttpResponse {
+    HttpResponse::Ok().content_type("application/json").body(body)
+}
+
+/// Serialise to JSON bytes (for caching); a failure is ours, not the client's.
+pub fn to_json_bytes(v: &impl serde::Serialize) -> Result<web::Bytes, AppError> {
+    serde_json::to_vec(v).map(Into::into).map_err(|e| AppError::Unexpected(e.into()))
 }
 
 /// Render with a status other than 200 (a form shown again with its errors).
@@ -119,14 +139,31 @@ pub async fn page(
     title: &str,
 ) -> Result<(Context, Option<CurrentUser>), AppError> {
     let user = session.user(&state.store).await?;
-    let owner = session.cart_owner(&state.store).await?;
-    let cart_count: i64 = state.store.cart_get(&owner).await?.iter().map(|(_, q)| q).sum();
+    // A visitor without a session has no cart and gets no cookie from a page view.
+    let cart_count: i64 = if session.has_cookie() {
+        let owner = session.cart_owner(&state.store).await?;
+        state.store.cart_get(&owner).await?.iter().map(|(_, q)| q).sum()
+    } else {
+        0
+    };
     let mut ctx = Context::new();
     ctx.insert("title", title);
     ctx.insert("user", &user);
-    ctx.insert("csrf_token", &session.csrf_token());
+    ctx.insert("csrf_token", &session.csrf_token_if_session());
     ctx.insert("cart_count", &cart_count);
     ctx.insert("served_by", &state.hostname);
+    Ok((ctx, user))
+}
+
+/// The base context of a page whose form must carry a CSRF token even for a visitor without a
+/// session yet (login, register): this one starts the session and sets the cookie.
+pub async fn form_page(
+    state: &AppState,
+    session: &Session,
+    title: &str,
+) -> Result<(Context, Option<CurrentUser>), AppError> {
+    let (mut ctx, user) = page(state, session, title).await?;
+    ctx.insert("csrf_token", &session.csrf_token());
     Ok((ctx, user))
 }
 
@@ -135,7 +172,11 @@ pub async fn form(req: &HttpRequest, payload: web::Payload, session: &Session) -
     let body = crate::input::read_body(req, payload).await?;
     let fields = Fields::from_form(&body)?;
     let token = fields.opt_str("csrf_token").ok().flatten();
-    if !session.csrf_ok(token.as_deref()) {
+    // A visitor without a session posts a form from a page that carried no token (so that page
+    // could be cached for everyone): it has no state a forged request could ride on, and the
+    // browser's `Origin` must still name this site.
+    let cookieless_same_origin = !session.has_cookie() && same_origin(req);
+    if !cookieless_same_origin && !session.csrf_ok(token.as_deref()) {
         return Err(AppError::Forbidden(
             "This form has expired or did not come from this shop. Please go back, reload the page and try again."
                 .into(),
@@ -172,6 +213,16 @@ pub async fn style_css() -> HttpResponse {
         .content_type("text/css; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
         .body(STYLE_CSS)
+}
+
+/// The request's `Origin` names this site (the `Host` it was sent to).
+fn same_origin(req: &HttpRequest) -> bool {
+    let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+    req.headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .and_then(host_of_origin)
+        .is_some_and(|h| !host.is_empty() && h == host)
 }
 
 fn host_of_origin(origin: &str) -> Option<&str> {

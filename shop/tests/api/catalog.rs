@@ -109,3 +109,98 @@ async fn product_page_shows_stock() {
     let v: Value = s.get("/api/products?per_page=1").await.json().await.unwrap();
     assert!(v["items"].is_array());
 }
+
+#[tokio::test]
+async fn catalog_pages_of_a_visitor_without_a_session_set_no_cookie() {
+    // A page that sets no cookie and carries no per-visitor token is the same for every such
+    // visitor: nginx and the replica may serve it from a cache.
+    let app = spawn_app().await;
+    let s = app.shopper();
+    let p = app.product(7).await;
+    for path in ["/".to_string(), "/?q=mug&page=1".to_string(), format!("/products/{p}")] {
+        let r = s.get(&path).await;
+        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(session_cookie(&r), None, "{path} set a session cookie");
+        let html = r.text().await.unwrap();
+        if html.contains("name=\"csrf_token\"") {
+            assert_eq!(csrf_in(&html), "", "{path}: a token without a session");
+        }
+    }
+    // The pages that need a token start the session.
+    for path in ["/login", "/register"] {
+        let r = app.shopper().get(path).await;
+        assert!(session_cookie(&r).is_some(), "{path} must start a session");
+        assert_ne!(csrf_in(&r.text().await.unwrap()), "", "{path}");
+    }
+    // With a session, the page is the visitor's own (cart badge).
+    let c = app.customer().await;
+    assert_eq!(c.add(p, 2).await.status(), 200);
+    let html = c.get("/").await.text().await.unwrap();
+    assert!(html.contains("<span class=\"badge\">2</span>"), "the customer's cart count is shown");
+}
+
+#[tokio::test]
+async fn a_visitor_without_a_session_adds_from_a_cached_product_page() {
+    let app = spawn_app().await;
+    let p = app.product(7).await;
+    let pid = p.to_string();
+    let s = app.shopper();
+    let html = s.get(&format!("/products/{p}")).await.text().await.unwrap();
+    let op = hidden_in(&html, "op");
+    let form = [("csrf_token", ""), ("product_id", pid.as_str()), ("quantity", "2"), ("op", op.as_str())];
+    // Not from this site (or not saying where from): refused, nothing added.
+    for origin in [Some("http://evil.example"), None] {
+        let mut rq = s.client.post(s.url("/cart/add")).form(&form);
+        if let Some(o) = origin {
+            rq = rq.header("Origin", o);
+        }
+        let r = rq.send().await.unwrap();
+        assert_eq!(r.status(), 403, "origin {origin:?}");
+        assert_eq!(session_cookie(&r), None);
+    }
+    // From this site: added, and the visitor now has a session with that cart.
+    let origin = app.base.clone();
+    let r = s.client.post(s.url("/cart/add")).header("Origin", &origin).form(&form).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert!(session_cookie(&r).is_some(), "the add starts a session");
+    assert_eq!(s.cart().await["items"][0]["quantity"], 2);
+    // Once there is a session the token is required again, Origin or not.
+    let r = s.client.post(s.url("/cart/add")).header("Origin", &origin).form(&form).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+}
+
+#[tokio::test]
+async fn cached_stock_lags_at_most_the_cache_life_and_a_checkout_here_refreshes_it() {
+    // A long cache life makes the lag observable without timing races.
+    let app = spawn_app_with(|env, _| {
+        env.insert("SHOP_CATALOG_CACHE_MS".into(), "60000".into());
+    })
+    .await;
+    let p = app.product(9).await;
+    let s = app.shopper();
+    let stock = |v: Value| v["stock"].as_i64();
+    assert_eq!(stock(s.get_json(&format!("/api/products/{p}")).await.1), Some(9));
+    app.set_stock(p, 8).await; // a change made elsewhere (another replica, an operator)
+    assert_eq!(stock(s.get_json(&format!("/api/products/{p}")).await.1), Some(9), "served from the cache");
+    // A checkout on this replica takes stock from the database (the authority) and refreshes
+    // the cache: the buyer sees the new figure at once.
+    let c = app.customer().await;
+    assert_eq!(c.add(p, 3).await.status(), 200);
+    assert_eq!(c.checkout(&key()).await.status(), 201);
+    assert_eq!(stock(s.get_json(&format!("/api/products/{p}")).await.1), Some(5));
+    let html = s.get(&format!("/products/{p}")).await.text().await.unwrap();
+    assert!(html.contains("max=\"5\""), "the product page shows the new stock");
+}
+
+#[tokio::test]
+async fn caching_can_be_turned_off() {
+    let app = spawn_app_with(|env, _| {
+        env.insert("SHOP_CATALOG_CACHE_MS".into(), "0".into());
+    })
+    .await;
+    let p = app.product(9).await;
+    let s = app.shopper();
+    assert_eq!(s.get_json(&format!("/api/products/{p}")).await.1["stock"], 9);
+    app.set_stock(p, 4).await;
+    assert_eq!(s.get_json(&format!("/api/products/{p}")).await.1["stock"], 4);
+}
