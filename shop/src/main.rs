@@ -44,7 +44,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    shop::telemetry::init(settings.log_json);
+    let _log = shop::telemetry::init(settings.log_json);
     let result = match command.as_str() {
         "serve" => serve(settings).await,
         "migrate" => migrate(settings).await,

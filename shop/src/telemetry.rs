@@ -21,14 +21,22 @@ pub const REQUEST_ID: &str = "x-request-id";
 pub const SERVED_BY: &str = "x-served-by";
 
 /// Install the global subscriber: JSON lines (containers) or readable text. `RUST_LOG` overrides
-/// the default level. Safe to call more than once (later calls do nothing).
-pub fn init(json: bool) {
+/// the default level. Safe to call more than once (later calls install nothing).
+///
+/// Lines are written by a background thread through a buffer (`tracing-appender`), so a request
+/// never waits for stdout (through Docker's log driver a write per line cost more than the
+/// request); under a burst that outruns stdout, lines are dropped rather than requests slowed.
+/// Keep the returned guard until the process ends: dropping it writes out what is queued.
+#[must_use = "dropping the guard stops log output"]
+pub fn init(json: bool) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
     let registry = tracing_subscriber::registry().with(filter);
+    let (writer, guard) = tracing_appender::non_blocking(std::io::BufWriter::new(std::io::stdout()));
     let _ = if json {
         registry
             .with(
                 tracing_subscriber::fmt::layer()
+                    .with_writer(writer)
                     .json()
                     .flatten_event(true)
                     .with_current_span(true)
@@ -36,8 +44,9 @@ pub fn init(json: bool) {
             )
             .try_init()
     } else {
-        registry.with(tracing_subscriber::fmt::layer().with_target(false)).try_init()
+        registry.with(tracing_subscriber::fmt::layer().with_writer(writer).with_target(false)).try_init()
     };
+    guard
 }
 
 /// The hostname that answers, shown in `X-Served-By`.
