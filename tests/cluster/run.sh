@@ -186,6 +186,19 @@ nstat=$(docker exec "$("${DC[@]}" ps -q nginx)" curl -fsS http://127.0.0.1/nginx
 check "stub_status answers inside the nginx container" grep -q 'Active connections' <<< "$nstat"
 ext=$(curl -s -o /dev/null -w '%{http_code}' "$BASE/nginx-status")
 check "stub_status refused from outside the container (got $ext)" test "$ext" = 403
+# the replica list nginx keeps connections to (distshop-upstreams, from Docker DNS)
+ups=$(docker exec "$("${DC[@]}" ps -q nginx)" grep -c '^    server .*:8080' /etc/nginx/distshop/upstream.conf || true)
+check "nginx's upstream lists the 3 replicas (got $ups)" test "$ups" = 3
+# micro-cache: the catalog of a visitor without a session, never one with a session
+curl -sS -o /dev/null "$BASE/?page=2"
+c1=$(curl -sS -D - -o /dev/null "$BASE/?page=2")
+check "an anonymous catalog page sets no cookie" bash -c '! grep -qi "^Set-Cookie" <<< "$1"' _ "$c1"
+check "an anonymous catalog page is served from nginx's cache (X-Cache-Status: HIT)" \
+    grep -qi '^X-Cache-Status: HIT' <<< "$c1"
+c2=$(curl -sS -D - -o /dev/null -H 'Cookie: distshop_session=x.y' "$BASE/?page=2")
+check "a request with a session cookie bypasses the cache" grep -qi '^X-Cache-Status: BYPASS' <<< "$c2"
+c3=$(curl -sS -D - -o /dev/null "$BASE/cart")
+check "the cart page is never cached" bash -c '! grep -qi "^X-Cache-Status: HIT" <<< "$1"' _ "$c3"
 
 # ------------------------------------------------------------------ journey
 J=$(shopper journey "$BASE" --replicas 3) || true
