@@ -128,7 +128,7 @@ pair() {
     local j
     j=$(python3 "$ROOT/bench/median.py" "$name" "${a[@]}" -- "${b[@]}")
     record "$name" "$j"
-    log "$name: $(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(f"{d[\"rps\"]:.0f} rps p99 {d[\"p99_ms\"]} ms vs static {d[\"static_rps\"]:.0f} rps: ratio {d[\"ratio\"]:.2f}")' "$j")"
+    log "$name: $(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print("%.0f rps p99 %s ms vs static %.0f rps: ratio %.2f" % (d["rps"], d["p99_ms"], d["static_rps"], d["ratio"]))' "$j")"
 }
 
 # ------------------------------------------------------------------- stack
@@ -241,7 +241,7 @@ bench_stack() {
     done
     record cart_add "$(python3 "$ROOT/bench/median.py" cart_add "${add[@]}" -- "${hz[@]}")"
     record cart_set "$(python3 "$ROOT/bench/median.py" cart_set "${set[@]}" -- "${hz[@]}")"
-    log "cart: add $(tail -n2 "$RESULTS" | head -n1 | cut -c1-160)"
+    log "cart: add $(python3 -c 'import json,sys; d=json.loads(sys.argv[1])["value"]; print("%.0f rps, p99 %s ms, %s errors (/healthz %.0f rps)" % (d["rps"], d["p99_ms"], d["errors"], d["static_rps"]))' "$(grep '"key":"cart_add"' "$RESULTS")")"
 
     log "checkout: orders/s on the Galera cluster"
     "$BENCH" shoppers --base "$BASE" --count 16 > "$WORK/shoppers.json"
