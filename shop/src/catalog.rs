@@ -183,15 +183,17 @@ impl Weight for Product {
 /// One product as this replica's cache has it (at most `SHOP_CATALOG_CACHE_MS` old): for carts,
 /// whose stock checks are advisory (checkout's conditional `UPDATE` is the authority).
 pub async fn cached(state: &AppState, id: i64) -> Result<Option<Arc<Product>>, AppError> {
-    let key = id.to_string();
-    if let Some(p) = state.products.get(&key).await {
-        return Ok(Some(p));
+    let found = state
+        .products
+        .get_or_make(id.to_string(), async {
+            get(&state.db, id).await?.map(Arc::new).ok_or_else(|| AppError::NotFound(String::new()))
+        })
+        .await;
+    match found {
+        Ok(p) => Ok(Some(p)),
+        Err(AppError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e),
     }
-    let p = get(&state.db, id).await?.map(Arc::new);
-    if let Some(p) = &p {
-        state.products.insert(key, p.clone()).await;
-    }
-    Ok(p)
 }
 
 /// Several products from the cache, the missing ones in one query.
@@ -225,8 +227,7 @@ pub struct Listing {
 impl Weight for Listing {
     fn weight(&self) -> usize {
         // a rough size: enough to bound the cache, not an exact account
-        self.items.iter().map(|p| 64 + p.name.len() + p.description.len() + p.sku.len()).sum::<usize>()
-            + self.categories.len() * 48
+        self.items.iter().map(Weight::weight).sum::<usize>() + self.categories.len() * 48
     }
 }
 
