@@ -261,7 +261,7 @@ bench_stack() {
         log "$mix: peak $(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["rps"])' "$peak") rps, fixed rate $rate"
     done
 
-    log "the shop mix at the fixed rate while a replica is SIGKILLed (Docker restarts it)"
+    log "the shop mix at the fixed rate while a replica is SIGKILLed (its process, from the host: Docker restarts it)"
     local rate_shop victim
     rate_shop=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["value"]["target_rps"])' "$(grep '"key":"rate_shop"' "$RESULTS")")
     "$BENCH" rate --base "$BASE" --shoppers "$WORK/shoppers.json" --mix shop --seconds "$RATE_SECS" --rate "$rate_shop" > "$WORK/kill.json" &
@@ -273,7 +273,11 @@ bench_stack() {
     victim=$(docker ps -q --filter "label=com.docker.compose.project=distshop" \
         --filter "label=com.docker.compose.service=shop" 2>/dev/null | awk 'NR == 1') || true
     local killed=false
-    if [ -n "$victim" ] && docker kill "$victim" >/dev/null 2>"$WORK/kill.err"; then
+    # SIGKILL to the replica's process from the host, as a crash: Docker's
+    # restart policy brings it back (`docker kill` counts as a manual stop)
+    local vpid
+    vpid=$(docker inspect -f '{{.State.Pid}}' "$victim" 2>"$WORK/kill.err") || vpid=""
+    if [ -n "$vpid" ] && [ "$vpid" != 0 ] && kill -KILL "$vpid" 2>>"$WORK/kill.err"; then
         killed=true
     else
         log "could not kill a replica (${victim:-none found}): $(cat "$WORK/kill.err" 2>/dev/null)"
