@@ -44,18 +44,58 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(crate::metrics::render(pool))
 }
 
-/// One `data: {"status":"OK"}` event per second while ready (`UNAVAILABLE` with reasons when not).
-async fn heartbeat(state: web::Data<AppState>) -> HttpResponse {
-    let ticks = stream::unfold((state, true), |(state, first)| async move {
-        if !first {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-        let event = match readiness(&state).await {
-            Ok(()) => json!({"status": "OK", "served_by": state.hostname}),
-            Err(reasons) => json!({"status": "UNAVAILABLE", "served_by": state.hostname, "reasons": reasons}),
+/// Beat interval bounds for `/heartbeat?interval_ms=N` (default 1000).
+const BEAT_DEFAULT_MS: u64 = 1000;
+const BEAT_MIN_MS: u64 = 100;
+const BEAT_MAX_MS: u64 = 10_000;
+
+/// One heartbeat event; `status` is the first key (the manager's contract).
+#[derive(serde::Serialize)]
+struct Beat<'a> {
+    status: &'static str,
+    served_by: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasons: Option<serde_json::Value>,
+}
+
+#[derive(serde::Deserialize)]
+struct BeatQuery {
+    interval_ms: Option<u64>,
+}
+
+/// One `data: {"status":"OK", …}` event per interval while ready (`UNAVAILABLE` with reasons when
+/// a backend does not answer). The beat keeps its rhythm whatever the backends do: each readiness
+/// check is bounded by 80 % of the interval, so a beat that does not come means this process is
+/// not running (frozen, stopped, deadlocked), which is what the heartbeat manager acts on, never a
+/// slow database.
+async fn heartbeat(state: web::Data<AppState>, query: web::Query<BeatQuery>) -> HttpResponse {
+    let ms = query.interval_ms.unwrap_or(BEAT_DEFAULT_MS);
+    if !(BEAT_MIN_MS..=BEAT_MAX_MS).contains(&ms) {
+        return HttpResponse::BadRequest().json(json!({
+            "error": format!("interval_ms must be between {BEAT_MIN_MS} and {BEAT_MAX_MS}, got {ms}")
+        }));
+    }
+    let period = Duration::from_millis(ms);
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let ticks = stream::unfold((state, ticker), move |(state, mut ticker)| async move {
+        ticker.tick().await;
+        let check = tokio::time::timeout(period.mul_f32(0.8), readiness(&state)).await;
+        let event = match check {
+            Ok(Ok(())) => Beat { status: "OK", served_by: &state.hostname, reasons: None },
+            Ok(Err(reasons)) => {
+                Beat { status: "UNAVAILABLE", served_by: &state.hostname, reasons: Some(reasons) }
+            }
+            Err(_) => Beat {
+                status: "UNAVAILABLE",
+                served_by: &state.hostname,
+                reasons: Some(json!({"readiness": "the backend checks took longer than the beat interval"})),
+            },
         };
+        // a struct, not json!: its fields serialise in this order, `status` first
+        let event = serde_json::to_string(&event).unwrap_or_else(|_| r#"{"status":"UNAVAILABLE"}"#.into());
         let chunk = web::Bytes::from(format!("data: {event}\n\n"));
-        Some((Ok::<_, actix_web::Error>(chunk), (state, false)))
+        Some((Ok::<_, actix_web::Error>(chunk), (state, ticker)))
     });
     HttpResponse::Ok()
         .content_type("text/event-stream")

@@ -48,24 +48,40 @@ async fn metrics_count_requests_and_checkouts() {
 }
 
 #[tokio::test]
-async fn heartbeat_streams_ok_events() {
+async fn heartbeat_streams_ok_events_with_status_first() {
     let app = spawn_app().await;
     let s = app.shopper();
-    let r = s.get("/heartbeat").await;
+    let r = s.get("/heartbeat?interval_ms=100").await;
     assert_eq!(r.headers().get("content-type").unwrap(), "text/event-stream");
     let mut stream = r.bytes_stream();
     let mut seen = String::new();
+    let started = std::time::Instant::now();
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
-    while seen.matches("data: ").count() < 2 && tokio::time::Instant::now() < deadline {
+    while seen.matches("data: ").count() < 5 && tokio::time::Instant::now() < deadline {
         match tokio::time::timeout(std::time::Duration::from_secs(3), stream.next()).await {
             Ok(Some(Ok(chunk))) => seen.push_str(&String::from_utf8_lossy(&chunk)),
             _ => break,
         }
     }
-    assert!(
-        seen.matches("data: {\"served_by\"").count() + seen.matches("\"status\":\"OK\"").count() >= 2,
-        "{seen}"
-    );
+    let events: Vec<&str> = seen.split("\n\n").filter(|e| !e.is_empty()).collect();
+    assert!(events.len() >= 5, "{seen}");
+    for e in &events {
+        assert!(e.starts_with("data: {\"status\":\"OK\","), "status must be the first key: {e}");
+        let v: serde_json::Value = serde_json::from_str(e.trim_start_matches("data: ")).unwrap();
+        assert!(v["served_by"].is_string(), "{e}");
+    }
+    // five beats at 100 ms: well under the default 1 s rhythm
+    assert!(started.elapsed() < std::time::Duration::from_secs(2), "{:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn heartbeat_interval_out_of_range_is_a_400() {
+    let app = spawn_app().await;
+    let s = app.shopper();
+    for q in ["interval_ms=5", "interval_ms=60000", "interval_ms=abc"] {
+        let r = s.get(&format!("/heartbeat?{q}")).await;
+        assert_eq!(r.status(), 400, "{q}");
+    }
 }
 
 #[tokio::test]
