@@ -4,7 +4,7 @@
 #   1. debian:bookworm-slim: made with debootstrap from the Debian mirror and
 #      `docker import`ed (skipped when the image exists already);
 #   2. the Rust binaries are built on the host (`cargo build --release -p shop
-#      -p galera-health`; bookworm glibc, like the images);
+#      -p galera-health -p manager`; bookworm glibc, like the images);
 #   3. the images are built from the *.prebuilt Dockerfiles (and the plain ones
 #      that need no Rust), each from a small tar context holding only the files
 #      it copies, so target/ is never sent to the daemon.
@@ -14,7 +14,7 @@
 # Environment:
 #   CARGO_TARGET_DIR          where cargo puts binaries (default: <repo>/target)
 #   DISTSHOP_SKIP_CARGO=1     use the binaries already built
-#   DISTSHOP_SHOP_BIN, DISTSHOP_GALERA_HEALTH_BIN
+#   DISTSHOP_SHOP_BIN, DISTSHOP_GALERA_HEALTH_BIN, DISTSHOP_MANAGER_BIN
 #                             take that binary instead of $CARGO_TARGET_DIR's
 #                             (implies not building it)
 #   DISTSHOP_BUILD_NETWORK    `docker build --network` (e.g. host) if the build
@@ -37,6 +37,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 SHOP_BIN="${DISTSHOP_SHOP_BIN:-$TARGET_DIR/release/shop}"
 HEALTH_BIN="${DISTSHOP_GALERA_HEALTH_BIN:-$TARGET_DIR/release/galera-health}"
+MANAGER_BIN="${DISTSHOP_MANAGER_BIN:-$TARGET_DIR/release/distshop-manager}"
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 BUILD_ARGS=(--quiet)
 [ -n "${DISTSHOP_BUILD_NETWORK:-}" ] && BUILD_ARGS+=(--network "$DISTSHOP_BUILD_NETWORK")
@@ -155,14 +156,15 @@ binaries() {
     local pkgs=()
     [ -n "${DISTSHOP_SHOP_BIN:-}" ] || pkgs+=(-p shop)
     [ -n "${DISTSHOP_GALERA_HEALTH_BIN:-}" ] || pkgs+=(-p galera-health)
+    [ -n "${DISTSHOP_MANAGER_BIN:-}" ] || pkgs+=(-p manager)
     if [ "${DISTSHOP_SKIP_CARGO:-0}" = 1 ] || [ ${#pkgs[@]} -eq 0 ]; then
-        log "not running cargo; using $SHOP_BIN and $HEALTH_BIN"
+        log "not running cargo; using $SHOP_BIN, $HEALTH_BIN and $MANAGER_BIN"
     else
         log "cargo build --release ${pkgs[*]} (target dir $TARGET_DIR)"
         (cd "$ROOT" && CARGO_TARGET_DIR="$TARGET_DIR" cargo build --release --quiet "${pkgs[@]}")
     fi
     local b
-    for b in "$SHOP_BIN" "$HEALTH_BIN"; do
+    for b in "$SHOP_BIN" "$HEALTH_BIN" "$MANAGER_BIN"; do
         [ -x "$b" ] || { log "missing binary $b"; exit 1; }
     done
 }
@@ -201,6 +203,8 @@ main() {
     # shellcheck disable=SC2046
     timer build_image distshop/galera:latest galera/Dockerfile.prebuilt -- \
         galera $(bin_ctx "$HEALTH_BIN" galera-health)
+    timer build_image distshop/manager:latest services/manager/Dockerfile.prebuilt -- \
+        services/manager/Dockerfile.prebuilt $(bin_ctx "$MANAGER_BIN" distshop-manager)
     timer build_image distshop/nginx:latest nginx/Dockerfile -- nginx shop/static
     timer build_image distshop/redis:latest Dockerfile -- -C compose/redis .
     timer build_image distshop/db:latest Dockerfile -- -C compose/haproxy .

@@ -47,7 +47,7 @@ for c in "${CARGO_TARGET_DIR:-$ROOT/target}/release/distshop-sim" "$ROOT/target/
     [ -z "$SIM" ] && [ -x "$c" ] && SIM=$c
 done
 [ -n "$SIM" ] || { log "build the simulator first: cargo build --release -p simulator"; exit 2; }
-for img in distshop/shop distshop/nginx distshop/db distshop/galera distshop/redis; do
+for img in distshop/shop distshop/nginx distshop/db distshop/galera distshop/redis distshop/manager; do
     docker image inspect "$img:latest" >/dev/null 2>&1 ||
         { log "image $img:latest missing: run compose/offline-prepare.sh"; exit 2; }
 done

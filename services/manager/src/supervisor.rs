@@ -1,0 +1,180 @@
+//! The loops: discovery (Docker, every `discover_every`), one heartbeat watcher per replica, and
+//! the judge (every 100 ms) that restarts what is silent or unhealthy, within the budget.
+
+use std::{collections::BTreeSet, sync::Arc, time::Duration};
+
+use tokio::time::Instant;
+
+use crate::{
+    beat,
+    config::Config,
+    docker::Engine,
+    state::{decide, Shared, Tracked, Verdict},
+};
+
+#[derive(Clone)]
+pub struct Manager {
+    pub cfg: Arc<Config>,
+    pub engine: Engine,
+    pub shared: Arc<Shared>,
+}
+
+impl Manager {
+    /// Brings the tracked set in line with Docker's list; starts and stops watchers.
+    pub async fn discover(&self) {
+        let list = match self.engine.replicas().await {
+            Ok(l) => l,
+            Err(e) => {
+                let msg = format!("{e:#}");
+                let mut g = self.shared.lock();
+                if g.docker_error.as_deref() != Some(&msg) {
+                    tracing::warn!(error = %msg, "cannot list the replicas");
+                }
+                g.docker_error = Some(msg);
+                return;
+            }
+        };
+        let now = Instant::now();
+        let mut g = self.shared.lock();
+        g.docker_error = None;
+        let seen: BTreeSet<String> = list.iter().map(|c| c.id.clone()).collect();
+        let gone: Vec<String> = g.replicas.keys().filter(|id| !seen.contains(*id)).cloned().collect();
+        for id in gone {
+            if let Some(t) = g.replicas.remove(&id) {
+                if let Some(w) = t.watcher {
+                    w.abort();
+                }
+                tracing::info!(replica = %t.c.name, "replica gone");
+            }
+        }
+        for c in list {
+            let t = g.replicas.entry(c.id.clone()).or_insert_with(|| {
+                tracing::info!(replica = %c.name, ip = ?c.ip, state = %c.state, "replica found");
+                Tracked {
+                    c: c.clone(),
+                    since: now,
+                    last_beat: None,
+                    status: None,
+                    beats: 0,
+                    action: None,
+                    restarts: 0,
+                    watcher: None,
+                    watched_ip: None,
+                }
+            });
+            if t.c.health != c.health {
+                tracing::info!(replica = %c.name, from = ?t.c.health, to = ?c.health, "docker health changed");
+            }
+            t.c = c;
+            // a new address (restart, reconnect): a new stream
+            if t.watched_ip != t.c.ip {
+                if let Some(w) = t.watcher.take() {
+                    w.abort();
+                }
+                if let Some(ip) = t.c.ip.clone() {
+                    let h = tokio::spawn(beat::watch(
+                        self.shared.clone(),
+                        t.c.id.clone(),
+                        ip.clone(),
+                        self.cfg.replica_port,
+                        self.cfg.beat_interval,
+                        self.cfg.dead_after(),
+                    ));
+                    t.watcher = Some(h.abort_handle());
+                }
+                t.watched_ip = t.c.ip.clone();
+            }
+        }
+    }
+
+    pub async fn discovery_loop(self) {
+        loop {
+            self.discover().await;
+            tokio::time::sleep(self.cfg.discover_every).await;
+        }
+    }
+
+    /// Every 100 ms: what is silent or unhealthy gets restarted (in its own task).
+    pub async fn judge_loop(self) {
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let now = Instant::now();
+            let todo = {
+                let mut g = self.shared.lock();
+                // an action whose replica never beat again is given up after the start grace
+                for t in g.replicas.values_mut() {
+                    if let Some((what, when)) = &t.action {
+                        if now.saturating_duration_since(*when)
+                            > self.cfg.start_grace + Duration::from_secs(5)
+                        {
+                            tracing::warn!(replica = %t.c.name, action = %what, "no beat since the action: judging it again");
+                            t.action = None;
+                        }
+                    }
+                }
+                let todo = decide(now, &self.cfg, &g.replicas);
+                for (id, _) in &todo {
+                    if let Some(t) = g.replicas.get_mut(id) {
+                        t.action = Some(("restarting".into(), now));
+                    }
+                }
+                todo.into_iter()
+                    .filter_map(|(id, v)| {
+                        g.replicas.get(&id).map(|t| (id, t.c.name.clone(), t.c.state.clone(), v))
+                    })
+                    .collect::<Vec<_>>()
+            };
+            for (id, name, docker_state, verdict) in todo {
+                let m = self.clone();
+                tokio::spawn(async move { m.replace(id, name, docker_state, verdict).await });
+            }
+        }
+    }
+
+    /// Restart one replica: SIGKILL at once when it is silent (a frozen process cannot take
+    /// SIGTERM; the kill resets its connections, so nginx retries them elsewhere at once and its
+    /// DNS name stops resolving to it), a short grace when it is merely unhealthy. Docker starts
+    /// it again in place (same container, same name); Swarm replaces a killed task.
+    async fn replace(&self, id: String, name: String, docker_state: String, verdict: Verdict) {
+        let (reason, grace) = match &verdict {
+            Verdict::Silent(d) => (
+                format!(
+                    "no heartbeat for {} ms (limit {} ms = {} missed beats of {} ms); docker says {docker_state}",
+                    d.as_millis(),
+                    self.cfg.dead_after().as_millis(),
+                    self.cfg.missed_beats,
+                    self.cfg.beat_interval.as_millis()
+                ),
+                Duration::ZERO,
+            ),
+            Verdict::Unhealthy => ("Docker reports it unhealthy".to_string(), Duration::from_secs(2)),
+            _ => return,
+        };
+        tracing::warn!(replica = %name, reason = %reason, "replica declared dead: restarting it");
+        let t0 = Instant::now();
+        let result = if self.engine.can_scale() {
+            self.engine.restart(&id, grace).await
+        } else {
+            self.engine.kill(&id).await
+        };
+        let action = if self.engine.can_scale() { "restart" } else { "kill-for-replacement" };
+        let outcome = match &result {
+            Ok(()) => "ok".to_string(),
+            Err(e) => format!("error: {e:#}"),
+        };
+        self.shared.record(action, &name, &reason, &outcome, t0.elapsed());
+        let mut g = self.shared.lock();
+        if let Some(t) = g.replicas.get_mut(&id) {
+            if result.is_ok() {
+                t.restarts += 1;
+                // the start grace counts again from now; the action ends with the first new beat
+                t.since = Instant::now();
+                t.action = Some((action.to_string(), t.since));
+            } else {
+                t.action = None;
+            }
+        }
+    }
+}
