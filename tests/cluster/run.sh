@@ -42,6 +42,7 @@ P="${DISTSHOP_TEST_PROJECT:-distshop-test-$$}"
 PORT="${DISTSHOP_TEST_HTTP_PORT:-28080}"
 BASE="http://127.0.0.1:$PORT"
 export DISTSHOP_HTTP_PORT="$PORT"
+export DISTSHOP_MANAGER_PORT="${DISTSHOP_MANAGER_PORT:-$((PORT + 1))}"
 # shellcheck source=tests/lib/compose.sh
 . "$ROOT/tests/lib/compose.sh"
 compose_select || exit 2
@@ -107,7 +108,7 @@ wait_healthy() {
     local want_shop=$1 deadline=$((SECONDS + HEALTH_TIMEOUT)) c st unhealthy nshop
     while [ $SECONDS -lt $deadline ]; do
         unhealthy=0 nshop=0
-        for svc in nginx shop db galera-1 galera-2 galera-3 redis-1 redis-2 redis-3 redis-4 redis-5 redis-6; do
+        for svc in nginx manager shop db galera-1 galera-2 galera-3 redis-1 redis-2 redis-3 redis-4 redis-5 redis-6; do
             for c in $("${DC[@]}" ps -q "$svc" 2>/dev/null); do
                 st=$(docker inspect -f '{{.State.Status}}/{{if .State.Health}}{{.State.Health.Status}}{{end}}' "$c" 2>/dev/null || echo gone)
                 [ "$st" = running/healthy ] || unhealthy=$((unhealthy + 1))
@@ -292,6 +293,54 @@ check "zero failed requests while scaling 3->5->2 ($(jqr 'd["ok"]' <<< "$L") ok,
 wait_healthy 3 || bad "back to 3 replicas"
 
 mem_at_rest "3 shop replicas"
+
+# ------------------------------------------------- frozen replica (manager)
+# The contract: a replica frozen with `docker pause` and left frozen is out of
+# rotation within 2 s and, within 15 s, no longer paused (the manager restarts
+# it), while the shop keeps answering. Load with checkouts runs throughout; a
+# probe through nginx after the 2 s mark must never meet the frozen replica
+# (each probe has a 2 s budget; a request stuck on it would take 15 s).
+log "frozen replica: docker pause one of three replicas under load, leave it paused"
+MGR="http://127.0.0.1:$DISTSHOP_MANAGER_PORT"
+check "the manager tracks 3 replicas, all alive" \
+    test "$(curl -fsS --max-time 3 "$MGR/state" | jqr 'sum(1 for r in d["replicas"] if r["verdict"] == "alive")')" = 3
+LOADLOG=$(mktemp)
+shopper load "$BASE" --seconds 25 --max-requests 30000 --workers 3 --checkouts > "$LOADLOG" 2>&1 &
+LOADPID=$!
+sleep 4
+VICTIM=$("${DC[@]}" ps -q shop | head -n1)
+docker pause "$VICTIM" >/dev/null
+t0=$(date +%s.%N)
+sleep 2
+slow=0 probes=0
+while [ "$(python3 -c "print(int($(date +%s.%N) - $t0 < 6))")" = 1 ]; do
+    probes=$((probes + 1))
+    curl -fsS --max-time 2 -o /dev/null "$BASE/healthz" || slow=$((slow + 1))
+done
+unpaused=""
+for _ in $(seq 1 130); do
+    if [ "$(docker inspect -f '{{.State.Paused}}' "$VICTIM" 2>/dev/null || echo gone)" != true ]; then
+        unpaused=$(python3 -c "print(round($(date +%s.%N) - $t0, 1))")
+        break
+    fi
+    sleep 0.1
+done
+wait "$LOADPID" || true
+L=$(cat "$LOADLOG")
+rm -f "$LOADLOG"
+echo "  load during the freeze: $L"
+ACT=$(curl -fsS --max-time 3 "$MGR/state" | jqr '[a["action"] + ": " + a["reason"] for a in d["actions"]][:3]')
+echo "  manager's last actions: $ACT"
+figure "frozen replica (docker pause, left paused): no longer paused ${unpaused:-never} s after the pause; $probes probes from 2 s to 6 s, $slow over 2 s or failed; load $(jqr 'd["failed"]' <<< "$L") failed of $(jqr 'd["sent"]' <<< "$L"), slowest $(jqr 'd["max_latency_ms"]' <<< "$L") ms"
+check "frozen replica out of rotation within 2 s ($probes probes from 2 s to 6 s after the pause, $slow slow or failed)" \
+    test "$slow" = 0 -a "$probes" -gt 5
+check "frozen replica no longer paused within 15 s (${unpaused:-never} s)" \
+    python3 -c "import sys; sys.exit(0 if '$unpaused' and float('$unpaused') <= 15 else 1)"
+check "zero failed requests while a replica was frozen ($(jqr 'd["ok"]' <<< "$L") ok, $(jqr 'd["failed"]' <<< "$L") failed)" \
+    test "$(jqr 'd["failed"]' <<< "$L")" = 0 -a "$(jqr 'd["ok"]' <<< "$L")" -gt 100
+check "frozen replica: every checkout key gave exactly one order" test "$(jqr 'd["checkout"]["consistent"]' <<< "$L")" = True
+check "the manager logged why it restarted the replica" grep -q "no heartbeat for" <<< "$ACT"
+wait_healthy 3 || bad "3 healthy replicas after the frozen replica"
 
 # ------------------------------------------------------- failover under load
 # load_with_fault NAME KILL_AFTER RESTART_AFTER CONTAINER: bounded load with a

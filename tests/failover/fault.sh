@@ -18,6 +18,9 @@
 # Faults (only through the Docker CLI, only on $DISTSHOP_PROJECT's containers):
 #   shop-kill [N] [DOWN_S]      SIGKILL shop replica N (default: a random one), start it DOWN_S (5) later
 #   shop-stop [N] [DOWN_S]      SIGTERM (graceful docker stop) replica N, start it DOWN_S (5) later
+#   shop-freeze [N]             docker pause replica N and leave it paused: the heartbeat manager
+#                               restarts it (its steps and timing are marked)
+#   shop-sigstop [N]            SIGSTOP replica N's process and leave it stopped (same)
 #   galera-kill [N] [DOWN_S]    SIGKILL galera-N (default 1 = HAProxy's writer), start it DOWN_S (20)
 #                               later, wait until Synced and say whether it rejoined by IST or SST
 #   redis-master-kill [SLOT] [DOWN_S]
@@ -137,6 +140,37 @@ f_shop() { # SIG N DOWN
     kill_and_start "$c" "$1" "${3:-5}"
     if wait_health "$c" 60; then
         mark "$(cname "$c") healthy again ($((SECONDS - t0))s after the fault)"
+    else
+        mark "$(cname "$c") NOT healthy after 60 s"
+        return 1
+    fi
+}
+
+f_freeze() { # HOW N: freeze a replica (docker pause, or SIGSTOP to its process) and leave it
+    # frozen: the heartbeat manager must take it out and restart it
+    local how=$1 c t0 st i
+    c=$(shop_cid "${2:-}")
+    if [ "$how" = pause ]; then
+        docker pause "$c" >/dev/null
+        mark "docker pause $(cname "$c") (left frozen: the manager must restart it)"
+    else
+        docker kill -s STOP "$c" >/dev/null
+        mark "SIGSTOP to $(cname "$c")'s process (left stopped: the manager must restart it)"
+    fi
+    t0=$(date +%s.%N)
+    for i in $(seq 1 300); do
+        st=$(docker inspect -f '{{.State.Paused}}/{{.State.Pid}}/{{.RestartCount}}/{{.State.StartedAt}}' "$c" 2>/dev/null || echo gone)
+        if [ "$how" = pause ] && [ "${st%%/*}" = false ]; then break; fi
+        if [ "$how" = sigstop ] && [ "$(ps -o stat= -p "$(docker inspect -f '{{.State.Pid}}' "$c")" 2>/dev/null | cut -c1)" != T ]; then break; fi
+        sleep 0.1
+    done
+    if [ "$i" -ge 300 ]; then
+        mark "$(cname "$c") still frozen 30 s later: no manager acted"
+        return 1
+    fi
+    mark "$(cname "$c") no longer frozen ($(python3 -c "print(round($(date +%s.%N) - $t0, 1))")s after the freeze)"
+    if wait_health "$c" 60; then
+        mark "$(cname "$c") healthy again"
     else
         mark "$(cname "$c") NOT healthy after 60 s"
         return 1
@@ -337,6 +371,8 @@ shift
 case "$what" in
 shop-kill) f_shop KILL "${1:-}" "${2:-5}" ;;
 shop-stop) f_shop STOP "${1:-}" "${2:-5}" ;;
+shop-freeze) f_freeze pause "${1:-}" ;;
+shop-sigstop) f_freeze sigstop "${1:-}" ;;
 galera-kill) f_galera "${1:-1}" "${2:-20}" ;;
 redis-master-kill) f_redis "${1:-0}" "${2:-12}" ;;
 db-kill) f_simple db "${1:-2}" ;;

@@ -82,8 +82,12 @@ row("lost / duplicate orders", "0 / 0", f"{v['lost-order']} / {v['duplicate-orde
 row("content violations", "0", v["content"], v["content"] == 0)
 row("database invariants (check, 3 Galera nodes compared)", "all hold", inv, check_rc == 0)
 fr = f"{failed} of {req} ({pct:.2f} %)"
-if name in ("shop-kill", "shop-stop", "rolling-restart", "scale"):
+if name in ("shop-kill", "shop-stop", "rolling-restart", "scale", "shop-freeze", "shop-sigstop"):
     row("failed requests", "0", fr, failed == 0)
+if name in ("shop-freeze", "shop-sigstop"):
+    mm = re.search(r"no longer frozen \(([\d.]+)s after the freeze\)", faultlog)
+    row("frozen replica restarted by the manager", "<= 10 s", f"{mm.group(1)} s" if mm else "never",
+        bool(mm) and float(mm.group(1)) <= 10)
 elif name == "redis-master-kill":
     row("failed requests", "<= 0.5 %", fr, pct <= 0.5, hard=False)
     mm = re.search(r"served by (\S+) \(([\d.]+)s after the kill\)", faultlog)

@@ -7,7 +7,7 @@
 #                                     cargo build --release -p simulator)
 #
 # Environment (defaults): FAILOVER_SCENARIOS="shop-kill shop-stop
-#   rolling-restart scale galera-kill redis-master-kill db-kill",
+#   shop-freeze shop-sigstop rolling-restart scale galera-kill redis-master-kill db-kill",
 #   SHOPPERS=30 DURATION=45 FAULT_AT=10, DISTSHOP_PROJECT=distshop-fo-ci,
 #   DISTSHOP_HTTP_PORT=18480. Fails when a hard target is missed (see
 #   tests/failover/figures.py); soft targets are reported. The stack and its
@@ -17,13 +17,14 @@ set -Eeuo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 export DISTSHOP_PROJECT="${DISTSHOP_PROJECT:-distshop-fo-ci}"
 export DISTSHOP_HTTP_PORT="${DISTSHOP_HTTP_PORT:-18480}"
+export DISTSHOP_MANAGER_PORT="${DISTSHOP_MANAGER_PORT:-$((DISTSHOP_HTTP_PORT + 1))}"
 export SHOPPERS="${SHOPPERS:-30}" DURATION="${DURATION:-45}" FAULT_AT="${FAULT_AT:-10}"
 export REPORTS="${REPORTS:-$ROOT/reports/failover-ci}"
 # shellcheck source=tests/lib/compose.sh
 . "$ROOT/tests/lib/compose.sh"
 compose_select || exit 2
 echo "[$(date -u +%H:%M:%S)] failover suite: $(compose_version)"
-read -r -a SCENARIOS <<< "${FAILOVER_SCENARIOS:-shop-kill shop-stop rolling-restart scale galera-kill redis-master-kill db-kill}"
+read -r -a SCENARIOS <<< "${FAILOVER_SCENARIOS:-shop-kill shop-stop shop-freeze shop-sigstop rolling-restart scale galera-kill redis-master-kill db-kill}"
 
 down() {
     echo "[$(date -u +%H:%M:%S)] failover suite: removing project $DISTSHOP_PROJECT (volumes too)"

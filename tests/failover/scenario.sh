@@ -4,7 +4,7 @@
 #
 #   tests/failover/scenario.sh <name>... | all      [--down]
 #
-# names: shop-kill shop-stop rolling-restart scale galera-kill
+# names: shop-kill shop-stop shop-freeze shop-sigstop rolling-restart scale galera-kill
 #        redis-master-kill db-kill nginx-kill whole-restart
 #        tour (shop-kill, galera-kill, redis-master-kill, db-kill in one run of
 #        at least 170 s: the chart for docs/failover.md and a lecture)
@@ -27,6 +27,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 HERE="$ROOT/tests/failover"
 export DISTSHOP_PROJECT="${DISTSHOP_PROJECT:-distshop-fo}"
 export DISTSHOP_HTTP_PORT="${DISTSHOP_HTTP_PORT:-18480}"
+export DISTSHOP_MANAGER_PORT="${DISTSHOP_MANAGER_PORT:-$((DISTSHOP_HTTP_PORT + 1))}"
 P=$DISTSHOP_PROJECT
 BASE="http://127.0.0.1:$DISTSHOP_HTTP_PORT"
 SHOPPERS="${SHOPPERS:-40}" DURATION="${DURATION:-60}" FAULT_AT="${FAULT_AT:-15}"
@@ -36,7 +37,7 @@ REPORTS="${REPORTS:-$ROOT/reports/failover}"
 compose_select || exit 2
 DC=("${COMPOSE[@]}" -p "$P" -f "$ROOT/compose/docker-compose.yml")
 DOWN=0
-ALL=(shop-kill shop-stop rolling-restart scale galera-kill redis-master-kill db-kill nginx-kill whole-restart)
+ALL=(shop-kill shop-stop shop-freeze shop-sigstop rolling-restart scale galera-kill redis-master-kill db-kill nginx-kill whole-restart)
 NAMES=()
 for a in "$@"; do
     case "$a" in
@@ -62,7 +63,7 @@ log() { echo "[$(date -u +%H:%M:%S)] $*"; }
 
 healthy() { # every long-running container healthy, at least one shop, nginx answers
     local s c n
-    for s in nginx shop db galera-1 galera-2 galera-3 redis-1 redis-2 redis-3 redis-4 redis-5 redis-6; do
+    for s in nginx manager shop db galera-1 galera-2 galera-3 redis-1 redis-2 redis-3 redis-4 redis-5 redis-6; do
         n=0
         for c in $(docker ps -a -q --filter "label=com.docker.compose.project=$P" --filter "label=com.docker.compose.service=$s"); do
             [ "$(docker inspect -f '{{.State.Status}}/{{if .State.Health}}{{.State.Health.Status}}{{end}}' "$c")" = running/healthy ] || return 1
@@ -97,6 +98,8 @@ fault_cmd() { # name → the fault.sh command line injected at FAULT_AT
     case "$1" in
     shop-kill) echo "shop-kill '' 5" ;;
     shop-stop) echo "shop-stop '' 5" ;;
+    shop-freeze) echo "shop-freeze" ;;
+    shop-sigstop) echo "shop-sigstop" ;;
     rolling-restart) echo "rolling-restart 2" ;;
     scale) echo "scale 6; sleep 8; '$HERE/fault.sh' scale 2" ;;
     galera-kill) echo "galera-kill 1 20" ;;
