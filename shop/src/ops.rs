@@ -80,6 +80,11 @@ async fn heartbeat(state: web::Data<AppState>, query: web::Query<BeatQuery>) -> 
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let ticks = stream::unfold((state, ticker), move |(state, mut ticker)| async move {
         ticker.tick().await;
+        // the process is stopping: end the stream, so the drain does not wait for it and the
+        // manager sees a closed stream (a stop), not silence (a freeze)
+        if *state.stopping.borrow() {
+            return None;
+        }
         let check = tokio::time::timeout(period.mul_f32(0.8), readiness(&state)).await;
         let event = match check {
             Ok(Ok(())) => Beat { status: "OK", served_by: &state.hostname, reasons: None },

@@ -31,6 +31,9 @@ pub struct AppState {
     pub catalog_data: TtlCache<Arc<catalog::Listing>>,
     /// Single products by id (cart pricing and its advisory stock checks).
     pub products: TtlCache<Arc<catalog::Product>>,
+    /// Turns true when the process begins its graceful stop: long-lived responses (the
+    /// heartbeat stream) end then, so the drain waits only for real requests.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 impl AppState {
@@ -45,6 +48,7 @@ impl AppState {
 pub struct Application {
     server: Server,
     port: u16,
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 /// Connect the database and make sure its schema fits this build. In embedded mode (SQLite) the
@@ -104,7 +108,9 @@ impl Application {
         let listener = TcpListener::bind(settings.listen)?;
         let port = listener.local_addr()?.port();
         let workers = settings.workers;
+        let (stopping, stopping_rx) = tokio::sync::watch::channel(false);
         let state = web::Data::new(AppState {
+            stopping: stopping_rx,
             db,
             store,
             catalog_cache: ResponseCache::new(settings.catalog_cache),
@@ -139,11 +145,14 @@ impl Application {
                 .default_service(web::to(not_found))
         })
         .listen(listener)?
+        // the signals are ours (run_until_stopped): the heartbeat streams must end when the
+        // drain begins, and actix does not say when that is
+        .disable_signals()
         .shutdown_timeout(20);
         if workers > 0 {
             server = server.workers(workers);
         }
-        Ok(Application { server: server.run(), port })
+        Ok(Application { server: server.run(), port, stopping })
     }
 
     pub fn port(&self) -> u16 {
@@ -154,8 +163,40 @@ impl Application {
         self.server
     }
 
-    /// Serve until stopped (SIGTERM/SIGINT drain in-flight requests first).
+    /// Serve until stopped: SIGTERM or SIGINT stops accepting, ends the heartbeat streams and
+    /// drains in-flight requests (up to 20 s).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let stopping = self.stopping;
+        tokio::spawn(async move {
+            stop_signal().await;
+            tracing::info!("stop signal: draining in-flight requests");
+            let _ = stopping.send(true);
+            handle.stop(true).await;
+        });
         self.server.await
+    }
+}
+
+/// SIGTERM (docker stop) or SIGINT (Ctrl-C).
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
