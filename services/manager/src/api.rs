@@ -13,26 +13,32 @@ fn error(status: actix_web::http::StatusCode, msg: impl Into<String>) -> HttpRes
     HttpResponse::build(status).json(json!({"error": msg.into()}))
 }
 
+/// Whether a request with this `Authorization` header may act, given the configured token.
+fn check_bearer(token: Option<&str>, header: Option<&str>) -> Result<(), actix_web::http::StatusCode> {
+    use actix_web::http::StatusCode;
+    let Some(token) = token else { return Err(StatusCode::FORBIDDEN) };
+    let given = header.and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("");
+    if constant_time_eq::constant_time_eq(given.as_bytes(), token.as_bytes()) {
+        Ok(())
+    } else {
+        Err(StatusCode::UNAUTHORIZED)
+    }
+}
+
 /// None when the request may act; else the answer to give.
 fn authorize(m: &Manager, req: &HttpRequest) -> Option<HttpResponse> {
     use actix_web::http::StatusCode;
-    let Some(token) = m.cfg.token.as_deref() else {
-        return Some(error(StatusCode::FORBIDDEN, "the manager's API is disabled: set MANAGER_TOKEN"));
-    };
-    let given = req
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if constant_time_eq::constant_time_eq(given.as_bytes(), token.as_bytes()) {
-        None
-    } else {
-        Some(
+    let header = req.headers().get("authorization").and_then(|v| v.to_str().ok());
+    match check_bearer(m.cfg.token.as_deref(), header) {
+        Ok(()) => None,
+        Err(StatusCode::FORBIDDEN) => {
+            Some(error(StatusCode::FORBIDDEN, "the manager's API is disabled: set MANAGER_TOKEN"))
+        }
+        Err(_) => Some(
             HttpResponse::Unauthorized()
                 .insert_header(("WWW-Authenticate", "Bearer"))
                 .json(json!({"error": "missing or wrong bearer token"})),
-        )
+        ),
     }
 }
 
@@ -136,4 +142,23 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(metrics))
         .route("/api/replicas/{replica}/{action}", web::post().to(replica_action))
         .route("/api/scale", web::post().to(scale));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::StatusCode;
+
+    #[test]
+    fn only_the_exact_bearer_token_may_act() {
+        let t = Some("0123456789abcdef-token");
+        assert_eq!(check_bearer(t, Some("Bearer 0123456789abcdef-token")), Ok(()));
+        assert_eq!(check_bearer(t, Some("Bearer 0123456789abcdef-toke")), Err(StatusCode::UNAUTHORIZED));
+        assert_eq!(check_bearer(t, Some("0123456789abcdef-token")), Err(StatusCode::UNAUTHORIZED));
+        assert_eq!(check_bearer(t, Some("Bearer ")), Err(StatusCode::UNAUTHORIZED));
+        assert_eq!(check_bearer(t, None), Err(StatusCode::UNAUTHORIZED));
+        // no token configured: the API is off, whatever is sent
+        assert_eq!(check_bearer(None, Some("Bearer ")), Err(StatusCode::FORBIDDEN));
+        assert_eq!(check_bearer(None, None), Err(StatusCode::FORBIDDEN));
+    }
 }

@@ -38,6 +38,8 @@ pub struct Config {
     pub beat_interval: Duration,
     pub missed_beats: u32,
     pub start_grace: Duration,
+    /// A replica beating UNAVAILABLE this long while another beats OK is restarted.
+    pub unavailable_after: Duration,
     pub max_restart_share: f64,
     pub discover_every: Duration,
     pub docker_timeout: Duration,
@@ -133,6 +135,7 @@ impl Config {
             beat_interval: Duration::from_millis(num("MANAGER_BEAT_INTERVAL_MS", 250, 100..=10_000)?),
             missed_beats: num("MANAGER_MISSED_BEATS", 4, 1..=100)? as u32,
             start_grace: Duration::from_secs(num("MANAGER_START_GRACE_SECS", 30, 1..=600)?),
+            unavailable_after: Duration::from_secs(num("MANAGER_UNAVAILABLE_SECS", 5, 1..=3600)?),
             max_restart_share: share,
             discover_every: Duration::from_millis(num("MANAGER_DISCOVER_MS", 500, 100..=60_000)?),
             docker_timeout: Duration::from_millis(num("MANAGER_DOCKER_TIMEOUT_MS", 10_000, 100..=120_000)?),

@@ -5,7 +5,10 @@ use std::{collections::HashMap, future::Future, time::Duration};
 
 use anyhow::{anyhow, bail, Context};
 use bollard::{
-    models::{ContainerCreateBody, ContainerSummaryStateEnum, EndpointSettings, NetworkingConfig},
+    models::{
+        ContainerCreateBody, ContainerSummaryStateEnum, EndpointSettings, NetworkConnectRequest,
+        NetworkingConfig,
+    },
     query_parameters::{
         CreateContainerOptionsBuilder, InspectContainerOptions, KillContainerOptionsBuilder,
         ListContainersOptionsBuilder, RemoveContainerOptionsBuilder, RestartContainerOptionsBuilder,
@@ -224,8 +227,9 @@ impl Engine {
             network_id: networks.get(net).and_then(|e| e.network_id.clone()),
             ..Default::default()
         };
+        // one network at create (older API versions refuse more), the others connected before start
         let endpoints: HashMap<String, EndpointSettings> =
-            names.iter().map(|n| (n.clone(), endpoint(n))).collect();
+            names.iter().take(1).map(|n| (n.clone(), endpoint(n))).collect();
         let mut host = t.host_config.unwrap_or_default();
         if let Some(first) = names.first() {
             host.network_mode = Some(first.clone());
@@ -248,6 +252,18 @@ impl Engine {
         };
         let opts = CreateContainerOptionsBuilder::new().name(&name).build();
         let created = bounded(self.timeout, "create", self.docker.create_container(Some(opts), body)).await?;
+        for net in names.iter().skip(1) {
+            let req =
+                NetworkConnectRequest { container: created.id.clone(), endpoint_config: Some(endpoint(net)) };
+            if let Err(e) =
+                bounded(self.timeout, "connect network", self.docker.connect_network(net, req)).await
+            {
+                let rm = RemoveContainerOptionsBuilder::new().force(true).build();
+                let _ = bounded(self.timeout, "remove", self.docker.remove_container(&created.id, Some(rm)))
+                    .await;
+                return Err(e);
+            }
+        }
         bounded(self.timeout, "start", self.docker.start_container(&created.id, None)).await?;
         Ok(name)
     }

@@ -184,6 +184,10 @@ impl Manager {
             victims.sort_by_key(|c| std::cmp::Reverse(c.number));
             for c in victims.into_iter().take(n - want) {
                 let t0 = Instant::now();
+                // not judged while it drains (it stops answering its health check on purpose)
+                if let Some(t) = self.shared.lock().replicas.get_mut(&c.id) {
+                    t.action = Some(("scale-in".into(), t0));
+                }
                 let r = self.engine.stop_and_remove(&c.id, Duration::from_secs(10)).await;
                 let outcome = match &r {
                     Ok(()) => "ok".to_string(),

@@ -23,6 +23,8 @@ pub struct Tracked {
     pub since: Instant,
     pub last_beat: Option<Instant>,
     pub status: Option<String>,
+    /// Since when `status` has had its current value.
+    pub status_since: Instant,
     pub beats: u64,
     /// An action in progress or awaiting its first beat: (what, when).
     pub action: Option<(String, Instant)>,
@@ -81,19 +83,33 @@ pub enum Verdict {
     Silent(Duration),
     /// Docker's health check says so.
     Unhealthy,
+    /// Beating, but its own backend checks have failed for this long.
+    Unavailable(Duration),
 }
 
 pub fn judge(now: Instant, cfg: &Config, t: &Tracked) -> Verdict {
     if matches!(t.c.state.as_str(), "restarting" | "created" | "removing" | "stopping") {
         return Verdict::Waiting;
     }
-    let silent = now.saturating_duration_since(t.last_beat.unwrap_or(t.since).max(t.since));
-    let grace = if t.last_beat.is_some_and(|b| b >= t.since) { cfg.dead_after() } else { cfg.start_grace };
-    if silent > grace {
+    // Not beating since it was found or since its stream last closed (it started, restarts or
+    // is being stopped): only the start grace applies. Docker's "unhealthy" of a replica that
+    // is draining for `docker stop` or a compose recreate is not ours to act on.
+    if t.last_beat.is_none_or(|b| b < t.since) {
+        let waited = now.saturating_duration_since(t.since);
+        return if waited > cfg.start_grace { Verdict::Silent(waited) } else { Verdict::Waiting };
+    }
+    let silent = t.last_beat.map(|b| now.saturating_duration_since(b)).unwrap_or_default();
+    if silent > cfg.dead_after() {
         return Verdict::Silent(silent);
     }
     if t.c.health.as_deref() == Some("unhealthy") {
         return Verdict::Unhealthy;
+    }
+    if t.status.as_deref().is_some_and(|s| s != "OK") {
+        let d = now.saturating_duration_since(t.status_since);
+        if d > cfg.unavailable_after {
+            return Verdict::Unavailable(d);
+        }
     }
     Verdict::Fine
 }
@@ -122,7 +138,9 @@ pub fn decide(now: Instant, cfg: &Config, replicas: &BTreeMap<String, Tracked>) 
         .into_iter()
         .filter(|(_, v)| match v {
             Verdict::Silent(_) => true,
-            Verdict::Unhealthy => any_healthy,
+            // a replica whose backends fail while another's work is stuck on something of its
+            // own (a hung connection pool, a cut network path)
+            Verdict::Unhealthy | Verdict::Unavailable(_) => any_healthy,
             _ => false,
         })
         .collect();
@@ -141,12 +159,16 @@ impl Shared {
         let mut g = self.lock();
         if let Some(t) = g.replicas.get_mut(id) {
             // not while the Docker call is running: an unhealthy replica beats until it is stopped
-            let first_after_action =
-                t.action.as_ref().is_some_and(|(what, when)| what != "restarting" && at > *when);
+            let first_after_action = t.action.as_ref().is_some_and(|(what, when)| {
+                !matches!(what.as_str(), "restarting" | "scale-in") && at > *when
+            });
             t.last_beat = Some(at);
             t.beats += 1;
             if t.status.as_deref() != Some(status) {
                 tracing::info!(replica = %t.c.name, status, "heartbeat status changed");
+            }
+            if t.status.as_deref() != Some(status) {
+                t.status_since = at;
             }
             t.status = Some(status.to_string());
             if first_after_action {
@@ -169,6 +191,8 @@ impl Shared {
         if let Some(t) = g.replicas.get_mut(id) {
             tracing::info!(replica = %t.c.name, "heartbeat stream closed: the process exited or restarts");
             t.since = at;
+            t.status = None;
+            t.status_since = at;
         }
     }
 
@@ -220,6 +244,7 @@ impl Shared {
                         Verdict::Waiting => "waiting".to_string(),
                         Verdict::Silent(d) => format!("silent for {} ms", d.as_millis()),
                         Verdict::Unhealthy => "unhealthy".to_string(),
+                        Verdict::Unavailable(d) => format!("backends unavailable for {} ms", d.as_millis()),
                     },
                     "action_in_progress": t.action.as_ref().map(|(a, _)| a.clone()),
                     "restarts": t.restarts,
@@ -328,6 +353,7 @@ mod tests {
             since,
             last_beat: last,
             status: Some("OK".into()),
+            status_since: since,
             beats: 1,
             action: None,
             restarts: 0,
@@ -348,7 +374,7 @@ mod tests {
         assert_eq!(judge(now, &c, &frozen), Verdict::Silent(Duration::from_millis(1200)));
         // never beat: the start grace (30 s) applies, then it is dead too
         let young = tracked("c", now - Duration::from_secs(10), None, None);
-        assert_eq!(judge(now, &c, &young), Verdict::Fine);
+        assert_eq!(judge(now, &c, &young), Verdict::Waiting);
         let never = tracked("d", t0, None, None);
         assert!(matches!(judge(now, &c, &never), Verdict::Silent(_)));
     }
@@ -393,6 +419,38 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_replica_whose_own_backends_fail_is_restarted_only_while_others_work() {
+        let c = cfg();
+        let t0 = Instant::now();
+        tokio::time::advance(Duration::from_secs(60)).await;
+        let now = Instant::now();
+        let ok = Some(now - Duration::from_millis(100));
+        let mut m = BTreeMap::new();
+        for id in ["a", "b", "c"] {
+            m.insert(id.to_string(), tracked(id, t0, ok, Some("healthy")));
+        }
+        if let Some(t) = m.get_mut("a") {
+            t.status = Some("UNAVAILABLE".into());
+            t.status_since = now - Duration::from_secs(2);
+        }
+        // 2 s: not yet (a failover of a backend looks like this for a moment)
+        assert!(decide(now, &c, &m).is_empty());
+        if let Some(t) = m.get_mut("a") {
+            t.status_since = now - Duration::from_secs(6);
+        }
+        assert_eq!(
+            decide(now, &c, &m),
+            vec![("a".to_string(), Verdict::Unavailable(Duration::from_secs(6)))]
+        );
+        // every replica failing its backends: a backend is down, restart none
+        for t in m.values_mut() {
+            t.status = Some("UNAVAILABLE".into());
+            t.status_since = now - Duration::from_secs(6);
+        }
+        assert!(decide(now, &c, &m).is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_restarted_replica_gets_the_start_grace_again() {
         let c = cfg();
         let t0 = Instant::now();
@@ -400,6 +458,17 @@ mod tests {
         let now = Instant::now();
         // last beat before the restart (since = restart time): not silent until the grace ends
         let t = tracked("a", now - Duration::from_secs(2), Some(t0), Some("starting"));
-        assert_eq!(judge(now, &c, &t), Verdict::Fine);
+        assert_eq!(judge(now, &c, &t), Verdict::Waiting);
+        // its stream closed (docker stop, compose recreate) and Docker now says unhealthy: not ours
+        let t =
+            tracked("b", now - Duration::from_secs(5), Some(now - Duration::from_secs(6)), Some("unhealthy"));
+        assert_eq!(judge(now, &c, &t), Verdict::Waiting);
+        let t = tracked(
+            "c",
+            now - Duration::from_secs(31),
+            Some(now - Duration::from_secs(32)),
+            Some("unhealthy"),
+        );
+        assert!(matches!(judge(now, &c, &t), Verdict::Silent(_)));
     }
 }

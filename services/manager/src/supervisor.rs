@@ -55,6 +55,7 @@ impl Manager {
                     since: now,
                     last_beat: None,
                     status: None,
+                    status_since: now,
                     beats: 0,
                     action: None,
                     restarts: 0,
@@ -150,6 +151,13 @@ impl Manager {
                 Duration::ZERO,
             ),
             Verdict::Unhealthy => ("Docker reports it unhealthy".to_string(), Duration::from_secs(2)),
+            Verdict::Unavailable(d) => (
+                format!(
+                    "its heartbeat has said its backends are unavailable for {} ms while other replicas' work",
+                    d.as_millis()
+                ),
+                Duration::from_secs(2),
+            ),
             _ => return,
         };
         tracing::warn!(replica = %name, reason = %reason, "replica declared dead: restarting it");
@@ -171,6 +179,8 @@ impl Manager {
                 t.restarts += 1;
                 // the start grace counts again from now; the action ends with the first new beat
                 t.since = Instant::now();
+                t.status = None;
+                t.status_since = t.since;
                 t.action = Some((action.to_string(), t.since));
             } else {
                 t.action = None;
