@@ -21,6 +21,10 @@
 #   shop-freeze [N]             docker pause replica N and leave it paused: the heartbeat manager
 #                               restarts it (its steps and timing are marked)
 #   shop-sigstop [N]            SIGSTOP replica N's process and leave it stopped (same)
+#   ramp [SECONDS] [RPS]        extra load (RPS catalog pages/s past the micro-cache) for SECONDS with
+#                               the manager's autoscaler on: it must scale out, then back in to 3
+#   shop-db-hang [N]            replica N's database calls hang (packets to :3306 dropped in its
+#                               network namespace; needs root): the manager restarts it
 #   galera-kill [N] [DOWN_S]    SIGKILL galera-N (default 1 = HAProxy's writer), start it DOWN_S (20)
 #                               later, wait until Synced and say whether it rejoined by IST or SST
 #   redis-master-kill [SLOT] [DOWN_S]
@@ -152,12 +156,13 @@ f_freeze() { # HOW N: freeze a replica (docker pause, or SIGSTOP to its process)
     c=$(shop_cid "${2:-}")
     if [ "$how" = pause ]; then
         docker pause "$c" >/dev/null
+        t0=$(date +%s.%N)
         mark "docker pause $(cname "$c") (left frozen: the manager must restart it)"
     else
         docker kill -s STOP "$c" >/dev/null
+        t0=$(date +%s.%N)
         mark "SIGSTOP to $(cname "$c")'s process (left stopped: the manager must restart it)"
     fi
-    t0=$(date +%s.%N)
     for i in $(seq 1 300); do
         st=$(docker inspect -f '{{.State.Paused}}/{{.State.Pid}}/{{.RestartCount}}/{{.State.StartedAt}}' "$c" 2>/dev/null || echo gone)
         if [ "$how" = pause ] && [ "${st%%/*}" = false ]; then break; fi
@@ -173,6 +178,107 @@ f_freeze() { # HOW N: freeze a replica (docker pause, or SIGSTOP to its process)
         mark "$(cname "$c") healthy again"
     else
         mark "$(cname "$c") NOT healthy after 60 s"
+        return 1
+    fi
+}
+
+f_db_hang() { # N: the replica's database calls hang: its packets to port 3306 are dropped
+    # (iptables in its network namespace, so pooled connections stall instead of failing and
+    # new ones time out). Left so: the manager must restart it (a restart gives the container a
+    # new network namespace without the rule). Lifted by this command after 60 s otherwise.
+    local c pid started t0 i
+    c=$(shop_cid "${1:-}")
+    pid=$(docker inspect -f '{{.State.Pid}}' "$c")
+    started=$(docker inspect -f '{{.State.StartedAt}}' "$c")
+    nsenter -t "$pid" -n iptables -A OUTPUT -p tcp --dport 3306 -j DROP ||
+        die "cannot add the iptables rule in $(cname "$c")'s network namespace (needs root)"
+    t0=$(date +%s.%N)
+    mark "database calls of $(cname "$c") hang (its packets to :3306 dropped; left so)"
+    for i in $(seq 1 600); do
+        [ "$(docker inspect -f '{{.State.StartedAt}}' "$c" 2>/dev/null)" != "$started" ] && break
+        sleep 0.1
+    done
+    if [ "$i" -ge 600 ]; then
+        nsenter -t "$pid" -n iptables -D OUTPUT -p tcp --dport 3306 -j DROP 2>/dev/null || true
+        mark "$(cname "$c") not restarted within 60 s: rule lifted by hand"
+        return 1
+    fi
+    mark "$(cname "$c") restarted ($(python3 -c "print(round($(date +%s.%N) - $t0, 1))")s after its database calls began to hang)"
+    if wait_health "$c" 60; then
+        mark "$(cname "$c") healthy again"
+    else
+        mark "$(cname "$c") NOT healthy after 60 s"
+        return 1
+    fi
+}
+
+f_ramp() { # SECONDS RPS: a load ramp on top of whatever runs: RPS (240) requests/s of
+    # catalog pages that miss nginx's micro-cache (a session cookie bypasses it) for SECONDS (25),
+    # with the manager's autoscaler switched on (3..5 replicas, out above 60 rps per replica, in
+    # below 40 with one fewer). Marks when it scaled out (and the p99 it had measured then),
+    # when it was back at 3, and every scale step; then switches autoscaling off again.
+    local secs=${1:-25} rps=${2:-240} mgr conns=12 delay lua t_end n last=3 outs=0 ins=0 flaps=0 t0
+    local port=${DISTSHOP_MANAGER_PORT:-$(sed -n 's/^DISTSHOP_MANAGER_PORT=//p' "$ROOT/compose/.env" | tail -n1)}
+    mgr="http://127.0.0.1:${port:-9090}"
+    command -v wrk >/dev/null || die "ramp needs wrk (apt-get install wrk)"
+    autoscale() { # on|off
+        DISTSHOP_AUTOSCALE=$1 DISTSHOP_AUTOSCALE_MIN=3 DISTSHOP_AUTOSCALE_MAX=5 \
+            DISTSHOP_SCALE_UP_RPS=60 DISTSHOP_SCALE_DOWN_RPS=40 DISTSHOP_SCALE_UP_P99_MS=200 \
+            DISTSHOP_SCALE_WINDOW_MS=2000 DISTSHOP_SCALE_COOLDOWN_SECS=15 "${DC[@]}" up -d --no-deps manager >/dev/null 2>&1
+        local i
+        for i in $(seq 1 30); do curl -fsS --max-time 1 -o /dev/null "$mgr/state" && return 0; sleep 1; done
+        return 1
+    }
+    replicas() { curl -fsS --max-time 2 "$mgr/state" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["replicas"]))'; }
+    autoscale on || die "the manager did not come back with autoscaling on"
+    mark "autoscaling on (3..5 replicas; out above 60 rps per replica, in below 40)"
+    lua=$(mktemp --suffix .lua)
+    delay=$((1000 * conns / rps))
+    cat > "$lua" <<LUA
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format("GET", "/?page=" .. (n % 5 + 1), {["Cookie"] = "distshop_session=ramp"})
+end
+delay = function() return $delay end
+LUA
+    t0=$SECONDS
+    wrk -t2 -c"$conns" -d"${secs}s" --timeout 10s -s "$lua" "${BASE_URL:-http://127.0.0.1:${DISTSHOP_HTTP_PORT:-8080}}" > "$lua.out" 2>&1 &
+    local wp=$!
+    mark "ramp: +$rps requests/s of catalog pages for ${secs}s"
+    while kill -0 "$wp" 2>/dev/null; do
+        n=$(replicas 2>/dev/null || echo "$last")
+        if [ "$n" -gt "$last" ]; then
+            outs=$((outs + 1))
+            mark "manager scaled out $last -> $n ($((SECONDS - t0))s into the ramp; $(curl -fsS --max-time 2 "$mgr/state" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("autoscale_note") or "")'))"
+        elif [ "$n" -lt "$last" ]; then
+            flaps=$((flaps + 1))
+            mark "manager scaled IN $last -> $n during the ramp"
+        fi
+        last=$n
+        sleep 1
+    done
+    mark "ramp over: $(grep -E 'Requests/sec' "$lua.out" | tr -s ' ')"
+    t_end=$SECONDS
+    while [ $((SECONDS - t_end)) -lt 120 ]; do
+        n=$(replicas 2>/dev/null || echo "$last")
+        if [ "$n" -lt "$last" ]; then
+            ins=$((ins + 1))
+            mark "manager scaled in $last -> $n ($((SECONDS - t_end))s after the ramp)"
+        elif [ "$n" -gt "$last" ]; then
+            flaps=$((flaps + 1))
+            mark "manager scaled OUT $last -> $n after the ramp"
+        fi
+        last=$n
+        [ "$n" -le 3 ] && break
+        sleep 1
+    done
+    rm -f "$lua" "$lua.out"
+    autoscale off || log "(the manager did not come back with autoscaling off)"
+    if [ "$outs" -gt 0 ] && [ "$last" -le 3 ]; then
+        mark "ramp result: scaled out $outs time(s), back at $last replicas $((SECONDS - t_end))s after the ramp; $flaps reversal(s)"
+    else
+        mark "ramp result: FAILED (scaled out $outs time(s), $last replicas at the end, $flaps reversal(s))"
         return 1
     fi
 }
@@ -373,6 +479,8 @@ shop-kill) f_shop KILL "${1:-}" "${2:-5}" ;;
 shop-stop) f_shop STOP "${1:-}" "${2:-5}" ;;
 shop-freeze) f_freeze pause "${1:-}" ;;
 shop-sigstop) f_freeze sigstop "${1:-}" ;;
+shop-db-hang) f_db_hang "${1:-}" ;;
+ramp) f_ramp "${1:-25}" "${2:-240}" ;;
 galera-kill) f_galera "${1:-1}" "${2:-20}" ;;
 redis-master-kill) f_redis "${1:-0}" "${2:-12}" ;;
 db-kill) f_simple db "${1:-2}" ;;

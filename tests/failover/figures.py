@@ -82,12 +82,27 @@ row("lost / duplicate orders", "0 / 0", f"{v['lost-order']} / {v['duplicate-orde
 row("content violations", "0", v["content"], v["content"] == 0)
 row("database invariants (check, 3 Galera nodes compared)", "all hold", inv, check_rc == 0)
 fr = f"{failed} of {req} ({pct:.2f} %)"
-if name in ("shop-kill", "shop-stop", "rolling-restart", "scale", "shop-freeze", "shop-sigstop"):
+if name in ("shop-kill", "shop-stop", "rolling-restart", "scale", "shop-freeze", "shop-sigstop", "shop-db-hang", "ramp"):
     row("failed requests", "0", fr, failed == 0)
 if name in ("shop-freeze", "shop-sigstop"):
     mm = re.search(r"no longer frozen \(([\d.]+)s after the freeze\)", faultlog)
     row("frozen replica restarted by the manager", "<= 10 s", f"{mm.group(1)} s" if mm else "never",
         bool(mm) and float(mm.group(1)) <= 10)
+if name == "ramp":
+    out_lines = [line for line in faultlog.splitlines() if "scaled out" in line and "into the ramp" in line]
+    outs = [m.groups() for m in (re.search(r"scaled out (\d) -> (\d) \((\d+)s into the ramp; (.*)\)", line) for line in out_lines) if m]
+    p99s = [float(x) for o in outs for x in re.findall(r"p99 (\d+) ms", o[3])]
+    row("scaled out during the ramp", ">= 1 step", f"{len(outs)} step(s): " + ", ".join(f"{a}->{b} at {t} s" for a, b, t, _ in outs) if outs else "none",
+        bool(outs))
+    row("p99 the manager measured when it scaled out", "< 200 ms", ", ".join(f"{p:.0f} ms" for p in p99s) or "not in the manager's note",
+        bool(p99s) and all(p < 200 for p in p99s))
+    mm = re.search(r"back at (\d+) replicas (\d+)s after the ramp; (\d+) reversal", faultlog)
+    row("back to 3 replicas after the ramp", "<= 120 s", f"{mm.group(2)} s" if mm else "no", bool(mm))
+    row("no flapping (no step against the load's direction)", "0", mm.group(3) if mm else "n/a", bool(mm) and mm.group(3) == "0")
+if name == "shop-db-hang":
+    mm = re.search(r"restarted \(([\d.]+)s after its database calls began to hang\)", faultlog)
+    row("replica with hanging database calls restarted by the manager", "<= 15 s", f"{mm.group(1)} s" if mm else "never",
+        bool(mm) and float(mm.group(1)) <= 15)
 elif name == "redis-master-kill":
     row("failed requests", "<= 0.5 %", fr, pct <= 0.5, hard=False)
     mm = re.search(r"served by (\S+) \(([\d.]+)s after the kill\)", faultlog)

@@ -4,7 +4,7 @@
 #
 #   tests/failover/scenario.sh <name>... | all      [--down]
 #
-# names: shop-kill shop-stop shop-freeze shop-sigstop rolling-restart scale galera-kill
+# names: shop-kill shop-stop shop-freeze shop-sigstop shop-db-hang ramp rolling-restart scale galera-kill
 #        redis-master-kill db-kill nginx-kill whole-restart
 #        tour (shop-kill, galera-kill, redis-master-kill, db-kill in one run of
 #        at least 170 s: the chart for docs/failover.md and a lecture)
@@ -37,7 +37,7 @@ REPORTS="${REPORTS:-$ROOT/reports/failover}"
 compose_select || exit 2
 DC=("${COMPOSE[@]}" -p "$P" -f "$ROOT/compose/docker-compose.yml")
 DOWN=0
-ALL=(shop-kill shop-stop shop-freeze shop-sigstop rolling-restart scale galera-kill redis-master-kill db-kill nginx-kill whole-restart)
+ALL=(shop-kill shop-stop shop-freeze shop-sigstop shop-db-hang ramp rolling-restart scale galera-kill redis-master-kill db-kill nginx-kill whole-restart)
 NAMES=()
 for a in "$@"; do
     case "$a" in
@@ -100,6 +100,8 @@ fault_cmd() { # name → the fault.sh command line injected at FAULT_AT
     shop-stop) echo "shop-stop '' 5" ;;
     shop-freeze) echo "shop-freeze" ;;
     shop-sigstop) echo "shop-sigstop" ;;
+    shop-db-hang) echo "shop-db-hang" ;;
+    ramp) echo "ramp 25 240" ;;
     rolling-restart) echo "rolling-restart 2" ;;
     scale) echo "scale 6; sleep 8; '$HERE/fault.sh' scale 2" ;;
     galera-kill) echo "galera-kill 1 20" ;;

@@ -198,5 +198,44 @@ else
     bad "rolling update under load: $nfail failed of $nreq requests, $nlost lost sessions, simulator exit $rc (report $dir)"
 fi
 
+# ------------------------------------------ heartbeat manager (global service)
+# one manager per node watches that node's shop tasks; a frozen task is
+# killed and Swarm starts a new one in its place
+mc=$(docker ps -q --filter "label=com.docker.swarm.service.name=${S}_manager" | head -n1)
+mstate() { docker exec "$mc" curl -fsS --max-time 2 http://127.0.0.1:9090/state 2>/dev/null; }
+alive=0
+for _ in $(seq 1 30); do
+    alive=$(mstate | python3 -c 'import json,sys; print(sum(1 for r in json.load(sys.stdin)["replicas"] if r["verdict"] == "alive"))' 2>/dev/null || echo 0)
+    [ "$alive" -ge 3 ] && break
+    sleep 1
+done
+if [ -n "$mc" ] && [ "$alive" -ge 3 ]; then
+    ok "the manager on this node beats with $alive shop tasks"
+else
+    bad "the manager sees $alive live shop tasks (container ${mc:-none})"
+fi
+victim=$(docker ps -q --filter "label=com.docker.swarm.service.name=${S}_shop" | head -n1)
+docker pause "$victim" >/dev/null
+t0=$(date +%s.%N)
+freed=""
+for _ in $(seq 1 150); do
+    if [ "$(docker inspect -f '{{.State.Status}}' "$victim" 2>/dev/null || echo gone)" != paused ]; then
+        freed=$(python3 -c "print(round($(date +%s.%N) - $t0, 1))")
+        break
+    fi
+    sleep 0.1
+done
+back=0
+for _ in $(seq 1 60); do
+    [ "$(shop_running)" -ge 3 ] && curl -fsS --max-time 3 -o /dev/null "$BASE/readyz" 2>/dev/null && { back=1; break; }
+    sleep 1
+done
+if [ -n "$freed" ] && python3 -c "import sys; sys.exit(0 if float('$freed') <= 15 else 1)" && [ "$back" = 1 ]; then
+    ok "a paused shop task was killed by the manager ${freed} s after the pause; Swarm runs 3 again"
+else
+    bad "a paused shop task: freed after ${freed:-never} s, 3 tasks again: $back"
+    docker unpause "$victim" >/dev/null 2>&1 || true
+fi
+
 log "$PASS passed, $FAIL failed"
 [ "$FAIL" = 0 ]
