@@ -311,20 +311,26 @@ sleep 4
 VICTIM=$("${DC[@]}" ps -q shop | head -n1)
 docker pause "$VICTIM" >/dev/null
 t0=$(date +%s.%N)
+FREED=$(mktemp)
+( # when did it stop being paused (the manager's restart)? polled from the start
+    for _ in $(seq 1 150); do
+        if [ "$(docker inspect -f '{{.State.Paused}}' "$VICTIM" 2>/dev/null || echo gone)" != true ]; then
+            python3 -c "print(round($(date +%s.%N) - $t0, 1))" > "$FREED"
+            break
+        fi
+        sleep 0.1
+    done
+) &
+FREEDPID=$!
 sleep 2
 slow=0 probes=0
 while [ "$(python3 -c "print(int($(date +%s.%N) - $t0 < 6))")" = 1 ]; do
     probes=$((probes + 1))
     curl -fsS --max-time 2 -o /dev/null "$BASE/healthz" || slow=$((slow + 1))
 done
-unpaused=""
-for _ in $(seq 1 130); do
-    if [ "$(docker inspect -f '{{.State.Paused}}' "$VICTIM" 2>/dev/null || echo gone)" != true ]; then
-        unpaused=$(python3 -c "print(round($(date +%s.%N) - $t0, 1))")
-        break
-    fi
-    sleep 0.1
-done
+wait "$FREEDPID" || true
+unpaused=$(cat "$FREED")
+rm -f "$FREED"
 wait "$LOADPID" || true
 L=$(cat "$LOADLOG")
 rm -f "$LOADLOG"
