@@ -68,6 +68,11 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     if settings.session_key_generated {
         tracing::warn!("SHOP_SESSION_KEY is not set: sessions are signed with a per-process key (fine for one embedded process only)");
     }
+    if settings.fault_http500 {
+        tracing::warn!(
+            "SHOP_FAULT=http500: this replica answers 500 to everything but its probes (fault injection)"
+        );
+    }
     tracing::info!(settings = ?settings, "starting");
     let listen = settings.listen;
     let app = startup::Application::build(settings).await?;

@@ -115,3 +115,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(metrics))
         .route("/heartbeat", web::get().to(heartbeat));
 }
+
+/// `SHOP_FAULT=http500`: every request but the probes (`/healthz`, `/readyz`, `/heartbeat`,
+/// `/metrics`) answers 500, as a bad deploy would that still passes its health checks. The
+/// heartbeat manager must notice from the replica's error share and replace it.
+pub async fn injected_fault(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    let on = req.app_data::<web::Data<AppState>>().is_some_and(|s| s.settings.fault_http500);
+    let probe = matches!(req.path(), "/healthz" | "/readyz" | "/heartbeat" | "/metrics");
+    if on && !probe {
+        let r =
+            HttpResponse::InternalServerError().json(json!({"error": "injected fault (SHOP_FAULT=http500)"}));
+        return Ok(req.into_response(r));
+    }
+    Ok(next.call(req).await?.map_into_boxed_body())
+}

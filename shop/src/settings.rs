@@ -54,6 +54,9 @@ pub struct Settings {
     /// How long a replica keeps a rendered catalog response (0: not at all). Stock shown to
     /// visitors may lag by this much; checkout never reads it.
     pub catalog_cache: Duration,
+    /// Fault injection for the failover suite (`SHOP_FAULT=http500`: "a bad deploy" that answers
+    /// 500 to every request but its probes). Off unless set; logged loudly at start.
+    pub fault_http500: bool,
 }
 
 impl fmt::Debug for Settings {
@@ -69,6 +72,7 @@ impl fmt::Debug for Settings {
             .field("admin_email", &self.admin_email)
             .field("log_json", &self.log_json)
             .field("workers", &self.workers)
+            .field("fault_http500", &self.fault_http500)
             .finish()
     }
 }
@@ -212,6 +216,11 @@ impl Settings {
             1000,
             0..=60_000,
         )?);
+        let fault_http500 = match get("SHOP_FAULT").as_deref() {
+            None | Some("none") => false,
+            Some("http500") => true,
+            Some(other) => return Err(err("SHOP_FAULT", format!("`{other}`: use `none` or `http500`"))),
+        };
 
         Ok(Settings {
             listen,
@@ -236,6 +245,7 @@ impl Settings {
             redis_wait_timeout,
             redis_write_connections,
             catalog_cache,
+            fault_http500,
         })
     }
 

@@ -124,6 +124,7 @@ impl Application {
             App::new()
                 .app_data(state.clone())
                 .wrap(from_fn(session::middleware))
+                .wrap(from_fn(ops::injected_fault))
                 .wrap(from_fn(telemetry::envelope))
                 .configure(ops::configure)
                 .route("/static/style.css", web::get().to(webui::style_css))

@@ -23,6 +23,8 @@
 #   shop-sigstop [N]            SIGSTOP replica N's process and leave it stopped (same)
 #   ramp [SECONDS] [RPS]        extra load (RPS catalog pages/s past the micro-cache) for SECONDS with
 #                               the manager's autoscaler on: it must scale out, then back in to 3
+#   shop-500                    a bad deploy: one more replica (copy of a running one) with SHOP_FAULT=http500,
+#                               answering 500 to everything but its probes: the manager replaces it
 #   shop-db-hang [N]            replica N's database calls hang (packets to :3306 dropped in its
 #                               network namespace; needs root): the manager restarts it
 #   galera-kill [N] [DOWN_S]    SIGKILL galera-N (default 1 = HAProxy's writer), start it DOWN_S (20)
@@ -217,7 +219,7 @@ f_ramp() { # SECONDS RPS: a load ramp on top of whatever runs: RPS (240) request
     # with the manager's autoscaler switched on (3..5 replicas, out above 60 rps per replica, in
     # below 40 with one fewer). Marks when it scaled out (and the p99 it had measured then),
     # when it was back at 3, and every scale step; then switches autoscaling off again.
-    local secs=${1:-25} rps=${2:-240} mgr conns=12 delay lua t_end n last=3 outs=0 ins=0 flaps=0 t0
+    local secs=${1:-25} rps=${2:-240} mgr conns=12 delay lua t_end n last outs=0 ins=0 flaps=0 t0
     local port=${DISTSHOP_MANAGER_PORT:-$(sed -n 's/^DISTSHOP_MANAGER_PORT=//p' "$ROOT/compose/.env" | tail -n1)}
     mgr="http://127.0.0.1:${port:-9090}"
     command -v wrk >/dev/null || die "ramp needs wrk (apt-get install wrk)"
@@ -231,6 +233,7 @@ f_ramp() { # SECONDS RPS: a load ramp on top of whatever runs: RPS (240) request
     }
     replicas() { curl -fsS --max-time 2 "$mgr/state" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["replicas"]))'; }
     autoscale on || die "the manager did not come back with autoscaling on"
+    last=$(replicas) || die "cannot read the manager's state"
     mark "autoscaling on (3..5 replicas; out above 60 rps per replica, in below 40)"
     lua=$(mktemp --suffix .lua)
     delay=$((1000 * conns / rps))
@@ -281,6 +284,43 @@ LUA
         mark "ramp result: FAILED (scaled out $outs time(s), $last replicas at the end, $flaps reversal(s))"
         return 1
     fi
+}
+
+f_http500() { # a bad deploy: one more shop replica, a copy of a running one (same image,
+    # environment, labels, networks) but with SHOP_FAULT=http500, so it answers 500 to every
+    # request while passing its health checks and beating OK. The manager must notice its error
+    # share and replace it with a good copy.
+    local t name num net args=() e l
+    t=$(shop_cid "")
+    num=$(for c in $(cids shop); do docker inspect -f '{{index .Config.Labels "com.docker.compose.container-number"}}' "$c"; done | sort -n | tail -n1)
+    num=$((num + 1))
+    name=$(docker inspect -f '{{.Name}}' "$t" | sed 's,^/,,')
+    if [[ "$name" == "${P}_"* ]]; then name="${P}_shop_${num}"; else name="${P}-shop-${num}"; fi
+    while IFS= read -r e; do [ -n "$e" ] && args+=(-e "$e"); done < <(docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' "$t")
+    while IFS= read -r l; do
+        [ -n "$l" ] || continue
+        case "$l" in com.docker.compose.container-number=*) continue ;; esac
+        args+=(--label "$l")
+    done < <(docker inspect -f '{{range $k, $v := .Config.Labels}}{{$k}}={{$v}}{{println}}{{end}}' "$t")
+    mapfile -t nets < <(docker inspect -f '{{range $k, $v := .NetworkSettings.Networks}}{{$k}}{{println}}{{end}}' "$t" | grep -v '^$')
+    docker create --name "$name" "${args[@]}" -e SHOP_FAULT=http500 \
+        --label "com.docker.compose.container-number=$num" --restart unless-stopped \
+        --network "${nets[0]}" --network-alias shop "$(docker inspect -f '{{.Config.Image}}' "$t")" serve >/dev/null
+    for net in "${nets[@]:1}"; do docker network connect --alias shop "$net" "$name"; done
+    docker start "$name" >/dev/null
+    local t0
+    t0=$(date +%s.%N)
+    mark "bad deploy: $name answers 500 to every request (SHOP_FAULT=http500), passes its health checks"
+    for _ in $(seq 1 600); do
+        docker inspect "$name" >/dev/null 2>&1 || break
+        sleep 0.1
+    done
+    if docker inspect "$name" >/dev/null 2>&1; then
+        docker rm -f "$name" >/dev/null 2>&1 || true
+        mark "$name not replaced within 60 s: removed by hand"
+        return 1
+    fi
+    mark "$name replaced by the manager ($(python3 -c "print(round($(date +%s.%N) - $t0, 1))")s after it started answering 500)"
 }
 
 f_galera() { # N DOWN
@@ -481,6 +521,7 @@ shop-freeze) f_freeze pause "${1:-}" ;;
 shop-sigstop) f_freeze sigstop "${1:-}" ;;
 shop-db-hang) f_db_hang "${1:-}" ;;
 ramp) f_ramp "${1:-25}" "${2:-240}" ;;
+shop-500) f_http500 ;;
 galera-kill) f_galera "${1:-1}" "${2:-20}" ;;
 redis-master-kill) f_redis "${1:-0}" "${2:-12}" ;;
 db-kill) f_simple db "${1:-2}" ;;

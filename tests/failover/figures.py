@@ -82,7 +82,7 @@ row("lost / duplicate orders", "0 / 0", f"{v['lost-order']} / {v['duplicate-orde
 row("content violations", "0", v["content"], v["content"] == 0)
 row("database invariants (check, 3 Galera nodes compared)", "all hold", inv, check_rc == 0)
 fr = f"{failed} of {req} ({pct:.2f} %)"
-if name in ("shop-kill", "shop-stop", "rolling-restart", "scale", "shop-freeze", "shop-sigstop", "shop-db-hang", "ramp"):
+if name in ("shop-kill", "shop-stop", "rolling-restart", "scale", "shop-freeze", "shop-sigstop", "shop-db-hang", "ramp", "shop-500"):
     row("failed requests", "0", fr, failed == 0)
 if name in ("shop-freeze", "shop-sigstop"):
     mm = re.search(r"no longer frozen \(([\d.]+)s after the freeze\)", faultlog)
@@ -99,6 +99,10 @@ if name == "ramp":
     mm = re.search(r"back at (\d+) replicas (\d+)s after the ramp; (\d+) reversal", faultlog)
     row("back to 3 replicas after the ramp", "<= 120 s", f"{mm.group(2)} s" if mm else "no", bool(mm))
     row("no flapping (no step against the load's direction)", "0", mm.group(3) if mm else "n/a", bool(mm) and mm.group(3) == "0")
+if name == "shop-500":
+    mm = re.search(r"replaced by the manager \(([\d.]+)s after it started answering 500\)", faultlog)
+    row("bad replica replaced by the manager", "<= 15 s", f"{mm.group(1)} s" if mm else "never",
+        bool(mm) and float(mm.group(1)) <= 15)
 if name == "shop-db-hang":
     mm = re.search(r"restarted \(([\d.]+)s after its database calls began to hang\)", faultlog)
     row("replica with hanging database calls restarted by the manager", "<= 15 s", f"{mm.group(1)} s" if mm else "never",

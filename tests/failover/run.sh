@@ -7,7 +7,8 @@
 #                                     cargo build --release -p simulator)
 #
 # Environment (defaults): FAILOVER_SCENARIOS="shop-kill shop-stop
-#   shop-freeze shop-sigstop rolling-restart scale galera-kill redis-master-kill db-kill",
+#   shop-freeze shop-sigstop shop-db-hang shop-500 ramp rolling-restart scale galera-kill
+#   redis-master-kill db-kill",
 #   SHOPPERS=30 DURATION=45 FAULT_AT=10, DISTSHOP_PROJECT=distshop-fo-ci,
 #   DISTSHOP_HTTP_PORT=18480. Fails when a hard target is missed (see
 #   tests/failover/figures.py); soft targets are reported. The stack and its
@@ -24,7 +25,7 @@ export REPORTS="${REPORTS:-$ROOT/reports/failover-ci}"
 . "$ROOT/tests/lib/compose.sh"
 compose_select || exit 2
 echo "[$(date -u +%H:%M:%S)] failover suite: $(compose_version)"
-read -r -a SCENARIOS <<< "${FAILOVER_SCENARIOS:-shop-kill shop-stop shop-freeze shop-sigstop rolling-restart scale galera-kill redis-master-kill db-kill}"
+read -r -a SCENARIOS <<< "${FAILOVER_SCENARIOS:-shop-kill shop-stop shop-freeze shop-sigstop shop-db-hang shop-500 ramp rolling-restart scale galera-kill redis-master-kill db-kill}"
 
 down() {
     echo "[$(date -u +%H:%M:%S)] failover suite: removing project $DISTSHOP_PROJECT (volumes too)"

@@ -8,6 +8,7 @@ mod api;
 mod beat;
 mod config;
 mod docker;
+mod errors;
 mod scale;
 mod state;
 mod supervisor;
@@ -63,6 +64,7 @@ async fn main() -> anyhow::Result<()> {
     tokio::spawn(m.clone().discovery_loop());
     tokio::spawn(m.clone().judge_loop());
     tokio::spawn(m.clone().autoscale_loop());
+    tokio::spawn(m.clone().error_loop());
 
     let data = web::Data::new(m);
     HttpServer::new(move || App::new().app_data(data.clone()).configure(api::configure))

@@ -20,6 +20,8 @@ const NOT_LOAD: [&str; 4] = ["/metrics", "/healthz", "/readyz", "/heartbeat"];
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Sample {
     pub requests: f64,
+    /// of which answered 5xx
+    pub errors: f64,
     /// cumulative histogram: upper bound (s) → count, summed over routes
     pub buckets: Vec<(f64, f64)>,
 }
@@ -44,6 +46,9 @@ pub fn parse_metrics(text: &str) -> Sample {
         }
         if series.starts_with("shop_http_requests_total{") {
             s.requests += v;
+            if label(series, "status").is_some_and(|st| st.starts_with('5')) {
+                s.errors += v;
+            }
         } else if series.starts_with("shop_http_request_duration_seconds_bucket{") {
             if let Some(le) = label(series, "le") {
                 *buckets.entry(le.to_string()).or_default() += v;
@@ -202,7 +207,7 @@ impl Manager {
     }
 
     /// Scrape every replica once; (replica id → sample).
-    async fn scrape(&self, client: &reqwest::Client) -> HashMap<String, Sample> {
+    pub async fn scrape(&self, client: &reqwest::Client) -> HashMap<String, Sample> {
         let targets: Vec<(String, String)> = {
             let g = self.shared.lock();
             g.replicas.values().filter_map(|t| t.c.ip.clone().map(|ip| (t.c.id.clone(), ip))).collect()
@@ -280,6 +285,7 @@ impl Manager {
 
 fn merge(into: &mut Sample, s: &Sample) {
     into.requests += s.requests;
+    into.errors += s.errors;
     for (le, n) in &s.buckets {
         match into.buckets.iter_mut().find(|(l, _)| l == le) {
             Some(b) => b.1 += n,
@@ -313,6 +319,11 @@ shop_http_request_duration_seconds_bucket{route="/api/cart/items",le="+Inf"} 10
     fn probes_do_not_count_as_load() {
         let s = parse_metrics(TEXT);
         assert_eq!(s.requests, 100.0);
+        assert_eq!(s.errors, 0.0);
+        let bad = parse_metrics(
+            "shop_http_requests_total{method=\"GET\",route=\"/\",status=\"500\"} 7\nshop_http_requests_total{method=\"GET\",route=\"/\",status=\"200\"} 3\n",
+        );
+        assert_eq!((bad.requests, bad.errors), (10.0, 7.0));
         assert_eq!(s.buckets, vec![(0.01, 90.0), (0.1, 99.0), (f64::INFINITY, 100.0)]);
     }
 

@@ -26,6 +26,10 @@ pub struct Tracked {
     /// Since when `status` has had its current value.
     pub status_since: Instant,
     pub beats: u64,
+    /// Share of 5xx answers in the last window (errors.rs).
+    pub error_share: Option<f64>,
+    /// Failing its requests while the others do not, since (errors.rs).
+    pub failing_since: Option<Instant>,
     /// An action in progress or awaiting its first beat: (what, when).
     pub action: Option<(String, Instant)>,
     pub restarts: u64,
@@ -85,6 +89,8 @@ pub enum Verdict {
     Unhealthy,
     /// Beating, but its own backend checks have failed for this long.
     Unavailable(Duration),
+    /// Beating and healthy, but answering 5xx where the other replicas do not.
+    Failing,
 }
 
 pub fn judge(now: Instant, cfg: &Config, t: &Tracked) -> Verdict {
@@ -101,6 +107,9 @@ pub fn judge(now: Instant, cfg: &Config, t: &Tracked) -> Verdict {
     let silent = t.last_beat.map(|b| now.saturating_duration_since(b)).unwrap_or_default();
     if silent > cfg.dead_after() {
         return Verdict::Silent(silent);
+    }
+    if t.failing_since.is_some() {
+        return Verdict::Failing;
     }
     if t.c.health.as_deref() == Some("unhealthy") {
         return Verdict::Unhealthy;
@@ -137,7 +146,8 @@ pub fn decide(now: Instant, cfg: &Config, replicas: &BTreeMap<String, Tracked>) 
     let mut out: Vec<(String, Verdict)> = verdicts
         .into_iter()
         .filter(|(_, v)| match v {
-            Verdict::Silent(_) => true,
+            // errors.rs already compared it with the others
+            Verdict::Silent(_) | Verdict::Failing => true,
             // a replica whose backends fail while another's work is stuck on something of its
             // own (a hung connection pool, a cut network path)
             Verdict::Unhealthy | Verdict::Unavailable(_) => any_healthy,
@@ -239,12 +249,14 @@ impl Shared {
                     "heartbeat": t.status,
                     "last_beat_ms_ago": t.last_beat.map(|b| now.saturating_duration_since(b).as_millis() as u64),
                     "beats": t.beats,
+                    "error_share_5xx": t.error_share,
                     "verdict": match judge(now, cfg, t) {
                         Verdict::Fine => "alive".to_string(),
                         Verdict::Waiting => "waiting".to_string(),
                         Verdict::Silent(d) => format!("silent for {} ms", d.as_millis()),
                         Verdict::Unhealthy => "unhealthy".to_string(),
                         Verdict::Unavailable(d) => format!("backends unavailable for {} ms", d.as_millis()),
+                        Verdict::Failing => "failing its requests".to_string(),
                     },
                     "action_in_progress": t.action.as_ref().map(|(a, _)| a.clone()),
                     "restarts": t.restarts,
@@ -355,6 +367,8 @@ mod tests {
             status: Some("OK".into()),
             status_since: since,
             beats: 1,
+            error_share: None,
+            failing_since: None,
             action: None,
             restarts: 0,
             watcher: None,

@@ -57,6 +57,8 @@ impl Manager {
                     status: None,
                     status_since: now,
                     beats: 0,
+                    error_share: None,
+                    failing_since: None,
                     action: None,
                     restarts: 0,
                     watcher: None,
@@ -151,6 +153,16 @@ impl Manager {
                 Duration::ZERO,
             ),
             Verdict::Unhealthy => ("Docker reports it unhealthy".to_string(), Duration::from_secs(2)),
+            Verdict::Failing => {
+                let share = self.shared.lock().replicas.get(&id).and_then(|t| t.error_share).unwrap_or(1.0);
+                (
+                    format!(
+                        "{:.0} % of its answers were 5xx for two windows of 2 s while the other replicas' stayed under 5 %",
+                        share * 100.0
+                    ),
+                    Duration::from_secs(10),
+                )
+            }
             Verdict::Unavailable(d) => (
                 format!(
                     "its heartbeat has said its backends are unavailable for {} ms while other replicas' work",
@@ -160,14 +172,19 @@ impl Manager {
             ),
             _ => return,
         };
-        tracing::warn!(replica = %name, reason = %reason, "replica declared dead: restarting it");
         let t0 = Instant::now();
-        let result = if self.engine.can_scale() {
-            self.engine.restart(&id, grace).await
+        let (action, result) = if verdict == Verdict::Failing && self.engine.can_scale() {
+            // a restart keeps what is wrong with it (its config, its image): a fresh copy of a
+            // replica that works takes its place, then it is drained and removed
+            tracing::warn!(replica = %name, reason = %reason, "replica fails its requests: replacing it");
+            ("replace", self.replace_with_copy(&id).await)
+        } else if self.engine.can_scale() {
+            tracing::warn!(replica = %name, reason = %reason, "replica declared dead: restarting it");
+            ("restart", self.engine.restart(&id, grace).await)
         } else {
-            self.engine.kill(&id).await
+            tracing::warn!(replica = %name, reason = %reason, "replica declared dead: killing it for Swarm to replace");
+            ("kill-for-replacement", self.engine.kill(&id).await)
         };
-        let action = if self.engine.can_scale() { "restart" } else { "kill-for-replacement" };
         let outcome = match &result {
             Ok(()) => "ok".to_string(),
             Err(e) => format!("error: {e:#}"),
@@ -186,5 +203,29 @@ impl Manager {
                 t.action = None;
             }
         }
+    }
+
+    /// A fresh replica copied from a healthy one, then the given one drained and removed.
+    async fn replace_with_copy(&self, id: &str) -> anyhow::Result<()> {
+        let list = self.engine.replicas().await?;
+        let template = {
+            let g = self.shared.lock();
+            list.iter()
+                .find(|c| {
+                    c.id != id
+                        && c.state == "running"
+                        && g.replicas
+                            .get(&c.id)
+                            .is_some_and(|t| t.failing_since.is_none() && t.status.as_deref() == Some("OK"))
+                })
+                .cloned()
+        };
+        let Some(template) = template else {
+            anyhow::bail!("no working replica to copy");
+        };
+        let next = list.iter().map(|c| c.number).max().unwrap_or(0) + 1;
+        let name = self.engine.clone_replica(&template, next).await?;
+        tracing::info!(new = %name, copied_from = %template.name, "replacement started");
+        self.engine.stop_and_remove(id, Duration::from_secs(10)).await
     }
 }

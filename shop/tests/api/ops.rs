@@ -150,3 +150,28 @@ async fn a_cancelled_statement_never_answers_a_later_one() {
         assert_eq!(got, w, "iteration {i}: a statement got another statement's answer");
     }
 }
+
+#[tokio::test]
+async fn an_injected_http500_fault_fails_everything_but_the_probes() {
+    let app = spawn_app_with(|env, _| {
+        env.insert("SHOP_FAULT".into(), "http500".into());
+    })
+    .await;
+    let s = app.shopper();
+    for path in ["/", "/api/products", "/api/me", "/login"] {
+        assert_eq!(s.get(path).await.status(), 500, "{path}");
+    }
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        assert_eq!(s.get(path).await.status(), 200, "{path}");
+    }
+    let r = s.get("/heartbeat?interval_ms=100").await;
+    assert_eq!(r.status(), 200);
+}
+
+#[test]
+fn an_unknown_fault_is_a_configuration_error() {
+    let mut env = std::collections::HashMap::new();
+    env.insert("SHOP_FAULT".to_string(), "explode".to_string());
+    let e = shop::settings::Settings::from_map(&env).unwrap_err();
+    assert!(e.to_string().contains("SHOP_FAULT"), "{e}");
+}
