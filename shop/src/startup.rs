@@ -109,6 +109,7 @@ impl Application {
         let port = listener.local_addr()?.port();
         let workers = settings.workers;
         let (stopping, stopping_rx) = tokio::sync::watch::channel(false);
+        let fault_http500 = settings.fault_http500;
         let state = web::Data::new(AppState {
             stopping: stopping_rx,
             db,
@@ -124,7 +125,8 @@ impl Application {
             App::new()
                 .app_data(state.clone())
                 .wrap(from_fn(session::middleware))
-                .wrap(from_fn(ops::injected_fault))
+                // decided once here, not per request
+                .wrap(actix_web::middleware::Condition::new(fault_http500, from_fn(ops::injected_fault)))
                 .wrap(from_fn(telemetry::envelope))
                 .configure(ops::configure)
                 .route("/static/style.css", web::get().to(webui::style_css))

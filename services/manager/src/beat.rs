@@ -34,16 +34,12 @@ pub fn parse_event(event: &str) -> Option<Beat> {
 /// Splits complete events (separated by a blank line) off the front of `buf`.
 pub fn take_events(buf: &mut String) -> Vec<String> {
     let mut out = Vec::new();
-    loop {
-        let cut = buf.replace("\r\n", "\n");
-        *buf = cut;
-        match buf.find("\n\n") {
-            Some(i) => {
-                out.push(buf[..i].to_string());
-                buf.drain(..i + 2);
-            }
-            None => break,
-        }
+    if buf.contains('\r') {
+        *buf = buf.replace("\r\n", "\n");
+    }
+    while let Some(i) = buf.find("\n\n") {
+        out.push(buf[..i].to_string());
+        buf.drain(..i + 2);
     }
     out
 }
