@@ -4,7 +4,7 @@
 # /dev/urandom, hex). Every install gets its own; none is ever committed
 # (compose/.env is git-ignored).
 #
-#   compose/init-env.sh [ENV_FILE]        (default: compose/.env)
+#   compose/init_env.sh [ENV_FILE]        (default: compose/.env)
 #
 # Never overwrites: when ENV_FILE exists it keeps every line as it is and only
 # appends a secret that is missing there (a variable added by a newer version),
@@ -17,7 +17,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 DEFAULTS="$HERE/env.defaults"
 ENV_FILE="${1:-$HERE/.env}"
 
-log() { echo "init-env: $*" >&2; }
+log() { echo "init_env: $*" >&2; }
 
 # NAME:BYTES, each value BYTES random bytes as hex (2 x BYTES characters)
 SECRETS=(
@@ -60,7 +60,7 @@ if [ -e "$ENV_FILE" ]; then
     if [ -n "$missing" ]; then
         {
             echo
-            echo "# added by compose/init-env.sh on $(date -u +%Y-%m-%dT%H:%M:%SZ): secrets missing above"
+            echo "# added by compose/init_env.sh on $(date -u +%Y-%m-%dT%H:%M:%SZ): secrets missing above"
             printf '%s\n' "$missing"
         } >> "$ENV_FILE"
         log "$(show "$ENV_FILE") exists; kept every line, appended new secret(s): $(cut -d= -f1 <<< "$missing" | paste -sd' ')"
@@ -83,13 +83,13 @@ tmp=$(mktemp "$dir/.env.new.XXXXXX")
 trap 'rm -f "$tmp"' EXIT
 {
     echo "# compose/.env: THIS install's configuration and SECRETS. Never commit or share it"
-    echo "# (git ignores it). Made by compose/init-env.sh on $(date -u +%Y-%m-%dT%H:%M:%SZ) from"
+    echo "# (git ignores it). Made by compose/init_env.sh on $(date -u +%Y-%m-%dT%H:%M:%SZ) from"
     echo "# compose/env.defaults plus random secrets; change values here. docs/security.md"
     echo
     # env.defaults without its header (the comment block up to the first blank line)
     awk 'body { print } /^$/ { body = 1 }' "$DEFAULTS"
     echo
-    echo "# ---- secrets of this install (random; compose/init-env.sh)"
+    echo "# ---- secrets of this install (random; compose/init_env.sh)"
     secrets_block ""
 } > "$tmp"
 chmod 600 "$tmp"
