@@ -9,6 +9,9 @@
 #      that need no Rust), each from a small tar context holding only the files
 #      it copies, so target/ is never sent to the daemon.
 #
+#   4. (first of all) compose/.env, this install's configuration with its own random secrets,
+#      is made by compose/init_env.sh unless it exists (never overwritten).
+#
 # Idempotent; re-run after changing code. Then: cd compose && docker-compose up -d
 #
 # Environment:
@@ -193,6 +196,8 @@ bin_ctx() {
 main() {
     local t0=$SECONDS
     command -v docker >/dev/null || { log "docker is required"; exit 1; }
+    # this install's secrets first (once; an existing compose/.env is kept)
+    "$ROOT/compose/init_env.sh"
     timer base_image
     if [ "${DISTSHOP_LOCAL_RUST_IMAGE:-0}" = 1 ]; then timer local_rust_image; fi
     timer binaries
@@ -203,6 +208,7 @@ main() {
     # shellcheck disable=SC2046
     timer build_image distshop/galera:latest galera/Dockerfile.prebuilt -- \
         galera $(bin_ctx "$HEALTH_BIN" galera-health)
+    # shellcheck disable=SC2046
     timer build_image distshop/manager:latest services/manager/Dockerfile.prebuilt -- \
         services/manager/Dockerfile.prebuilt $(bin_ctx "$MANAGER_BIN" distshop-manager)
     timer build_image distshop/nginx:latest nginx/Dockerfile -- nginx shop/static

@@ -3,6 +3,7 @@
 #
 #   . tests/lib/compose.sh
 #   compose_select || exit 2      # sets COMPOSE=(docker compose) or (docker-compose)
+#   compose_env_ready "$ROOT" || exit 2   # compose/.env (this install's secrets) exists
 #   DC=("${COMPOSE[@]}" -p "$P" -f "$ROOT/compose/docker-compose.yml")
 #
 # DISTSHOP_COMPOSE picks one: `v2` (the `docker compose` plugin), `v1` (the
@@ -61,4 +62,23 @@ container_label() {
     *[0-9]) echo "$svc" ;;
     *) echo "$svc-$num" ;;
     esac
+}
+
+# compose_env_ready ROOT: compose/.env holds this install's secrets and is
+# never committed; a fresh clone has none, and compose then refuses to start
+# ("no secrets for this install"). Every script that starts a stack or reads
+# compose/.env calls this first: it makes one (compose/init_env.sh) if missing.
+compose_env_ready() {
+    local root=$1
+    [ -s "$root/compose/.env" ] && return 0
+    "$root/compose/init_env.sh" || {
+        echo "could not create $root/compose/.env (compose/init_env.sh)" >&2
+        return 1
+    }
+}
+
+# env_value ROOT NAME: NAME's value in compose/.env (the last assignment), for
+# the scripts that need one secret; never print it
+env_value() {
+    sed -n "s/^$2=//p" "$1/compose/.env" | tail -n1
 }
