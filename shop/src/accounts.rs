@@ -4,7 +4,7 @@
 
 use std::{sync::LazyLock, time::Duration};
 
-use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use argon2::{
     password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString},
     Argon2,
@@ -17,16 +17,13 @@ use crate::{
     db::{self, DbError},
     error::{ApiResult, AppError, HtmlError, HtmlResult},
     input::{Email, Fields, Password, PersonName, Quantity, Validator},
+    security::{self, Client},
     session::{CurrentUser, Role, Session},
     startup::AppState,
+    throttle,
     web::{form_page, query_map, render, render_status, safe_next, see_other},
 };
 
-/// Failed logins per account and client address within [`THROTTLE_WINDOW`] before 429.
-pub const MAX_FAILURES_PER_CLIENT: i64 = 5;
-/// Failed logins per account from all addresses (guards against rotating addresses).
-pub const MAX_FAILURES_PER_ACCOUNT: i64 = 20;
-pub const THROTTLE_WINDOW: Duration = Duration::from_secs(15 * 60);
 const USER_CART_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
 #[derive(Clone, Debug, Serialize)]
@@ -42,21 +39,65 @@ pub struct Account {
 /// Argon2id (default parameters) works in 19 MiB of memory per hash. On the general blocking
 /// pool every concurrent login ran on a thread of its own, and the allocator kept each thread's
 /// 19 MiB around: a replica under 40 simulated shoppers grew from 15 MB to 2.2 GB in three
-/// minutes. One queue and one thread per core (at most 4) bound both the CPU and the memory
-/// (a few × 19 MiB, reused hash after hash); a full queue is a 503, not a pile-up.
-type HashJob = Box<dyn FnOnce() + Send + 'static>;
+/// minutes. One thread per core (at most 4) bounds both the CPU and the memory.
+///
+/// Under a flood of logins the pool answers at once instead of queueing (hand-rolled: a pool
+/// with two lanes and per-client admission, which no crate we found offers):
+/// * each client address may have [`Settings::hash_per_client`] checks queued or running; more
+///   is a 429 (a single flooder cannot fill the queue);
+/// * the queue holds a few checks per thread (well under a second of work); a full queue is a
+///   503 with `Retry-After`, and a check that still waited [`MAX_QUEUE_WAIT`] is dropped (503);
+/// * logins from a device that logged in to the account before go in a lane of their own that
+///   the threads serve first, so a real shopper gets through while unknown clients flood.
+///
+/// [`Settings::hash_per_client`]: crate::settings::Settings::hash_per_client
+struct HashPool {
+    lanes: std::sync::Mutex<[std::collections::VecDeque<HashJob>; 2]>,
+    ready: std::sync::Condvar,
+    per_lane: usize,
+    in_flight: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+}
 
-static HASHER: LazyLock<Option<std::sync::mpsc::SyncSender<HashJob>>> = LazyLock::new(|| {
+struct HashJob {
+    queued: std::time::Instant,
+    run: Box<dyn FnOnce() + Send + 'static>,
+}
+
+/// Which lane of the [`HashPool`] a check waits in.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// A login from a device that logged in to this account before: served first.
+    KnownDevice,
+    /// Everything else.
+    Other,
+}
+
+const MAX_QUEUE_WAIT: Duration = Duration::from_secs(2);
+
+static HASHER: LazyLock<Option<std::sync::Arc<HashPool>>> = LazyLock::new(|| {
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(4);
-    let (tx, rx) = std::sync::mpsc::sync_channel::<HashJob>(256);
-    let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+    let pool = std::sync::Arc::new(HashPool {
+        lanes: Default::default(),
+        ready: std::sync::Condvar::new(),
+        per_lane: threads * 8,
+        in_flight: Default::default(),
+    });
     for i in 0..threads {
-        let rx = rx.clone();
+        let pool = pool.clone();
         let spawned = std::thread::Builder::new().name(format!("password-hash-{i}")).spawn(move || loop {
-            let job = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
-            match job {
-                Ok(job) => job(),
-                Err(_) => return,
+            let job = {
+                let mut lanes = pool.lanes.lock().unwrap_or_else(|p| p.into_inner());
+                loop {
+                    if let Some(job) = lanes[0].pop_front().or_else(|| lanes[1].pop_front()) {
+                        break job;
+                    }
+                    lanes = pool.ready.wait(lanes).unwrap_or_else(|p| p.into_inner());
+                }
+            };
+            // waited too long: its client has been told nothing yet, and dropping the job
+            // answers it 503 now rather than a login that arrives after the client gave up
+            if job.queued.elapsed() <= MAX_QUEUE_WAIT {
+                (job.run)();
             }
         });
         if let Err(e) = spawned {
@@ -64,22 +105,78 @@ static HASHER: LazyLock<Option<std::sync::mpsc::SyncSender<HashJob>>> = LazyLock
             return None;
         }
     }
-    Some(tx)
+    Some(pool)
 });
 
-async fn on_hasher<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, AppError> {
-    let sender = HASHER
-        .as_ref()
-        .ok_or_else(|| AppError::Unexpected(anyhow::anyhow!("no password-hashing threads")))?;
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    sender
-        .try_send(Box::new(move || drop(tx.send(f()))))
-        .map_err(|_| AppError::Unavailable("too many logins at the same moment, please retry".into()))?;
-    rx.await.map_err(|_| AppError::Unexpected(anyhow::anyhow!("password-hashing thread gone")))
+/// One client's place among the checks in flight; given back when dropped (also when the
+/// request is abandoned).
+struct Admission<'a> {
+    pool: &'a HashPool,
+    client: Option<String>,
 }
 
+impl Drop for Admission<'_> {
+    fn drop(&mut self) {
+        if let Some(c) = &self.client {
+            let mut m = self.pool.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(n) = m.get_mut(c) {
+                *n -= 1;
+                if *n == 0 {
+                    m.remove(c);
+                }
+            }
+        }
+    }
+}
+
+/// Run `f` on the hashing threads. `client`: the address and its limit of checks at once
+/// (`None`: not a client's request, e.g. seeding).
+async fn on_hasher<T: Send + 'static>(
+    lane: Lane,
+    client: Option<(String, usize)>,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, AppError> {
+    let pool = HASHER
+        .as_ref()
+        .ok_or_else(|| AppError::Unexpected(anyhow::anyhow!("no password-hashing threads")))?;
+    let _admission = match client {
+        Some((addr, limit)) => {
+            let mut m = pool.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+            let n = m.entry(addr.clone()).or_default();
+            if *n >= limit && lane == Lane::Other {
+                return Err(AppError::TooManyRequests(
+                    "too many password checks from your address at the same moment; retry in a second".into(),
+                    1,
+                ));
+            }
+            *n += 1;
+            Admission { pool, client: Some(addr) }
+        }
+        None => Admission { pool, client: None },
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    {
+        let mut lanes = pool.lanes.lock().unwrap_or_else(|p| p.into_inner());
+        let queue = &mut lanes[if lane == Lane::KnownDevice { 0 } else { 1 }];
+        if queue.len() >= pool.per_lane {
+            return Err(AppError::Unavailable("too many logins at the same moment, please retry".into()));
+        }
+        queue.push_back(HashJob {
+            queued: std::time::Instant::now(),
+            run: Box::new(move || drop(tx.send(f()))),
+        });
+    }
+    pool.ready.notify_one();
+    rx.await.map_err(|_| AppError::Unavailable("too many logins at the same moment, please retry".into()))
+}
+
+/// Hash a password (seeding, admin tools: no client to admit).
 pub async fn hash_password(password: String) -> Result<String, AppError> {
-    on_hasher(move || {
+    hash_password_for(None, password).await
+}
+
+async fn hash_password_for(client: Option<(String, usize)>, password: String) -> Result<String, AppError> {
+    on_hasher(Lane::Other, client, move || {
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string())
     })
@@ -93,8 +190,13 @@ static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
     Argon2::default().hash_password(b"not-a-real-password", &salt).map(|h| h.to_string()).unwrap_or_default()
 });
 
-async fn verify_password(password: String, hash: Option<String>) -> Result<bool, AppError> {
-    on_hasher(move || {
+async fn verify_password(
+    lane: Lane,
+    client: (String, usize),
+    password: String,
+    hash: Option<String>,
+) -> Result<bool, AppError> {
+    on_hasher(lane, Some(client), move || {
         let hash = hash.unwrap_or_else(|| DUMMY_HASH.clone());
         PasswordHash::new(&hash)
             .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
@@ -190,19 +292,27 @@ fn parse_registration(f: &Fields) -> Result<Registration, AppError> {
     }
 }
 
-async fn register(state: &AppState, r: Registration) -> Result<Account, AppError> {
+async fn register(state: &AppState, client: &Client, r: Registration) -> Result<Account, AppError> {
     // Cheap pre-check saves a hash; the unique constraint is what really decides.
     if find_by_email(&state.db, r.email.as_str()).await?.is_some() {
         return Err(email_taken());
     }
-    let hash = hash_password(r.password.as_str().to_string()).await?;
+    throttle::reserve_registration(state, client).await?;
+    let hash = hash_password_for(
+        Some((client.key(), state.settings.hash_per_client)),
+        r.password.as_str().to_string(),
+    )
+    .await?;
     let id = create(&state.db, &r.email, &r.name, &hash, Role::Customer).await?;
     tracing::info!(user.id = id, "account registered");
     Ok(Account { id, email: r.email.into_inner(), name: r.name, role: Role::Customer })
 }
 
-fn client_ip(req: &HttpRequest) -> String {
-    req.connection_info().realip_remote_addr().unwrap_or("unknown").to_string()
+/// A successful login: the account, and the device cookie that exempts this browser from the
+/// account-wide throttle next time (see [`throttle`]).
+pub struct LoggedIn {
+    pub account: Account,
+    pub device_cookie: actix_web::cookie::Cookie<'static>,
 }
 
 /// Check credentials with throttling; on success the session is rotated and carts merged.
@@ -212,35 +322,37 @@ async fn login(
     req: &HttpRequest,
     email: &str,
     password: String,
-) -> Result<Account, AppError> {
-    let per_client = format!("login:{email}:{}", client_ip(req));
-    let per_account = format!("login:{email}");
-    if state.store.count_get(&per_client).await? >= MAX_FAILURES_PER_CLIENT
-        || state.store.count_get(&per_account).await? >= MAX_FAILURES_PER_ACCOUNT
-    {
-        return Err(AppError::TooManyRequests(
-            "too many failed logins for this account; wait 15 minutes and try again".into(),
-        ));
-    }
+) -> Result<LoggedIn, AppError> {
+    let client = security::client_of(req);
+    // counted before the hash: parallel attempts each take a slot of the limit
+    let reservation = throttle::reserve_login(state, req, &client, email).await?;
+    let lane = if reservation.known_device { Lane::KnownDevice } else { Lane::Other };
     let found = find_by_email(&state.db, email).await?;
-    let ok = verify_password(password, found.as_ref().map(|(_, h)| h.clone())).await?;
+    let ok = verify_password(
+        lane,
+        (client.key(), state.settings.hash_per_client),
+        password,
+        found.as_ref().map(|(_, h)| h.clone()),
+    )
+    .await?;
     let account = match (ok, found) {
         (true, Some((a, _))) => a,
-        _ => {
-            state.store.count_event(&per_client, THROTTLE_WINDOW).await?;
-            state.store.count_event(&per_account, THROTTLE_WINDOW).await?;
-            return Err(AppError::Unauthorized("wrong email or password".into()));
-        }
+        _ => return Err(AppError::Unauthorized("wrong email or password".into())),
     };
-    state.store.count_reset(&per_client).await?;
+    throttle::login_succeeded(state, &reservation).await?;
     let anonymous_cart = session.anonymous_cart_owner();
     let user = CurrentUser { id: account.id, name: account.name.clone(), role: account.role };
     session.login(&state.store, user, state.settings.session_ttl).await?;
     if let Some(anon) = anonymous_cart {
         merge_cart(state, &anon, &format!("u:{}", account.id)).await?;
     }
-    tracing::info!(user.id = account.id, "logged in");
-    Ok(account)
+    tracing::info!(user.id = account.id, known_device = reservation.known_device, "logged in");
+    let device_cookie = throttle::device_cookie(
+        &state.settings.session_key,
+        &account.email,
+        client.https || state.settings.cookie_secure,
+    );
+    Ok(LoggedIn { account, device_cookie })
 }
 
 /// Move the anonymous cart into the account's: quantities add up, capped at 99 and at stock.
@@ -273,7 +385,7 @@ async fn api_register(
     body: web::Payload,
 ) -> ApiResult<HttpResponse> {
     let f = Fields::from_json(&crate::input::read_body(&req, body).await?)?;
-    let account = register(&state, parse_registration(&f)?).await?;
+    let account = register(&state, &security::client_of(&req), parse_registration(&f)?).await?;
     Ok(HttpResponse::Created().json(account))
 }
 
@@ -302,8 +414,8 @@ async fn api_login(
     let (Some(email), Some(password)) = (email, password) else {
         return Err(AppError::BadRequest("email and password are required".into()));
     };
-    let account = login(&state, &session, &req, email.as_str(), password).await?;
-    Ok(HttpResponse::Ok().json(account))
+    let done = login(&state, &session, &req, email.as_str(), password).await?;
+    Ok(HttpResponse::Ok().cookie(done.device_cookie).json(done.account))
 }
 
 async fn api_logout(state: web::Data<AppState>, session: Session) -> ApiResult<HttpResponse> {
@@ -347,20 +459,31 @@ async fn form_login(
     let password = f.opt_str("password").ok().flatten().unwrap_or_default();
     let result = match Email::parse(&email_raw) {
         Ok(email) if !password.is_empty() && password.len() <= 1024 => {
-            login(&state, &session, &req, email.as_str(), password).await.map(|_| ())
+            login(&state, &session, &req, email.as_str(), password).await
         }
         _ => Err(AppError::Unauthorized("Please enter your email and password.".into())),
     };
     match result {
-        Ok(()) => Ok(see_other(&next)),
-        Err(e @ (AppError::Unauthorized(_) | AppError::TooManyRequests(_))) => {
+        Ok(done) => {
+            let mut r = see_other(&next);
+            r.add_cookie(&done.device_cookie).map_err(|e| AppError::Unexpected(e.into()))?;
+            Ok(r)
+        }
+        Err(e @ (AppError::Unauthorized(_) | AppError::TooManyRequests(..) | AppError::Unavailable(_))) => {
             let status = actix_web::ResponseError::status_code(&e);
             let (mut ctx, _) = form_page(&state, &session, "Log in").await?;
             ctx.insert("next", &next);
             ctx.insert("email", &email_raw);
             ctx.insert("error", &Some(e.public_message()));
             ctx.insert("notice", &Option::<String>::None);
-            Ok(render_status(status, "accounts/login.html", &ctx)?)
+            let mut r = render_status(status, "accounts/login.html", &ctx)?;
+            if let Some(secs) = e.retry_after() {
+                r.headers_mut().insert(
+                    actix_web::http::header::RETRY_AFTER,
+                    actix_web::http::header::HeaderValue::from(secs),
+                );
+            }
+            Ok(r)
         }
         Err(e) => Err(HtmlError(e)),
     }
@@ -388,26 +511,38 @@ async fn form_register(
     let result = match parse_registration(&f) {
         Ok(r) => {
             let password = r.password.as_str().to_string();
-            match register(&state, r).await {
-                Ok(account) => login(&state, &session, &req, &account.email, password).await.map(|_| ()),
+            match register(&state, &security::client_of(&req), r).await {
+                Ok(account) => login(&state, &session, &req, &account.email, password).await,
                 Err(e) => Err(e),
             }
         }
         Err(e) => Err(e),
     };
     match result {
-        Ok(()) => Ok(see_other("/?notice=welcome")),
-        Err(e @ (AppError::Validation(_) | AppError::Conflict { .. })) => {
+        Ok(done) => {
+            let mut r = see_other("/?notice=welcome");
+            r.add_cookie(&done.device_cookie).map_err(|e| AppError::Unexpected(e.into()))?;
+            Ok(r)
+        }
+        Err(
+            e @ (AppError::Validation(_)
+            | AppError::Conflict { .. }
+            | AppError::TooManyRequests(..)
+            | AppError::Unavailable(_)),
+        ) => {
             let (mut ctx, _) = form_page(&state, &session, "Create an account").await?;
             ctx.insert("form", &entered);
             ctx.insert("errors", &e.fields().cloned().unwrap_or_default());
             ctx.insert("error", &Some(e.public_message()));
-            let status = if matches!(e, AppError::Conflict { .. }) {
-                StatusCode::CONFLICT
-            } else {
-                StatusCode::UNPROCESSABLE_ENTITY
-            };
-            Ok(render_status(status, "accounts/register.html", &ctx)?)
+            let status = actix_web::ResponseError::status_code(&e);
+            let mut r = render_status(status, "accounts/register.html", &ctx)?;
+            if let Some(secs) = e.retry_after() {
+                r.headers_mut().insert(
+                    actix_web::http::header::RETRY_AFTER,
+                    actix_web::http::header::HeaderValue::from(secs),
+                );
+            }
+            Ok(r)
         }
         Err(e) => Err(HtmlError(e)),
     }

@@ -30,7 +30,12 @@ pub enum AppError {
     #[error("state-changing API requests must have Content-Type: application/json")]
     UnsupportedMediaType,
     #[error("{0}")]
-    TooManyRequests(String),
+    MethodNotAllowed(String),
+    #[error("the request body did not arrive in time")]
+    RequestTimeout,
+    /// Throttled: the message and how many seconds until a retry can succeed (`Retry-After`).
+    #[error("{0}")]
+    TooManyRequests(String, u64),
     #[error("{0}")]
     Unavailable(String),
     #[error("internal error")]
@@ -48,7 +53,9 @@ impl AppError {
             AppError::Conflict { code, .. } | AppError::Unprocessable { code, .. } => code,
             AppError::PayloadTooLarge => "payload_too_large",
             AppError::UnsupportedMediaType => "unsupported_media_type",
-            AppError::TooManyRequests(_) => "too_many_requests",
+            AppError::MethodNotAllowed(_) => "method_not_allowed",
+            AppError::RequestTimeout => "request_timeout",
+            AppError::TooManyRequests(..) => "too_many_requests",
             AppError::Unavailable(_) => "service_unavailable",
             AppError::Unexpected(_) => "internal",
         }
@@ -65,6 +72,15 @@ impl AppError {
     /// One field's error, e.g. `AppError::field("quantity", "must be between 1 and 99")`.
     pub fn field(name: &str, message: impl Into<String>) -> Self {
         AppError::Validation(FieldErrors::from([(name.to_string(), message.into())]))
+    }
+
+    /// Seconds a client should wait before trying again, for the `Retry-After` header.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            AppError::Unavailable(_) => Some(1),
+            AppError::TooManyRequests(_, secs) => Some((*secs).max(1)),
+            _ => None,
+        }
     }
 
     pub fn log(&self) {
@@ -99,7 +115,9 @@ impl ResponseError for AppError {
             AppError::Conflict { .. } => StatusCode::CONFLICT,
             AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            AppError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            AppError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            AppError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            AppError::TooManyRequests(..) => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -112,8 +130,12 @@ impl ResponseError for AppError {
             body["error"]["fields"] = json!(f);
         }
         let mut resp = HttpResponse::build(self.status_code());
-        if matches!(self, AppError::Unavailable(_)) {
-            resp.insert_header(("Retry-After", "1"));
+        if let Some(secs) = self.retry_after() {
+            resp.insert_header(("Retry-After", secs.to_string()));
+        }
+        if matches!(self, AppError::RequestTimeout) {
+            // the rest of the body may still be on its way: this connection is done
+            resp.force_close();
         }
         resp.json(body)
     }
@@ -135,8 +157,11 @@ impl ResponseError for HtmlError {
         let title = status.canonical_reason().unwrap_or("Error");
         let body = crate::web::render_error_page(status.as_u16(), title, &self.0.public_message());
         let mut resp = HttpResponse::build(status);
-        if matches!(self.0, AppError::Unavailable(_)) {
-            resp.insert_header(("Retry-After", "1"));
+        if let Some(secs) = self.0.retry_after() {
+            resp.insert_header(("Retry-After", secs.to_string()));
+        }
+        if matches!(self.0, AppError::RequestTimeout) {
+            resp.force_close();
         }
         resp.content_type("text/html; charset=utf-8").body(body)
     }

@@ -15,8 +15,22 @@ use crate::error::AppError;
 /// Largest accepted request body.
 pub const BODY_LIMIT: usize = 64 * 1024;
 
-/// Read the whole body, refusing more than [`BODY_LIMIT`] bytes (413).
-pub async fn read_body(req: &HttpRequest, mut payload: web::Payload) -> Result<web::Bytes, AppError> {
+/// How long a body may take when no settings are at hand (the shop's default).
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Read the whole body, refusing more than [`BODY_LIMIT`] bytes (413) and a body that does not
+/// finish within `SHOP_BODY_TIMEOUT_MS` (408: a client that stops sending holds nothing for long).
+pub async fn read_body(req: &HttpRequest, payload: web::Payload) -> Result<web::Bytes, AppError> {
+    let timeout = req
+        .app_data::<web::Data<crate::startup::AppState>>()
+        .map(|s| s.settings.body_timeout)
+        .unwrap_or(BODY_TIMEOUT);
+    tokio::time::timeout(timeout, read_body_unbounded(req, payload))
+        .await
+        .unwrap_or(Err(AppError::RequestTimeout))
+}
+
+async fn read_body_unbounded(req: &HttpRequest, mut payload: web::Payload) -> Result<web::Bytes, AppError> {
     if let Some(len) = req.headers().get(header::CONTENT_LENGTH) {
         let len = len.to_str().ok().and_then(|v| v.parse::<usize>().ok());
         if len.is_some_and(|l| l > BODY_LIMIT) {

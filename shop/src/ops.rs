@@ -49,6 +49,29 @@ const BEAT_DEFAULT_MS: u64 = 1000;
 const BEAT_MIN_MS: u64 = 100;
 const BEAT_MAX_MS: u64 = 10_000;
 
+/// Heartbeat streams one replica serves at once: the manager holds one, a demo viewer or two more.
+/// Each stream checks the backends every beat, so the number is capped (more: 503).
+pub const MAX_BEAT_STREAMS: usize = 8;
+
+/// One open heartbeat stream; its slot (in [`AppState::beat_streams`]) is given back when the
+/// stream ends or the client leaves.
+struct BeatSlot(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl BeatSlot {
+    fn take(open: &std::sync::Arc<std::sync::atomic::AtomicUsize>) -> Option<BeatSlot> {
+        use std::sync::atomic::Ordering;
+        open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < MAX_BEAT_STREAMS).then_some(n + 1))
+            .ok()
+            .map(|_| BeatSlot(open.clone()))
+    }
+}
+
+impl Drop for BeatSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
 /// One heartbeat event; `status` is the first key (the manager's contract).
 #[derive(serde::Serialize)]
 struct Beat<'a> {
@@ -75,10 +98,15 @@ async fn heartbeat(state: web::Data<AppState>, query: web::Query<BeatQuery>) -> 
             "error": format!("interval_ms must be between {BEAT_MIN_MS} and {BEAT_MAX_MS}, got {ms}")
         }));
     }
+    let Some(slot) = BeatSlot::take(&state.beat_streams) else {
+        return HttpResponse::ServiceUnavailable().insert_header(("Retry-After", "5")).json(json!({
+            "error": format!("this replica already serves {MAX_BEAT_STREAMS} heartbeat streams")
+        }));
+    };
     let period = Duration::from_millis(ms);
     let mut ticker = tokio::time::interval(period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let ticks = stream::unfold((state, ticker), move |(state, mut ticker)| async move {
+    let ticks = stream::unfold((state, ticker, slot), move |(state, mut ticker, slot)| async move {
         ticker.tick().await;
         // the process is stopping: end the stream, so the drain does not wait for it and the
         // manager sees a closed stream (a stop), not silence (a freeze)
@@ -100,7 +128,7 @@ async fn heartbeat(state: web::Data<AppState>, query: web::Query<BeatQuery>) -> 
         // a struct, not json!: its fields serialise in this order, `status` first
         let event = serde_json::to_string(&event).unwrap_or_else(|_| r#"{"status":"UNAVAILABLE"}"#.into());
         let chunk = web::Bytes::from(format!("data: {event}\n\n"));
-        Some((Ok::<_, actix_web::Error>(chunk), (state, ticker)))
+        Some((Ok::<_, actix_web::Error>(chunk), (state, ticker, slot)))
     });
     HttpResponse::Ok()
         .content_type("text/event-stream")

@@ -87,7 +87,7 @@ fn new_id() -> String {
     hex::encode(b)
 }
 
-fn mac(key: &[u8], purpose: &str, id: &str) -> String {
+pub(crate) fn mac(key: &[u8], purpose: &str, id: &str) -> String {
     // HMAC accepts keys of any length, so this cannot fail; fall back to an empty tag regardless.
     match Hmac::<Sha256>::new_from_slice(key) {
         Ok(mut m) => {
@@ -101,7 +101,7 @@ fn mac(key: &[u8], purpose: &str, id: &str) -> String {
 }
 
 /// Constant-time comparison of two tokens.
-fn same(a: &str, b: &str) -> bool {
+pub(crate) fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -263,8 +263,12 @@ pub async fn middleware(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    // `Secure` when configured, and whenever the visitor came over HTTPS (said by a trusted proxy)
     let (key, secure) = match req.app_data::<web::Data<AppState>>() {
-        Some(s) => (Rc::new(s.settings.session_key.clone()), s.settings.cookie_secure),
+        Some(s) => (
+            Rc::new(s.settings.session_key.clone()),
+            s.settings.cookie_secure || crate::security::client_of(req.request()).https,
+        ),
         None => (Rc::new(Vec::new()), false),
     };
     let from_cookie = req.cookie(COOKIE_NAME).and_then(|c| verify_cookie(&key, c.value()));

@@ -57,6 +57,16 @@ pub struct Settings {
     /// Fault injection for the failover suite (`SHOP_FAULT=http500`: "a bad deploy" that answers
     /// 500 to every request but its probes). Off unless set; logged loudly at start.
     pub fault_http500: bool,
+    /// Peers whose `X-Real-IP` / `X-Forwarded-Proto` are believed (`SHOP_TRUSTED_PROXIES`: IPs,
+    /// CIDRs or host names, re-resolved every few seconds). Empty: no header is believed and the
+    /// client is the TCP peer.
+    pub trusted_proxies: Vec<String>,
+    /// Accounts one client address may register per hour (`SHOP_REGISTER_LIMIT`; 0: no limit).
+    pub register_limit: u32,
+    /// Password checks one client address may have queued or running at once, per replica.
+    pub hash_per_client: usize,
+    /// How long reading a request body may take before the client gets a 408.
+    pub body_timeout: Duration,
 }
 
 impl fmt::Debug for Settings {
@@ -73,6 +83,8 @@ impl fmt::Debug for Settings {
             .field("log_json", &self.log_json)
             .field("workers", &self.workers)
             .field("fault_http500", &self.fault_http500)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("register_limit", &self.register_limit)
             .finish()
     }
 }
@@ -221,6 +233,27 @@ impl Settings {
             Some("http500") => true,
             Some(other) => return Err(err("SHOP_FAULT", format!("`{other}`: use `none` or `http500`"))),
         };
+        let trusted_proxies: Vec<String> = get("SHOP_TRUSTED_PROXIES")
+            .map(|v| v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+            .unwrap_or_default();
+        for p in &trusted_proxies {
+            if !crate::security::valid_proxy_entry(p) {
+                return Err(err(
+                    "SHOP_TRUSTED_PROXIES",
+                    format!("`{p}` is not an IP address, a CIDR (10.0.0.0/8) or a host name"),
+                ));
+            }
+        }
+        let register_limit =
+            parse_num(get("SHOP_REGISTER_LIMIT"), "SHOP_REGISTER_LIMIT", 20, 0..=1_000_000)? as u32;
+        let hash_per_client =
+            parse_num(get("SHOP_HASH_PER_CLIENT"), "SHOP_HASH_PER_CLIENT", 4, 1..=1024)? as usize;
+        let body_timeout = Duration::from_millis(parse_num(
+            get("SHOP_BODY_TIMEOUT_MS"),
+            "SHOP_BODY_TIMEOUT_MS",
+            10_000,
+            100..=120_000,
+        )?);
 
         Ok(Settings {
             listen,
@@ -246,6 +279,10 @@ impl Settings {
             redis_write_connections,
             catalog_cache,
             fault_http500,
+            trusted_proxies,
+            register_limit,
+            hash_per_client,
+            body_timeout,
         })
     }
 

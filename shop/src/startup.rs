@@ -34,6 +34,10 @@ pub struct AppState {
     /// Turns true when the process begins its graceful stop: long-lived responses (the
     /// heartbeat stream) end then, so the drain waits only for real requests.
     pub stopping: tokio::sync::watch::Receiver<bool>,
+    /// Proxies whose `X-Real-IP` / `X-Forwarded-Proto` are believed ([`crate::security`]).
+    pub proxies: Arc<crate::security::TrustedProxies>,
+    /// Heartbeat streams open now (capped at [`ops::MAX_BEAT_STREAMS`]).
+    pub beat_streams: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl AppState {
@@ -86,6 +90,11 @@ pub fn announce_admin(settings: &Settings, report: &seed::SeedReport) {
 }
 
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, actix_web::Error> {
+    // the path exists, with other methods (routes are per method, so actix ends up here)
+    if req.resource_map().has_resource(req.path()) {
+        let e = AppError::MethodNotAllowed(format!("{} is not allowed on {}", req.method(), req.path()));
+        return if req.path().starts_with("/api/") { Err(e.into()) } else { Err(HtmlError(e).into()) };
+    }
     let e = AppError::NotFound(format!("nothing at {}", req.path()));
     if req.path().starts_with("/api/") {
         Err(e.into())
@@ -110,7 +119,11 @@ impl Application {
         let workers = settings.workers;
         let (stopping, stopping_rx) = tokio::sync::watch::channel(false);
         let fault_http500 = settings.fault_http500;
+        let proxies = crate::security::TrustedProxies::new(&settings.trusted_proxies);
+        proxies.spawn_refresh();
         let state = web::Data::new(AppState {
+            proxies,
+            beat_streams: Default::default(),
             stopping: stopping_rx,
             db,
             store,
@@ -127,6 +140,7 @@ impl Application {
                 .wrap(from_fn(session::middleware))
                 // decided once here, not per request
                 .wrap(actix_web::middleware::Condition::new(fault_http500, from_fn(ops::injected_fault)))
+                .wrap(from_fn(crate::security::edge))
                 .wrap(from_fn(telemetry::envelope))
                 .configure(ops::configure)
                 .route("/static/style.css", web::get().to(webui::style_css))
@@ -147,6 +161,10 @@ impl Application {
                 .configure(admin::configure_pages)
                 .default_service(web::to(not_found))
         })
+        // headers must arrive within 5 s (a body's own limit is SHOP_BODY_TIMEOUT_MS, in
+        // input::read_body); a connection that answered is closed 5 s after the client stalls
+        .client_request_timeout(std::time::Duration::from_secs(5))
+        .client_disconnect_timeout(std::time::Duration::from_secs(5))
         .listen(listener)?
         // the signals are ours (run_until_stopped): the heartbeat streams must end when the
         // drain begins, and actix does not say when that is

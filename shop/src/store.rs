@@ -176,6 +176,14 @@ return 1
 const INCR_SCRIPT: &str = r#"
 local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
 if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return {n, redis.call('PTTL', KEYS[1])}
+"#;
+
+/// Take one back (a reserved attempt that succeeded), never below zero, never creating the key.
+const UNCOUNT_SCRIPT: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local n = redis.call('HINCRBY', KEYS[1], 'n', -1)
+if n < 0 then redis.call('HSET', KEYS[1], 'n', 0); n = 0 end
 return n
 "#;
 
@@ -631,8 +639,10 @@ impl Store {
 
     // --- counters (login throttling) ------------------------------------------------------
 
-    /// Count one event in a fixed window starting at the first event; returns the count so far.
-    pub async fn count_event(&self, name: &str, window: Duration) -> StoreResult<i64> {
+    /// Count one event in a fixed window starting at the first event; returns the count so far
+    /// (this one included) and how long until the window ends. One atomic step: parallel
+    /// callers each get a different count.
+    pub async fn count_event(&self, name: &str, window: Duration) -> StoreResult<(i64, Duration)> {
         let key = self.key("count", name);
         match &self.backend {
             Backend::Memory(m) => Ok(Self::mem(m, |map| {
@@ -641,9 +651,30 @@ impl Store {
                     .or_insert_with(|| Entry { fields: HashMap::new(), expires: Instant::now() + window });
                 let n = e.fields.get("n").and_then(|v| v.parse::<i64>().ok()).unwrap_or(0) + 1;
                 e.fields.insert("n".into(), n.to_string());
-                n
+                (n, e.expires.saturating_duration_since(Instant::now()))
             })),
-            _ => self.script(INCR_SCRIPT, &key, &[window.as_millis().to_string()]).await,
+            _ => {
+                let (n, pttl): (i64, i64) =
+                    self.script(INCR_SCRIPT, &key, &[window.as_millis().to_string()]).await?;
+                Ok((n, Duration::from_millis(pttl.max(0) as u64)))
+            }
+        }
+    }
+
+    /// Take back one counted event (never below zero; a key that expired stays gone).
+    pub async fn count_undo(&self, name: &str) -> StoreResult<()> {
+        let key = self.key("count", name);
+        match &self.backend {
+            Backend::Memory(m) => {
+                Self::mem(m, |map| {
+                    if let Some(e) = map.get_mut(&key) {
+                        let n = e.fields.get("n").and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+                        e.fields.insert("n".into(), (n - 1).max(0).to_string());
+                    }
+                });
+                Ok(())
+            }
+            _ => self.script::<i64>(UNCOUNT_SCRIPT, &key, &[]).await.map(|_| ()),
         }
     }
 

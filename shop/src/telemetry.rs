@@ -74,7 +74,12 @@ pub async fn envelope(
         .app_data::<actix_web::web::Data<crate::startup::AppState>>()
         .map(|s| s.hostname.clone())
         .unwrap_or_default();
-    let method = req.method().to_string();
+    // a label from a fixed set: a client inventing methods must not invent metric series
+    let method = if crate::security::KNOWN_METHODS.contains(req.method()) {
+        req.method().to_string()
+    } else {
+        "OTHER".to_string()
+    };
     let path = req.path().to_string();
     let span = tracing::info_span!("request", request_id = %request_id, method = %method, path = %path);
     // Inner middlewares answer errors as responses, so an `Err` here is actix's own and rare.

@@ -191,13 +191,31 @@ pub fn see_other(location: &str) -> HttpResponse {
     HttpResponse::SeeOther().insert_header((header::LOCATION, location)).finish()
 }
 
-/// Only same-site relative paths are followed after login (no open redirect).
+/// Only paths of this shop are followed after login (no open redirect), and only as a valid
+/// header value. Anything else becomes `/`.
+///
+/// The path is resolved the way a browser resolves a `Location` (WHATWG URL rules, with the `url`
+/// crate): browsers drop tabs and newlines and read `\` as `/`, so `/\t/evil.example` is really
+/// `//evil.example`, another site. A control character or a backslash anywhere is refused
+/// outright; what resolves to this shop's origin comes back as its path and query, non-ASCII
+/// percent-encoded (a header carries ASCII only).
 pub fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') && n.len() < 512 => {
-            n.to_string()
+    const HOME: &str = "/";
+    let Some(n) = next else { return HOME.into() };
+    if !n.starts_with('/') || n.len() >= 512 || n.chars().any(|c| c.is_control() || c == '\\') {
+        return HOME.into();
+    }
+    let Ok(base) = url::Url::parse("http://shop.invalid/") else { return HOME.into() };
+    match base.join(n) {
+        Ok(u) if u.origin() == base.origin() && u.username().is_empty() => {
+            let path = &u[url::Position::BeforePath..url::Position::AfterQuery];
+            if path.starts_with("//") || path.is_empty() {
+                HOME.into()
+            } else {
+                path.to_string()
+            }
         }
-        _ => "/".into(),
+        _ => HOME.into(),
     }
 }
 
@@ -215,19 +233,12 @@ pub async fn style_css() -> HttpResponse {
         .body(STYLE_CSS)
 }
 
-/// The request's `Origin` names this site (the `Host` it was sent to).
+/// The request's `Origin` names exactly this site: scheme, host and port.
 fn same_origin(req: &HttpRequest) -> bool {
-    let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
     req.headers()
         .get(header::ORIGIN)
         .and_then(|v| v.to_str().ok())
-        .and_then(host_of_origin)
-        .is_some_and(|h| !host.is_empty() && h == host)
-}
-
-fn host_of_origin(origin: &str) -> Option<&str> {
-    let rest = origin.split_once("://")?.1;
-    Some(rest.split('/').next().unwrap_or(rest))
+        .is_some_and(|o| crate::security::is_own_origin(req, o))
 }
 
 /// JSON API guard: state changes need `Content-Type: application/json` (415), and a present
@@ -247,9 +258,9 @@ fn refuse_api_request(req: &ServiceRequest) -> Option<AppError> {
     let m = req.method();
     let changes_state = !(m == Method::GET || m == Method::HEAD || m == Method::OPTIONS);
     if changes_state {
-        if let Some(origin) = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
-            let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
-            if origin == "null" || host_of_origin(origin) != Some(host) {
+        if let Some(origin) = req.headers().get(header::ORIGIN) {
+            let origin = String::from_utf8_lossy(origin.as_bytes());
+            if !crate::security::is_own_origin(req.request(), &origin) {
                 return Some(AppError::Forbidden(format!("cross-origin request from {origin} refused")));
             }
         }
@@ -295,15 +306,27 @@ mod tests {
     #[test]
     fn next_is_local_only() {
         assert_eq!(safe_next(Some("/cart")), "/cart");
-        for bad in ["//evil.example", "https://evil.example", "\\\\x", "javascript:alert(1)"] {
-            assert_eq!(safe_next(Some(bad)), "/");
+        assert_eq!(safe_next(Some("/products/3?x=1&y=%20")), "/products/3?x=1&y=%20");
+        assert_eq!(safe_next(Some("/a/../orders")), "/orders");
+        assert_eq!(safe_next(Some("/suche/käse")), "/suche/k%C3%A4se");
+        for bad in [
+            "//evil.example",
+            "https://evil.example",
+            "\\\\x",
+            "javascript:alert(1)",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\\evil.example",
+            "/cart\r\nSet-Cookie: x=1",
+            "/cart\0",
+            "/%2F/evil.example/..",
+            "",
+        ] {
+            let got = safe_next(Some(bad));
+            assert!(got == "/" || (got.starts_with('/') && !got.starts_with("//")), "{bad:?} -> {got:?}");
+            assert!(!got.contains("evil.example") || got.starts_with("/%2F"), "{bad:?} -> {got:?}");
         }
-    }
-
-    #[test]
-    fn origins() {
-        assert_eq!(host_of_origin("http://127.0.0.1:8080"), Some("127.0.0.1:8080"));
-        assert_eq!(host_of_origin("https://shop.example/x"), Some("shop.example"));
-        assert_eq!(host_of_origin("garbage"), None);
+        assert_eq!(safe_next(Some("/\t/evil.example")), "/");
+        assert_eq!(safe_next(None), "/");
     }
 }

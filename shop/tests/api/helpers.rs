@@ -94,6 +94,10 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut HashMap<String, String>, &m
     env.insert("SHOP_ADMIN_EMAIL".into(), ADMIN_EMAIL.into());
     env.insert("SHOP_ADMIN_PASSWORD".into(), ADMIN_PASSWORD.into());
     env.insert("SHOP_WORKERS".into(), "2".into());
+    // every test client is 127.0.0.1: per-address limits would make the suite's many accounts
+    // and parallel logins throttle each other (tests/api/security.rs tests them at their defaults)
+    env.insert("SHOP_REGISTER_LIMIT".into(), "0".into());
+    env.insert("SHOP_HASH_PER_CLIENT".into(), "256".into());
     let mut db_url = env.remove("SHOP_DATABASE_URL").unwrap_or_default();
     adjust(&mut env, &mut db_url);
     env.insert("SHOP_DATABASE_URL".into(), db_url);
@@ -188,6 +192,19 @@ impl Shopper {
         let client = Client::builder()
             .cookie_store(true)
             .redirect(Policy::none())
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .unwrap();
+        Shopper { client, base: base.to_string() }
+    }
+
+    /// A client whose connections come from another loopback address (another "client address"
+    /// for per-address limits; Linux routes all of 127.0.0.0/8 to lo).
+    pub fn from_address(base: &str, ip: &str) -> Self {
+        let client = Client::builder()
+            .cookie_store(true)
+            .redirect(Policy::none())
+            .local_address(Some(ip.parse().unwrap()))
             .timeout(std::time::Duration::from_secs(30))
             .build()
             .unwrap();

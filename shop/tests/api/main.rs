@@ -14,6 +14,7 @@ mod helpers;
 mod html;
 mod ops;
 mod orders;
+mod probe;
 mod security;
 #[path = "../support/stall_proxy.rs"]
 mod stall_proxy;
