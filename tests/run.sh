@@ -9,7 +9,8 @@
 # what the shop runs on in production.
 #
 # Usage: bash tests/run.sh [--embedded-only | --backends-only] [--stop] [-- ARGS]
-#   --embedded-only  fmt, clippy and the embedded test run; no backends
+#   --embedded-only  fmt, clippy, the embedded test run and the black-box
+#                    security probe (tests/security/run.sh); no backends
 #   --backends-only  only start the backends and run the suite against them
 #   --stop           stop the backends at the end (default: leave them running
 #                    for quick reruns; with CI=true they are always stopped)
@@ -158,6 +159,8 @@ if ((RUN_EMBEDDED)); then
         cargo clippy --workspace --all-targets -- -D warnings || true
     run_phase "test: embedded backends (SQLite + in-process sessions)" \
         embedded_cargo_test || true
+    run_phase "security probe: embedded shop (tests/security/run.sh)" \
+        bash "$ROOT/tests/security/run.sh" || true
 fi
 
 if ((RUN_BACKENDS)); then
