@@ -18,6 +18,7 @@ P="${DISTSHOP_TEST_PROJECT:-distshop-galera-$$}"
 # shellcheck source=tests/lib/compose.sh
 . "$ROOT/tests/lib/compose.sh"
 compose_select || exit 2
+compose_env_ready "$ROOT" || exit 2 # the Galera passwords come from compose/.env
 DC=("${COMPOSE[@]}" -p "$P" -f "$COMPOSE_FILE")
 SYNC_TIMEOUT="${SYNC_TIMEOUT:-240}"
 PASS=0 FAIL=0

@@ -8,8 +8,9 @@
   shopper.py orders BASE_URL EMAIL PASSWORD
                                          prints the order ids of that account (JSON)
   shopper.py load BASE_URL --seconds S --max-requests N [--workers W] [--checkouts]
-                                         bounded steady load (GET /healthz and
-                                         /api/products, a logged-in GET /api/me);
+                                         bounded steady load (an anonymous GET
+                                         /api/me: 401, /api/products, a logged-in
+                                         GET /api/me);
                                          --checkouts adds a worker that checks out
                                          repeatedly with idempotent retries;
                                          prints JSON counts; exit 1 on any failure
@@ -152,7 +153,8 @@ def orders(base, email, password):
 
 
 def load(base, seconds, max_requests, workers, checkouts=False):
-    """Steady bounded load; every non-2xx answer or connection error is a failure."""
+    """Steady bounded load; every unexpected answer (anything but 2xx, and but 401 for the
+    anonymous /api/me) or connection error is a failure."""
     login = Client(base)
     email = f"load-{uuid.uuid4().hex[:12]}@example.test"
     password = "load-test-password-" + uuid.uuid4().hex[:6]
@@ -164,22 +166,26 @@ def load(base, seconds, max_requests, workers, checkouts=False):
     deadline = time.monotonic() + seconds
     lock = threading.Lock()
     stats = {"sent": 0, "ok": 0, "failed": 0, "served_by": {}, "failures": [], "max_latency_ms": 0.0}
-    paths = ["/healthz", "/api/products?per_page=5", "/api/me"]
+    # (path, anonymous): the anonymous GET /api/me is the cheapest request a replica answers
+    # itself (401, never cached), in place of /healthz, which nginx keeps internal
+    paths = [("/api/me", True), ("/api/products?per_page=5", False), ("/api/me", False)]
 
     def worker(idx):
         c = Client(base, timeout=10.0, jar=login.jar)  # one session, valid on every replica
+        anon = Client(base, timeout=10.0)
         i = idx
         while time.monotonic() < deadline:
             with lock:
                 if stats["sent"] >= max_requests:
                     return
                 stats["sent"] += 1
-            path = paths[i % len(paths)]
+            path, anonymous = paths[i % len(paths)]
             i += 1
             t0 = time.monotonic()
             try:
-                st, h, _ = c.call("GET", path, headers={"X-Request-Id": f"load-{uuid.uuid4().hex}"})
-                err = None if 200 <= st < 300 else f"HTTP {st}"
+                st, h, _ = (anon if anonymous else c).call("GET", path, headers={"X-Request-Id": f"load-{uuid.uuid4().hex}"})
+                ok = st == 401 if anonymous else 200 <= st < 300
+                err = None if ok else f"HTTP {st}"
                 who = h.get("X-Served-By", "?")
             except Exception as e:  # connection refused/reset, timeout
                 err, who = f"{type(e).__name__}: {e}", "-"
@@ -261,7 +267,7 @@ def new_replica(base, known, timeout):
     while time.monotonic() - t0 < timeout and n < 100000:
         n += 1
         try:
-            _, h, _ = c.call("GET", "/healthz")
+            _, h, _ = c.call("GET", "/api/me")  # no session: 401, answered by a replica itself
             who = h.get("X-Served-By")
             if who and who not in known:
                 print(json.dumps({"ok": True, "seconds": round(time.monotonic() - t0, 2), "replica": who}))

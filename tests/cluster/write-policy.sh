@@ -18,6 +18,7 @@ P="distshop-wp-$$"
 # shellcheck source=tests/lib/compose.sh
 . "$ROOT/tests/lib/compose.sh"
 compose_select || exit 2
+compose_env_ready "$ROOT" || exit 2 # the Galera passwords come from compose/.env
 DC=("${COMPOSE[@]}" -p "$P" -f "$ROOT/compose/docker-compose.yml")
 trap '"${DC[@]}" down -v --remove-orphans >/dev/null 2>&1 || true' EXIT
 

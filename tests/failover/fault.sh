@@ -12,8 +12,10 @@
 #                      `cd compose && docker-compose up -d` starts, see compose/.env)
 #   DISTSHOP_REPORT    report folder to mark               (default reports/latest)
 #   DISTSHOP_SIM       distshop-sim binary                  (default: target dirs, then PATH)
-#   DISTSHOP_HTTP_PORT nginx port of that project if not compose/.env's (for `scale`/`whole-restart`,
-#                      which run docker-compose and must not move nginx to another port)
+#   DISTSHOP_HTTP_PORT, DISTSHOP_HTTPS_PORT, DISTSHOP_MANAGER_PORT, DISTSHOP_REGISTER_LIMIT
+#                      the project's settings, for `scale`, `whole-restart` and `ramp`, which
+#                      run docker-compose and must not change them; when unset, taken from
+#                      the running containers (published ports, the shop's SHOP_REGISTER_LIMIT)
 #
 # Faults (only through the Docker CLI, only on $DISTSHOP_PROJECT's containers):
 #   shop-kill [N] [DOWN_S]      SIGKILL shop replica N (default: a random one), start it DOWN_S (5) later
@@ -55,6 +57,7 @@ REPORT="${DISTSHOP_REPORT:-$ROOT/reports/latest}"
 # shellcheck source=tests/lib/compose.sh
 . "$ROOT/tests/lib/compose.sh"
 compose_select || exit 2
+compose_env_ready "$ROOT" || exit 2
 DC=("${COMPOSE[@]}" -p "$P" -f "$ROOT/compose/docker-compose.yml")
 
 SIM="${DISTSHOP_SIM:-}"
@@ -84,6 +87,27 @@ running_cids() {
         --filter "label=com.docker.compose.service=$1" | sort
 }
 cname() { container_label "$1" || echo "$1"; }
+# keep_settings: before docker-compose touches the project, export the settings its
+# containers run with (unless set): otherwise compose would recreate them with
+# compose/.env's values (nginx on other ports, the shop with another register limit)
+keep_settings() {
+    local c p
+    c=$(running_cids nginx | head -n1)
+    if [ -n "$c" ]; then
+        p=$(docker port "$c" 80/tcp 2>/dev/null | head -n1) && [ -z "${DISTSHOP_HTTP_PORT:-}" ] && export DISTSHOP_HTTP_PORT=${p##*:}
+        p=$(docker port "$c" 443/tcp 2>/dev/null | head -n1) && [ -z "${DISTSHOP_HTTPS_PORT:-}" ] && export DISTSHOP_HTTPS_PORT=${p##*:}
+    fi
+    c=$(running_cids manager | head -n1)
+    if [ -n "$c" ] && [ -z "${DISTSHOP_MANAGER_PORT:-}" ]; then
+        p=$(docker port "$c" 9090/tcp 2>/dev/null | head -n1) && export DISTSHOP_MANAGER_PORT=${p##*:}
+    fi
+    c=$(running_cids shop | head -n1)
+    if [ -n "$c" ] && [ -z "${DISTSHOP_REGISTER_LIMIT:-}" ]; then
+        p=$(docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' "$c" | sed -n 's/^SHOP_REGISTER_LIMIT=//p')
+        [ -n "$p" ] && export DISTSHOP_REGISTER_LIMIT=$p
+    fi
+    return 0
+}
 health() { docker inspect -f '{{.State.Status}}/{{if .State.Health}}{{.State.Health.Status}}{{end}}' "$1" 2>/dev/null || echo gone; }
 wait_health() { # wait_health CID TIMEOUT_S → 0 when running/healthy
     local deadline=$((SECONDS + $2))
@@ -220,7 +244,8 @@ f_ramp() { # SECONDS RPS: a load ramp on top of whatever runs: RPS (240) request
     # below 40 with one fewer). Marks when it scaled out (and the p99 it had measured then),
     # when it was back at 3, and every scale step; then switches autoscaling off again.
     local secs=${1:-25} rps=${2:-240} mgr conns=12 delay lua t_end n last outs=0 ins=0 flaps=0 t0
-    local port=${DISTSHOP_MANAGER_PORT:-$(sed -n 's/^DISTSHOP_MANAGER_PORT=//p' "$ROOT/compose/.env" | tail -n1)}
+    keep_settings
+    local port=${DISTSHOP_MANAGER_PORT:-$(env_value "$ROOT" DISTSHOP_MANAGER_PORT)}
     mgr="http://127.0.0.1:${port:-9090}"
     command -v wrk >/dev/null || die "ramp needs wrk (apt-get install wrk)"
     autoscale() { # on|off
@@ -439,6 +464,7 @@ wait_all_healthy() { # TIMEOUT_S
 
 f_scale() { # N
     local n=$1 t0 before
+    keep_settings
     before=$(running_cids shop | wc -l)
     t0=$SECONDS
     mark "scale shop $before -> $n"
@@ -467,6 +493,7 @@ f_rolling() { # PAUSE
 
 f_whole() { # [--kill]
     local t0=$SECONDS
+    keep_settings
     if [ "${1:-}" = --kill ]; then
         mark "whole cluster: kill -KILL every container"
         # shellcheck disable=SC2046

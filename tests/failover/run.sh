@@ -10,20 +10,27 @@
 #   shop-freeze shop-sigstop shop-db-hang shop-500 ramp rolling-restart scale galera-kill
 #   redis-master-kill db-kill",
 #   SHOPPERS=30 DURATION=45 FAULT_AT=10, DISTSHOP_PROJECT=distshop-fo-ci,
-#   DISTSHOP_HTTP_PORT=18480. Fails when a hard target is missed (see
-#   tests/failover/figures.py); soft targets are reported. The stack and its
-#   volumes are removed at the end, also on failure.
+#   DISTSHOP_HTTP_PORT=18480 (HTTPS on +2); always DISTSHOP_REGISTER_LIMIT=0.
+#   Fails when a hard target is missed (see tests/failover/figures.py); soft
+#   targets are reported. The stack and its volumes are removed at the end,
+#   also on failure.
+# (down() runs from a trap, which shellcheck 0.9 takes for unreachable code)
+# shellcheck disable=SC2317
 set -Eeuo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 export DISTSHOP_PROJECT="${DISTSHOP_PROJECT:-distshop-fo-ci}"
 export DISTSHOP_HTTP_PORT="${DISTSHOP_HTTP_PORT:-18480}"
 export DISTSHOP_MANAGER_PORT="${DISTSHOP_MANAGER_PORT:-$((DISTSHOP_HTTP_PORT + 1))}"
+export DISTSHOP_HTTPS_PORT="${DISTSHOP_HTTPS_PORT:-$((DISTSHOP_HTTP_PORT + 2))}"
+# the simulator registers every shopper from one address (Docker's gateway)
+export DISTSHOP_REGISTER_LIMIT=0
 export SHOPPERS="${SHOPPERS:-30}" DURATION="${DURATION:-45}" FAULT_AT="${FAULT_AT:-10}"
 export REPORTS="${REPORTS:-$ROOT/reports/failover-ci}"
 # shellcheck source=tests/lib/compose.sh
 . "$ROOT/tests/lib/compose.sh"
 compose_select || exit 2
+compose_env_ready "$ROOT" || exit 2
 echo "[$(date -u +%H:%M:%S)] failover suite: $(compose_version)"
 read -r -a SCENARIOS <<< "${FAILOVER_SCENARIOS:-shop-kill shop-stop shop-freeze shop-sigstop shop-db-hang shop-500 ramp rolling-restart scale galera-kill redis-master-kill db-kill}"
 

@@ -10,7 +10,10 @@
 #        at least 170 s: the chart for docs/failover.md and a lecture)
 #
 # Environment (defaults):
-#   DISTSHOP_PROJECT=distshop-fo  DISTSHOP_HTTP_PORT=18480   the stack (brought up if not healthy)
+#   DISTSHOP_PROJECT=distshop-fo  DISTSHOP_HTTP_PORT=18480   the stack (brought up if not healthy;
+#                                 HTTPS on DISTSHOP_HTTPS_PORT = HTTP + 2, the manager on HTTP + 1;
+#                                 DISTSHOP_REGISTER_LIMIT=0: the simulator registers every
+#                                 shopper from one address, Docker's gateway)
 #   SHOPPERS=40  DURATION=60  FAULT_AT=15                     closed load, seconds, fault time
 #   REPORTS=reports/failover                                  one folder per run: <name>-<UTC time>
 # --down: `docker-compose down -v` the project at the end.
@@ -28,6 +31,11 @@ HERE="$ROOT/tests/failover"
 export DISTSHOP_PROJECT="${DISTSHOP_PROJECT:-distshop-fo}"
 export DISTSHOP_HTTP_PORT="${DISTSHOP_HTTP_PORT:-18480}"
 export DISTSHOP_MANAGER_PORT="${DISTSHOP_MANAGER_PORT:-$((DISTSHOP_HTTP_PORT + 1))}"
+export DISTSHOP_HTTPS_PORT="${DISTSHOP_HTTPS_PORT:-$((DISTSHOP_HTTP_PORT + 2))}"
+# every request from this host reaches nginx from Docker's gateway, one
+# address: the shop's per-address registration limit would stop the simulator
+# after 20 shoppers, so this stack runs without it
+export DISTSHOP_REGISTER_LIMIT=0
 P=$DISTSHOP_PROJECT
 BASE="http://127.0.0.1:$DISTSHOP_HTTP_PORT"
 SHOPPERS="${SHOPPERS:-40}" DURATION="${DURATION:-60}" FAULT_AT="${FAULT_AT:-15}"
@@ -35,6 +43,7 @@ REPORTS="${REPORTS:-$ROOT/reports/failover}"
 # shellcheck source=tests/lib/compose.sh
 . "$ROOT/tests/lib/compose.sh"
 compose_select || exit 2
+compose_env_ready "$ROOT" || exit 2
 DC=("${COMPOSE[@]}" -p "$P" -f "$ROOT/compose/docker-compose.yml")
 DOWN=0
 ALL=(shop-kill shop-stop shop-freeze shop-sigstop shop-db-hang shop-500 ramp rolling-restart scale galera-kill redis-master-kill db-kill nginx-kill whole-restart)
@@ -56,12 +65,12 @@ done
 [ -n "$SIM" ] || { echo "build the simulator: cargo build --release -p simulator" >&2; exit 2; }
 export DISTSHOP_SIM="$SIM"
 # the shop's database password, from compose/.env (never printed)
-DBPW=$(sed -n 's/^SHOP_DB_PASSWORD=//p' "$ROOT/compose/.env" | tail -n1)
+DBPW=$(env_value "$ROOT" SHOP_DB_PASSWORD)
 DBURL() { echo "mysql://shop:${DBPW}@galera-$1:3306/distshop"; }
 
 log() { echo "[$(date -u +%H:%M:%S)] $*"; }
 
-healthy() { # every long-running container healthy, at least one shop, nginx answers
+healthy() { # every long-running container healthy, at least one shop, the shop answers through nginx
     local s c n
     for s in nginx manager shop db galera-1 galera-2 galera-3 redis-1 redis-2 redis-3 redis-4 redis-5 redis-6; do
         n=0
@@ -71,7 +80,14 @@ healthy() { # every long-running container healthy, at least one shop, nginx ans
         done
         [ "$n" -gt 0 ] || return 1
     done
-    curl -fsS --max-time 3 -o /dev/null "$BASE/readyz"
+    # a public page that needs a replica (/readyz is not reachable through nginx)
+    curl -fsS --max-time 3 -o /dev/null "$BASE/api/categories"
+}
+registration_open() { # the running shop replicas have no registration limit
+    local c
+    for c in $(docker ps -q --filter "label=com.docker.compose.project=$P" --filter "label=com.docker.compose.service=shop"); do
+        docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' "$c" | grep -qx 'SHOP_REGISTER_LIMIT=0' || return 1
+    done
 }
 wait_healthy() {
     local deadline=$((SECONDS + ${1:-400}))
@@ -79,8 +95,8 @@ wait_healthy() {
     return 1
 }
 ensure_stack() {
-    if healthy; then return 0; fi
-    log "bringing up project $P on $BASE"
+    if healthy && registration_open; then return 0; fi
+    log "bringing up project $P on $BASE (registration limit off)"
     "${DC[@]}" up -d 2>&1 | grep -v '^Creating\|^Starting\|^$' || true
     wait_healthy 400 || { log "stack not healthy"; "${DC[@]}" ps; return 1; }
 }

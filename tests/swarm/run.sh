@@ -8,13 +8,16 @@
 #    compose/offline-prepare.sh (run it first, or let .ci/run do it);
 # 2. `docker stack deploy` of compose/stack.yml as stack $DISTSHOP_SWARM_STACK
 #    (default distshop-swarm) with nginx published on port
-#    $DISTSHOP_SWARM_HTTP_PORT (default 18380); waits until the shop answers
-#    /readyz through nginx with all its replicas running;
+#    $DISTSHOP_SWARM_HTTP_PORT (default 18380; HTTPS on that + 2) and no
+#    registration limit (the simulator registers from one address); waits
+#    until the shop answers a public page through nginx with all its replicas
+#    running (/readyz is internal: nginx answers 404 for it);
 # 3. checks, through 127.0.0.1 only:
 #    - the shopper journey (tests/cluster/shopper.py journey): register, log in,
 #      cart, checkout with an Idempotency-Key and its replay, orders; the
 #      session valid on every replica;
 #    - requests spread over the 3 shop tasks (X-Served-By);
+#    - HTTPS answers with the certificate the nginx task made;
 #    - the simulator (distshop-sim) with a few shoppers checking every answer
 #      while `docker service update --force` rolls the shop task by task
 #      (update_config: start-first): zero failed requests, no lost session;
@@ -33,7 +36,10 @@ for a in "$@"; do
 done
 S="${DISTSHOP_SWARM_STACK:-distshop-swarm}"
 PORT="${DISTSHOP_SWARM_HTTP_PORT:-18380}"
+HTTPS_PORT="${DISTSHOP_SWARM_HTTPS_PORT:-$((PORT + 2))}"
 BASE="http://127.0.0.1:$PORT"
+# shellcheck source=tests/lib/compose.sh
+. "$ROOT/tests/lib/compose.sh"
 REPORT="${DISTSHOP_SWARM_REPORT:-$ROOT/reports/swarm}"
 PASS=0 FAIL=0 MADE_SWARM=0 NODE=""
 ADDED_LABELS=()
@@ -106,11 +112,14 @@ if [ ${#ADDED_LABELS[@]} -gt 0 ]; then
 fi
 
 # ------------------------------------------------------------------- deploy
+# this install's secrets (compose/init_env.sh makes them on a fresh clone)
+compose_env_ready "$ROOT" || exit 2
 set -a
 # shellcheck disable=SC1091
 . "$ROOT/compose/.env"
 set +a
-export DISTSHOP_HTTP_PORT="$PORT" DISTSHOP_SHOP_REPLICAS=3
+# the simulator registers every shopper from one address: no registration limit
+export DISTSHOP_HTTP_PORT="$PORT" DISTSHOP_HTTPS_PORT="$HTTPS_PORT" DISTSHOP_SHOP_REPLICAS=3 DISTSHOP_REGISTER_LIMIT=0
 t0=$SECONDS
 log "docker stack deploy -c compose/stack.yml $S (nginx on port $PORT)"
 docker stack deploy --resolve-image never --prune -c "$ROOT/compose/stack.yml" "$S" 2>&1 |
@@ -120,9 +129,11 @@ shop_running() { # tasks of the shop service that are running (and healthy)
     docker service ps "${S}_shop" --filter desired-state=running --format '{{.CurrentState}}' 2>/dev/null |
         grep -c '^Running' || true
 }
+# a public page that needs a shop task (the replicas' /readyz is internal)
+shop_answers() { curl -fsS --max-time 3 -o /dev/null "$BASE/api/categories" 2>/dev/null; }
 ready=0
 while [ $((SECONDS - t0)) -lt 480 ]; do
-    if [ "$(shop_running)" -ge 3 ] && curl -fsS --max-time 3 -o /dev/null "$BASE/readyz" 2>/dev/null; then
+    if [ "$(shop_running)" -ge 3 ] && shop_answers; then
         ready=1
         break
     fi
@@ -144,10 +155,11 @@ else
     bad "shopper journey: $out"
 fi
 
-# spread: which tasks answer (X-Served-By is the container's hostname)
+# spread: which tasks answer (X-Served-By is the container's hostname). GET
+# /api/me without a session: never cached, answered (401) by a task itself
 declare -A seen=()
 for _ in $(seq 1 60); do
-    h=$(curl -fsS --max-time 3 -D - -o /dev/null "$BASE/healthz" 2>/dev/null | tr -d '\r' |
+    h=$(curl -sS --max-time 3 -D - -o /dev/null "$BASE/api/me" 2>/dev/null | tr -d '\r' |
         sed -n 's/^[Xx]-[Ss]erved-[Bb]y: //p')
     [ -n "$h" ] && seen[$h]=$((${seen[$h]:-0} + 1))
 done
@@ -156,6 +168,26 @@ if [ "${#seen[@]}" -ge 3 ]; then
 else
     bad "requests reached ${#seen[@]} shop task(s) only: ${!seen[*]}"
 fi
+
+# HTTPS on the node's published port, verified against the certificate the
+# nginx task made in its volume; the internal endpoints are not reachable
+nc=$(docker ps -q --filter "label=com.docker.swarm.service.name=${S}_nginx" | head -n1)
+ca=$(mktemp)
+docker exec "$nc" cat /etc/nginx/tls/tls.crt > "$ca" 2>/dev/null || true
+code=$(curl -sS --max-time 5 --cacert "$ca" -o /dev/null -w '%{http_code}' "https://127.0.0.1:$HTTPS_PORT/api/categories" 2>&1) || true
+if [ "$code" = 200 ]; then
+    ok "HTTPS on port $HTTPS_PORT answers 200, certificate verified"
+else
+    bad "HTTPS on port $HTTPS_PORT: $code"
+fi
+code=$(curl -sS --max-time 5 --cacert "$ca" -o /dev/null -w '%{http_code}' "https://127.0.0.1:$HTTPS_PORT/metrics" 2>&1) || true
+code2=$(curl -sS --max-time 5 -o /dev/null -w '%{http_code}' "$BASE/readyz" 2>&1) || true
+if [ "$code" = 404 ] && [ "$code2" = 404 ]; then
+    ok "/metrics over HTTPS and /readyz over HTTP answer 404 through nginx"
+else
+    bad "internal endpoints through nginx: /metrics $code, /readyz $code2 (want 404)"
+fi
+rm -f "$ca"
 
 # ------------------------------------- rolling update under a checked load
 mkdir -p "$REPORT"
@@ -227,7 +259,7 @@ for _ in $(seq 1 150); do
 done
 back=0
 for _ in $(seq 1 60); do
-    [ "$(shop_running)" -ge 3 ] && curl -fsS --max-time 3 -o /dev/null "$BASE/readyz" 2>/dev/null && { back=1; break; }
+    [ "$(shop_running)" -ge 3 ] && shop_answers && { back=1; break; }
     sleep 1
 done
 if [ -n "$freed" ] && python3 -c "import sys; sys.exit(0 if float('$freed') <= 15 else 1)" && [ "$back" = 1 ]; then
