@@ -6,9 +6,18 @@
 # 1. builds the images (compose/offline-prepare.sh; DISTSHOP_USE_REGISTRY=1 to
 #    use `docker-compose build` with the multi-stage Dockerfiles instead),
 # 2. brings the stack up under a unique project name with nginx on
-#    127.0.0.1:$DISTSHOP_TEST_HTTP_PORT (default 18080) and waits for health,
+#    127.0.0.1:$DISTSHOP_TEST_HTTP_PORT (default 28080; HTTPS on
+#    $DISTSHOP_TEST_HTTPS_PORT, default that + 2; the manager on that + 1),
+#    without a registration limit (every request comes from Docker's
+#    gateway), and waits for health (compose/.env: made if missing),
 # 3. checks, through nginx on 127.0.0.1 only:
-#    - /healthz, request ids, /static/ served by nginx itself, gzip;
+#    - request ids, /static/ served by nginx itself, gzip;
+#    - the edge (security issue 11): HTTPS with the certificate nginx made
+#      (verified), HSTS on HTTPS only, /metrics /heartbeat /readyz /healthz
+#      404 on both ports, a stalled request body cut off, the HTTP->HTTPS
+#      redirect switch; the session cookie is Secure over HTTPS and not over
+#      HTTP; a client's own X-Forwarded-For/X-Real-IP is not its address
+#      (failed logins with rotating headers still end in 429);
 #    - a shopper journey (register, login, cart, checkout with an
 #      Idempotency-Key and its replay, order list);
 #    - requests spread over all 3 replicas; one session valid on every replica;
@@ -40,12 +49,19 @@ done
 
 P="${DISTSHOP_TEST_PROJECT:-distshop-test-$$}"
 PORT="${DISTSHOP_TEST_HTTP_PORT:-28080}"
+HTTPS_PORT="${DISTSHOP_TEST_HTTPS_PORT:-$((PORT + 2))}"
 BASE="http://127.0.0.1:$PORT"
-export DISTSHOP_HTTP_PORT="$PORT"
+SBASE="https://127.0.0.1:$HTTPS_PORT"
+export DISTSHOP_HTTP_PORT="$PORT" DISTSHOP_HTTPS_PORT="$HTTPS_PORT"
 export DISTSHOP_MANAGER_PORT="${DISTSHOP_MANAGER_PORT:-$((PORT + 1))}"
+# All traffic from this host reaches nginx from one address (Docker's
+# gateway, through the userland proxy), and the loads below register a
+# shopper each: no per-address registration limit on this stack.
+export DISTSHOP_REGISTER_LIMIT=0
 # shellcheck source=tests/lib/compose.sh
 . "$ROOT/tests/lib/compose.sh"
 compose_select || exit 2
+compose_env_ready "$ROOT" || exit 2
 DC=("${COMPOSE[@]}" -p "$P" -f "$ROOT/compose/docker-compose.yml")
 HEALTH_TIMEOUT="${HEALTH_TIMEOUT:-300}"
 PASS=0 FAIL=0
@@ -66,6 +82,7 @@ jqr() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval(sys.argv
 cleanup() {
     local rc=$?
     trap - EXIT
+    rm -f "${CA:-}"
     if [ "$FAIL" -gt 0 ] || [ "$rc" -ne 0 ]; then
         log "failure: last log lines of every service"
         "${DC[@]}" logs --no-color --tail 25 2>/dev/null | tail -n 400 || true
@@ -86,10 +103,12 @@ cleanup() {
 trap cleanup EXIT
 
 # --------------------------------------------------------------- preflight
-if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
-    log "port 127.0.0.1:$PORT is in use; set DISTSHOP_TEST_HTTP_PORT"
-    exit 2
-fi
+for p in "$PORT" "$HTTPS_PORT"; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+        log "port 127.0.0.1:$p is in use; set DISTSHOP_TEST_HTTP_PORT / DISTSHOP_TEST_HTTPS_PORT"
+        exit 2
+    fi
+done
 log "compose: $(compose_version)"
 
 t0=$SECONDS
@@ -116,8 +135,9 @@ wait_healthy() {
             done
             [ -n "$("${DC[@]}" ps -q "$svc" 2>/dev/null)" ] || unhealthy=$((unhealthy + 1))
         done
+        # the shop answering through nginx: a public page (/readyz is internal)
         if [ "$unhealthy" = 0 ] && [ "$nshop" = "$want_shop" ] &&
-            curl -fsS --max-time 3 -o /dev/null "$BASE/readyz"; then
+            curl -fsS --max-time 3 -o /dev/null "$BASE/api/categories"; then
             return 0
         fi
         sleep 1
@@ -167,11 +187,12 @@ else
 fi
 
 # --------------------------------------------------------------- edge checks
-hdrs=$(curl -sS -D - -o /dev/null -H 'X-Request-Id: cluster-test-42' "$BASE/healthz")
-check "GET /healthz through nginx is 200" grep -q '^HTTP/1.1 200' <<< "$hdrs"
+# (GET /api/me without a session: a 401 the replica itself answers, never cached)
+hdrs=$(curl -sS -D - -o /dev/null -H 'X-Request-Id: cluster-test-42' "$BASE/api/me")
+check "GET /api/me without a session through nginx is 401" grep -q '^HTTP/1.1 401' <<< "$hdrs"
 check "X-Request-Id is passed through" grep -qi '^X-Request-Id: cluster-test-42' <<< "$hdrs"
 check "X-Served-By present" grep -qi '^X-Served-By: ' <<< "$hdrs"
-hdrs=$(curl -sS -D - -o /dev/null "$BASE/healthz")
+hdrs=$(curl -sS -D - -o /dev/null "$BASE/api/me")
 check "X-Request-Id minted when absent" grep -qiE '^X-Request-Id: [0-9a-f]{32}' <<< "$hdrs"
 static=$(ls "$ROOT/shop/static" | sed -n 1p)
 if [ -n "$static" ]; then
@@ -198,6 +219,79 @@ check "a request with a session cookie bypasses the cache" grep -qi '^X-Cache-St
 c3=$(curl -sS -D - -o /dev/null "$BASE/cart")
 check "the cart page is never cached" bash -c '! grep -qi "^X-Cache-Status: HIT" <<< "$1"' _ "$c3"
 
+# ------------------------------------ the edge: TLS, internal endpoints, timeouts
+NGINX_C=$("${DC[@]}" ps -q nginx | head -n1)
+CA=$(mktemp)
+SLOWOUT=$(mktemp)
+# a request body that stops coming: nginx must cut it off after 10 s of
+# silence (client_body_timeout), not hold the connection; measured meanwhile
+python3 - "$PORT" > "$SLOWOUT" 2>&1 <<'PY' &
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=30)
+s.sendall(b"POST /api/login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+          b"Content-Length: 1000\r\n\r\n{\"email\":")
+t0 = time.monotonic()
+try:
+    while s.recv(4096):
+        pass
+except OSError:
+    pass
+print(round(time.monotonic() - t0, 1))
+PY
+SLOWPID=$!
+# the certificate nginx made in its volume at the first start: the only trust anchor used
+docker exec "$NGINX_C" cat /etc/nginx/tls/tls.crt > "$CA" 2>/dev/null || true
+san=$(docker exec "$NGINX_C" openssl x509 -in /etc/nginx/tls/tls.crt -noout -ext subjectAltName 2>/dev/null | tail -n1 | tr -s ' ')
+check "nginx made its own certificate at the first start (SAN:$san)" grep -q 'DNS:localhost, IP Address:127.0.0.1' <<< "$san"
+code=$(curl -sS --max-time 5 --cacert "$CA" -o /dev/null -w '%{http_code}' "$SBASE/api/categories" 2>&1) || true
+check "HTTPS on 127.0.0.1:$HTTPS_PORT answers 200, certificate verified with curl --cacert (got $code)" test "$code" = 200
+code=$(curl -sS --max-time 5 --cacert "$CA" --resolve "localhost:$HTTPS_PORT:127.0.0.1" -o /dev/null -w '%{http_code}' \
+    "https://localhost:$HTTPS_PORT/api/categories" 2>&1) || true
+check "HTTPS as https://localhost:$HTTPS_PORT verifies too (got $code)" test "$code" = 200
+code=$(curl -sS --max-time 5 -o /dev/null -w '%{http_code}' "$SBASE/api/categories" 2>/dev/null) || true
+check "a client without that certificate refuses the connection (self-signed; got ${code:-nothing})" test "${code:-000}" = 000
+nohsts="" hsts_seen=""
+for path in /api/me /api/categories / /static/$static /nginx-health /metrics; do
+    h=$(curl -sS --max-time 5 --cacert "$CA" -D - -o /dev/null "$SBASE$path" 2>/dev/null | tr -d '\r' | grep -i '^strict-transport-security:' || true)
+    if [ -n "$h" ]; then hsts_seen=$h; else nohsts+=" $path"; fi
+done
+check "HSTS on every HTTPS answer (${hsts_seen:-none}${nohsts:+; missing on:$nohsts})" test -z "$nohsts"
+hh=""
+for path in /api/me /api/categories / /static/$static; do
+    hh+=$(curl -sS --max-time 5 -D - -o /dev/null "$BASE$path" 2>/dev/null | tr -d '\r' | grep -i '^strict-transport-security:' || true)
+done
+check "no HSTS on plain HTTP answers" test -z "$hh"
+hs=$(curl -sS --max-time 5 --cacert "$CA" -D - -o /dev/null -H 'X-Request-Id: cluster-tls-7' "$SBASE/api/me" | tr -d '\r')
+check "HTTPS reaches a replica (401 from /api/me, X-Served-By, request id)" \
+    bash -c 'grep -q "^HTTP/[0-9.]* 401" <<< "$1" && grep -qi "^x-served-by: " <<< "$1" && grep -qi "^x-request-id: cluster-tls-7" <<< "$1"' _ "$hs"
+not404=""
+for path in /metrics /heartbeat /readyz /healthz '/heartbeat?interval_ms=250'; do
+    for b in "$BASE" "$SBASE"; do
+        c=$(curl -sS --max-time 5 --cacert "$CA" -o /dev/null -w '%{http_code}' "$b$path" 2>/dev/null) || c=err
+        [ "$c" = 404 ] || not404+=" $b$path=$c"
+    done
+done
+check "/metrics, /heartbeat, /readyz, /healthz answer 404 through nginx on HTTP and HTTPS${not404:+ (not:$not404)}" test -z "$not404"
+not404=""
+for path in //metrics /./readyz /%6Detrics /metrics/ /Healthz /x/../heartbeat; do
+    for b in "$BASE" "$SBASE"; do
+        c=$(curl -sS --max-time 5 --cacert "$CA" --path-as-is -o /dev/null -w '%{http_code}' "$b$path" 2>/dev/null) || c=err
+        [ "$c" = 404 ] || not404+=" $b$path=$c"
+    done
+done
+check "other spellings of them (//metrics, /%6Detrics, /metrics/, /Healthz, ...) answer 404 too${not404:+ (not:$not404)}" test -z "$not404"
+inside=$(docker exec "$("${DC[@]}" ps -q shop | head -n1)" curl -fsS --max-time 3 http://127.0.0.1:8080/metrics 2>/dev/null | grep -c '^shop_' || true)
+check "a replica still serves /metrics inside (docker exec: $inside shop_ lines)" test "${inside:-0}" -gt 0
+red=$(docker run --rm --entrypoint sh -e DISTSHOP_HTTP_REDIRECT=on -e DISTSHOP_HTTPS_PORT="$HTTPS_PORT" distshop/nginx:latest -c \
+    'distshop-nginx-entrypoint nginx >/dev/null 2>&1 && curl -sS -o /dev/null -w "%{http_code} %{redirect_url} " "http://127.0.0.1/cart?x=1" && curl -sS -o /dev/null -w "%{http_code}" http://127.0.0.1/nginx-health' 2>&1) || true
+check "DISTSHOP_HTTP_REDIRECT=on: plain HTTP answers 301 to HTTPS, nginx's health check stays 200 (got: $red)" \
+    test "$red" = "301 https://127.0.0.1:$HTTPS_PORT/cart?x=1 200"
+wait "$SLOWPID" || true
+stalled=$(tail -n1 "$SLOWOUT")
+rm -f "$SLOWOUT"
+check "a request body that stops coming is cut off by nginx within 12 s (after ${stalled:-?} s)" \
+    python3 -c 'import sys; v = sys.argv[1]; sys.exit(0 if v.replace(".", "", 1).isdigit() and float(v) <= 12 else 1)' "${stalled:-x}"
+
 # ------------------------------------------------------------------ journey
 J=$(shopper journey "$BASE" --replicas 3) || true
 echo "  journey: $J"
@@ -211,6 +305,35 @@ fi
 ORDER_ID=$(jqr 'd["order_id"]' <<< "$J")
 EMAIL=$(jqr 'd["email"]' <<< "$J")
 PASSWORD=$(jqr 'd["password"]' <<< "$J")
+
+# ------------------------------------- the session cookie and the client address
+# Both depend on the shop believing X-Forwarded-Proto / X-Real-IP only from
+# nginx (SHOP_TRUSTED_PROXIES); the checks say so when they fail.
+login_cookie() { # BASE EMAIL PASSWORD: the session's Set-Cookie after a login, value hidden
+    curl -sS --max-time 15 --cacert "$CA" -D - -o /dev/null -H 'Content-Type: application/json' \
+        --data "$(python3 -c 'import json, sys; print(json.dumps({"email": sys.argv[1], "password": sys.argv[2]}))' "$2" "$3")" \
+        "$1/api/login" 2>/dev/null | tr -d '\r' | grep -i '^set-cookie: distshop_session=' |
+        sed -E 's/^([^=]*=)[^;]*/\1…/' || true
+}
+sc=$(login_cookie "$SBASE" "$EMAIL" "$PASSWORD")
+check "login over HTTPS: the session cookie is Secure [shop: X-Forwarded-Proto from a trusted proxy] (${sc:-no cookie})" \
+    grep -qiE ';[[:space:]]*secure([;[:space:]]|$)' <<< "$sc"
+sc=$(login_cookie "$BASE" "$EMAIL" "$PASSWORD")
+check "login over plain HTTP: the session cookie is not Secure, so the demo keeps working (${sc:-no cookie})" \
+    bash -c '[ -n "$1" ] && ! grep -qiE ";[[:space:]]*secure([;[:space:]]|$)" <<< "$1"' _ "$sc"
+# A client rotating X-Forwarded-For / X-Real-IP / Forwarded must still be one
+# client: after 5 failed logins for an account from one address the next is 429.
+XEMAIL="xff-$(date +%s)-$$@example.test" XPW="xff-test-password-$RANDOM$RANDOM"
+reg=$(curl -sS --max-time 15 -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
+    --data "{\"email\":\"$XEMAIL\",\"password\":\"$XPW\",\"name\":\"XFF test\"}" "$BASE/api/register" 2>/dev/null) || true
+codes=""
+for i in 1 2 3 4 5 6 7; do
+    codes+="$(curl -sS --max-time 15 -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
+        -H "X-Forwarded-For: 198.51.100.$i" -H "X-Real-IP: 203.0.113.$i" -H "Forwarded: for=192.0.2.$i" \
+        --data "{\"email\":\"$XEMAIL\",\"password\":\"wrong-password-$i\"}" "$BASE/api/login" 2>/dev/null) " || codes+="err "
+done
+check "7 wrong logins to a fresh account (registered: $reg), each with another X-Forwarded-For/X-Real-IP: 401 x5, then 429 at the 6th or 7th [shop: client address from X-Real-IP of a trusted proxy only] (got: $codes)" \
+    bash -c 'set -- $1; [ "$1 $2 $3 $4 $5" = "401 401 401 401 401" ] && { [ "$6" = 429 ] || [ "$7" = 429 ]; }' _ "$codes"
 
 # ---------------------------------------------------------- spread over replicas
 L=$(shopper load "$BASE" --seconds 20 --max-requests 300 --workers 3) || true
@@ -335,7 +458,7 @@ sleep 2
 slow=0 probes=0
 while [ "$(python3 -c "print(int($(date +%s.%N) - $t0 < 6))")" = 1 ]; do
     probes=$((probes + 1))
-    curl -fsS --max-time 2 -o /dev/null "$BASE/healthz" || slow=$((slow + 1))
+    [ "$(curl -sS --max-time 2 -o /dev/null -w '%{http_code}' "$BASE/api/me" 2>/dev/null)" = 401 ] || slow=$((slow + 1))
 done
 wait "$FREEDPID" || true
 unpaused=$(cat "$FREED")
