@@ -17,7 +17,8 @@
 #      404 on both ports, a stalled request body cut off, the HTTP->HTTPS
 #      redirect switch; the session cookie is Secure over HTTPS and not over
 #      HTTP; a client's own X-Forwarded-For/X-Real-IP is not its address
-#      (failed logins with rotating headers still end in 429);
+#      (failed logins with rotating headers still end in 429); the security
+#      probe (tests/security/probe.py) over HTTPS and HTTP;
 #    - a shopper journey (register, login, cart, checkout with an
 #      Idempotency-Key and its replay, order list);
 #    - requests spread over all 3 replicas; one session valid on every replica;
@@ -334,6 +335,24 @@ for i in 1 2 3 4 5 6 7; do
 done
 check "7 wrong logins to a fresh account (registered: $reg), each with another X-Forwarded-For/X-Real-IP: 401 x5, then 429 at the 6th or 7th [shop: client address from X-Real-IP of a trusted proxy only] (got: $codes)" \
     bash -c 'set -- $1; [ "$1 $2 $3 $4 $5" = "401 401 401 401 401" ] && { [ "$6" = 429 ] || [ "$7" = 429 ]; }' _ "$codes"
+# tests/security/probe.py, the black-box questions of issue 11, through nginx:
+# all of them over HTTPS (cookies Secure, HSTS), the header and endpoint ones
+# over plain HTTP too; each of its lines is a check here
+probe_run() { # LABEL ARGS...
+    local label=$1 line out
+    shift
+    out=$(python3 "$ROOT/tests/security/probe.py" "$@" 2>&1) || true
+    while IFS= read -r line; do
+        case "$line" in
+        "ok   "*) ok "security probe, $label: ${line#ok   }" ;;
+        "FAIL "*) bad "security probe, $label: ${line#FAIL }" ;;
+        esac
+    done <<< "$out"
+    grep -q '^security probe: ' <<< "$out" || bad "security probe, $label, did not finish: $(tail -n 3 <<< "$out")"
+}
+log "security probe (tests/security/probe.py) through nginx"
+probe_run HTTPS "$SBASE" --cacert "$CA" --ops-hidden
+probe_run HTTP "$BASE" --ops-hidden --only d2,d7,d9,d11,origin
 
 # ---------------------------------------------------------- spread over replicas
 L=$(shopper load "$BASE" --seconds 20 --max-requests 300 --workers 3) || true
