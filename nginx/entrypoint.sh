@@ -6,8 +6,10 @@
 #   * both present: used as they are (yours, or made here before);
 #   * neither: a self-signed certificate is made here (EC P-256, 825 days,
 #     SAN DNS:localhost, IP:127.0.0.1 plus DISTSHOP_TLS_SAN), once per volume;
-#     made again only when one made here expires within 7 days or
-#     DISTSHOP_TLS_SAN changed (a certificate of yours is never touched);
+#     made again only when the one made here expires within 7 days or
+#     DISTSHOP_TLS_SAN changed. ".made-by-distshop" records the SAN and the
+#     fingerprint of what was made here: a certificate put in its place (yours)
+#     has another fingerprint and is never touched;
 #   * only one of them, or a key that does not belong to the certificate:
 #     refuse to start, saying so.
 # Environment:
@@ -43,6 +45,8 @@ case "$HSTS" in *[!A-Za-z0-9=\;\ _-]*) die "DISTSHOP_HSTS: only a header value l
 
 SAN="DNS:localhost,IP:127.0.0.1${EXTRA_SAN:+,$EXTRA_SAN}"
 
+fingerprint() { openssl x509 -in "$CRT" -noout -fingerprint -sha256 2>/dev/null | sed 's/.*=//'; }
+
 make_cert() {
     umask 077
     mkdir -p "$TLS_DIR"
@@ -55,17 +59,20 @@ make_cert() {
     chmod 644 "$TLS_DIR/.tls.crt.new"
     mv -f "$TLS_DIR/.tls.key.new" "$KEY"
     mv -f "$TLS_DIR/.tls.crt.new" "$CRT"
-    echo "$SAN" > "$MARK"
+    printf '%s\n%s\n' "$SAN" "$(fingerprint)" > "$MARK"
     log "made a self-signed certificate for $SAN in $TLS_DIR (this install's own, made here; kept in the volume)"
 }
 
 if [ -s "$CRT" ] && [ -s "$KEY" ]; then
+    if [ -f "$MARK" ] && [ "$(sed -n 2p "$MARK")" != "$(fingerprint)" ]; then
+        rm -f "$MARK" # replaced by someone: theirs from now on
+    fi
     if [ -f "$MARK" ]; then
         if ! openssl x509 -in "$CRT" -noout -checkend $((7 * 86400)) >/dev/null 2>&1; then
             log "the self-signed certificate made here expires within 7 days: making a new one"
             make_cert
-        elif [ "$(cat "$MARK")" != "$SAN" ]; then
-            log "DISTSHOP_TLS_SAN changed ($(cat "$MARK") -> $SAN): making a new self-signed certificate"
+        elif [ "$(sed -n 1p "$MARK")" != "$SAN" ]; then
+            log "DISTSHOP_TLS_SAN changed ($(sed -n 1p "$MARK") -> $SAN): making a new self-signed certificate"
             make_cert
         fi
     else
@@ -83,7 +90,7 @@ fi
 crt_pub=$(openssl x509 -in "$CRT" -noout -pubkey 2>/dev/null) || die "$CRT is not a PEM certificate"
 key_pub=$(openssl pkey -in "$KEY" -pubout 2>/dev/null) || die "$KEY is not a PEM private key (or it is encrypted)"
 [ "$crt_pub" = "$key_pub" ] || die "$KEY does not belong to $CRT"
-log "TLS: $(openssl x509 -in "$CRT" -noout -subject -enddate 2>/dev/null | tr '\n' ' ')sha256 $(openssl x509 -in "$CRT" -noout -fingerprint -sha256 2>/dev/null | sed 's/.*=//')"
+log "TLS: $(openssl x509 -in "$CRT" -noout -subject -enddate 2>/dev/null | tr '\n' ' ')sha256 $(fingerprint)"
 
 # ---------------------------------------------------------- runtime settings
 mkdir -p "$RUNTIME"
