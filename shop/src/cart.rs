@@ -184,7 +184,7 @@ async fn api_get(state: web::Data<AppState>, session: Session) -> ApiResult<Http
     operation_id = "addToCart",
     tag = "cart",
     request_body = CartAddRequest,
-    params(("Idempotency-Key" = Option<String>, Header, pattern = "^[A-Za-z0-9_-]{8,64}$",
+    params(("Idempotency-Key" = Option<String>, Header, nullable = false, pattern = "^[A-Za-z0-9_-]{8,64}$",
         description = "Optional: the same key again adds nothing more (a fresh UUID per add)")),
     security((), ("session" = [])),
     responses(

@@ -109,6 +109,16 @@ async fn the_document_is_openapi_3_and_describes_every_api_route() {
     for (m, p, op) in operations(&doc) {
         let id = op["operationId"].as_str().unwrap_or_else(|| panic!("{m} {p}: no operationId"));
         assert!(ids.insert(id.to_string()), "{m} {p}: operationId {id} used twice");
+        // A parameter is text on the wire: it can be absent, never `null` (an optional header
+        // documented as nullable had schemathesis send `Idempotency-Key: null`).
+        for param in op["parameters"].as_array().into_iter().flatten() {
+            let ty = &resolve(&doc, &param["schema"])["type"];
+            assert!(
+                !ty.as_array().is_some_and(|t| t.contains(&"null".into())),
+                "{m} {p}: parameter {} may be null",
+                param["name"]
+            );
+        }
     }
 }
 
