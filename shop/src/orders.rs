@@ -77,9 +77,9 @@ pub struct Order {
     /// Milliseconds since the Unix epoch.
     pub updated_at: i64,
     pub items: Vec<OrderItem>,
-    /// Only in the admin's list.
+    /// Only in the admin's list. Like `Account.email`, no `format` is claimed.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false, format = Email)]
+    #[schema(nullable = false)]
     pub customer_email: Option<String>,
 }
 
@@ -453,6 +453,7 @@ pub async fn transition(state: &AppState, id: i64, from: &str, to: &str) -> Resu
     responses(
         (status = 201, description = "The order, placed now", body = Order),
         (status = 200, description = "The order this key already placed", body = Order),
+        (status = 400, description = "The body could not be read", body = ApiError),
         (status = 401, description = "Not logged in", body = ApiError),
         (status = 409, description = "Not enough stock (`out_of_stock`, names the product) or a product no longer sold (`product_unavailable`)", body = ApiError),
         (status = 413, description = "The body is larger than 64 KiB", body = ApiError),

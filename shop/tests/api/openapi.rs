@@ -184,3 +184,21 @@ async fn real_errors_have_the_documented_shape() {
     assert_eq!(st, 404);
     assert!(e["error"].get("fields").is_none(), "no fields key outside validation errors: {e}");
 }
+
+/// The shop registers internationalised addresses, and answers them back (`Account`, the
+/// admin's orders): the document must not claim they are JSON Schema `email`s, which are ASCII
+/// only. It did, and `POST /api/register` with `Jürgen@Bücher.de` answered a body that broke
+/// its own documented schema.
+#[tokio::test]
+async fn internationalised_emails_fit_the_document() {
+    let app = spawn_app().await;
+    let r = app.shopper().register("Jürgen@Bücher.de", PASSWORD, "Jürgen").await;
+    assert_eq!(r.status(), 201);
+    let account: Value = r.json().await.unwrap();
+    assert_eq!(account["email"], "jürgen@bücher.de");
+    let doc = document(&app).await;
+    let text = doc.to_string();
+    assert!(!text.contains(r#""format":"email""#), "an ASCII-only email format is claimed somewhere");
+    let register = &doc["components"]["schemas"]["RegisterRequest"]["properties"]["email"];
+    assert_eq!(register["format"], "idn-email", "{register}");
+}
