@@ -11,12 +11,14 @@ use argon2::{
 };
 use sea_orm::ConnectionTrait;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::{
     catalog,
     db::{self, DbError},
-    error::{ApiResult, AppError, HtmlError, HtmlResult},
+    error::{ApiError, ApiResult, AppError, HtmlError, HtmlResult},
     input::{Email, Fields, Password, PersonName, Quantity, Validator},
+    openapi::EmptyBody,
     security::{self, Client},
     session::{CurrentUser, Role, Session},
     startup::AppState,
@@ -26,10 +28,16 @@ use crate::{
 
 const USER_CART_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct Account {
+    #[schema(minimum = 1)]
     pub id: i64,
+    /// Lower-cased, as registered. No `format` is claimed: the shop accepts internationalised
+    /// addresses (`jürgen@bücher.de`), which are not a JSON Schema `email`, and a few that are
+    /// not strictly an `idn-email` either (`input::Email` checks plausibility, not RFC 5321).
+    #[schema(max_length = 254, example = "ada@example.org")]
     pub email: String,
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
     pub role: Role,
 }
@@ -379,6 +387,57 @@ pub fn user_cart_ttl() -> Duration {
 
 // --- JSON API ------------------------------------------------------------------------------
 
+// The bodies below document what the handlers parse by hand (`parse_registration`, `api_login`,
+// with the rules of `crate::input`); a body that breaks them is a 422 naming each bad field.
+
+/// A new customer account.
+#[derive(ToSchema)]
+pub struct RegisterRequest {
+    /// Trimmed and lower-cased; must be unique (409 otherwise). Internationalised addresses
+    /// are accepted.
+    #[schema(format = IdnEmail, min_length = 3, max_length = 254, example = "ada@example.org")]
+    pub email: String,
+    /// 10 to 128 characters.
+    #[schema(min_length = 10, max_length = 128, example = "correct horse battery")]
+    pub password: String,
+    /// Display name: 1 to 100 characters after trimming, no control characters.
+    #[schema(min_length = 1, max_length = 100, example = "Ada Lovelace")]
+    pub name: String,
+}
+
+/// Credentials.
+#[derive(ToSchema)]
+pub struct LoginRequest {
+    #[schema(format = IdnEmail, min_length = 3, max_length = 254, example = "ada@example.org")]
+    pub email: String,
+    /// 1 to 1024 bytes of UTF-8.
+    #[schema(min_length = 1, max_length = 1024, example = "correct horse battery")]
+    pub password: String,
+}
+
+/// The answer to a logout.
+#[derive(Serialize, ToSchema)]
+pub struct LoggedOut {
+    /// Always `true`.
+    pub logged_out: bool,
+}
+
+/// Create a customer account (it is not logged in: `POST /api/login` next).
+#[utoipa::path(
+    post,
+    path = "/api/register",
+    operation_id = "register",
+    tag = "accounts",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "The account, created", body = Account),
+        (status = 400, description = "The body is not a JSON object", body = ApiError),
+        (status = 409, description = "An account with this email exists (`email_taken`)", body = ApiError),
+        (status = 413, description = "The body is larger than 64 KiB", body = ApiError),
+        (status = 422, description = "Invalid fields; `fields` names each", body = ApiError),
+        (status = 503, description = "A backend did not answer in time, or too many password hashes at once; retry", body = ApiError),
+    )
+)]
 async fn api_register(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -389,6 +448,27 @@ async fn api_register(
     Ok(HttpResponse::Created().json(account))
 }
 
+/// Log in: a new session (the cookie is set), the anonymous cart merged into the account's.
+///
+/// After 5 failures for one email from one address (20 from all) within 15 minutes, 429.
+#[utoipa::path(
+    post,
+    path = "/api/login",
+    operation_id = "login",
+    tag = "accounts",
+    request_body = LoginRequest,
+    security((), ("session" = [])),
+    responses(
+        (status = 200, description = "Logged in", body = Account,
+            headers(("Set-Cookie" = String, description = "The new session cookie, `distshop_session`"))),
+        (status = 400, description = "The body is not a JSON object", body = ApiError),
+        (status = 401, description = "Wrong email or password", body = ApiError),
+        (status = 413, description = "The body is larger than 64 KiB", body = ApiError),
+        (status = 422, description = "Missing or invalid fields; `fields` names each", body = ApiError),
+        (status = 429, description = "Too many failed logins for this account; wait 15 minutes", body = ApiError),
+        (status = 503, description = "A backend did not answer in time, or too many password hashes at once; retry", body = ApiError),
+    )
+)]
 async fn api_login(
     state: web::Data<AppState>,
     session: Session,
@@ -418,11 +498,38 @@ async fn api_login(
     Ok(HttpResponse::Ok().cookie(done.device_cookie).json(done.account))
 }
 
+/// Log out: the session ends, the visitor goes on under a new anonymous one.
+#[utoipa::path(
+    post,
+    path = "/api/logout",
+    operation_id = "logout",
+    tag = "accounts",
+    request_body = EmptyBody,
+    security((), ("session" = [])),
+    responses(
+        (status = 200, description = "Logged out (also when no one was logged in)", body = LoggedOut,
+            headers(("Set-Cookie" = String, description = "A new anonymous session cookie"))),
+        (status = 503, description = "The session store did not answer in time; retry", body = ApiError),
+    )
+)]
 async fn api_logout(state: web::Data<AppState>, session: Session) -> ApiResult<HttpResponse> {
     session.logout(&state.store).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"logged_out": true})))
+    Ok(HttpResponse::Ok().json(LoggedOut { logged_out: true }))
 }
 
+/// The logged-in account.
+#[utoipa::path(
+    get,
+    path = "/api/me",
+    operation_id = "me",
+    tag = "accounts",
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The account", body = Account),
+        (status = 401, description = "Not logged in (or the account is gone)", body = ApiError),
+        (status = 503, description = "A backend did not answer in time; retry", body = ApiError),
+    )
+)]
 async fn api_me(state: web::Data<AppState>, session: Session) -> ApiResult<HttpResponse> {
     let u = session.require_user(&state.store).await?;
     let account = find_by_id(&state.db, u.id)

@@ -4,9 +4,10 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::{
-    error::{ApiResult, AppError, HtmlResult},
+    error::{ApiError, ApiResult, AppError, HtmlResult},
     input::path_id,
-    orders::{self, STATUSES},
+    openapi::EmptyBody,
+    orders::{self, OrderList, STATUSES},
     session::Session,
     startup::AppState,
     web::{page, query_map, render, see_other},
@@ -23,12 +24,47 @@ fn parse_status(raw: Option<&String>) -> Result<Option<&'static str>, AppError> 
     }
 }
 
+/// All customers' orders, newest first, optionally of one status.
+#[utoipa::path(
+    get,
+    path = "/api/admin/orders",
+    operation_id = "adminListOrders",
+    tag = "admin",
+    params(("status" = Option<orders::OrderStatus>, Query, description = "Only orders of this status")),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The orders (the latest 200), each with `customer_email`", body = OrderList),
+        (status = 400, description = "Malformed query string", body = ApiError),
+        (status = 401, description = "Not logged in", body = ApiError),
+        (status = 403, description = "Not an admin account", body = ApiError),
+        (status = 422, description = "`status` is not one of placed, confirmed, shipped, cancelled", body = ApiError),
+        (status = 503, description = "A backend did not answer in time; retry", body = ApiError),
+    )
+)]
 async fn api_list(state: web::Data<AppState>, session: Session, req: HttpRequest) -> ApiResult<HttpResponse> {
     session.require_admin(&state.store).await?;
     let status = parse_status(query_map(&req)?.get("status"))?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"items": orders::list_all(&state.db, status).await?})))
+    Ok(HttpResponse::Ok().json(OrderList { items: orders::list_all(&state.db, status).await? }))
 }
 
+/// Confirm a placed order (again on a confirmed one: 200, no change).
+#[utoipa::path(
+    post,
+    path = "/api/admin/orders/{id}/confirm",
+    operation_id = "adminConfirmOrder",
+    tag = "admin",
+    request_body = EmptyBody,
+    params(("id" = i64, Path, minimum = 1, example = 1, description = "Order id")),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The order, confirmed", body = orders::Order),
+        (status = 401, description = "Not logged in", body = ApiError),
+        (status = 403, description = "Not an admin account, or a foreign `Origin`", body = ApiError),
+        (status = 404, description = "No such order", body = ApiError),
+        (status = 409, description = "The order is not placed (`invalid_transition`)", body = ApiError),
+        (status = 503, description = "A backend did not answer in time; retry", body = ApiError),
+    )
+)]
 async fn api_confirm(
     state: web::Data<AppState>,
     session: Session,
@@ -39,6 +75,24 @@ async fn api_confirm(
     Ok(HttpResponse::Ok().json(orders::transition(&state, id, "placed", "confirmed").await?))
 }
 
+/// Ship a confirmed order (again on a shipped one: 200, no change).
+#[utoipa::path(
+    post,
+    path = "/api/admin/orders/{id}/ship",
+    operation_id = "adminShipOrder",
+    tag = "admin",
+    request_body = EmptyBody,
+    params(("id" = i64, Path, minimum = 1, example = 1, description = "Order id")),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The order, shipped", body = orders::Order),
+        (status = 401, description = "Not logged in", body = ApiError),
+        (status = 403, description = "Not an admin account, or a foreign `Origin`", body = ApiError),
+        (status = 404, description = "No such order", body = ApiError),
+        (status = 409, description = "The order is not confirmed (`invalid_transition`)", body = ApiError),
+        (status = 503, description = "A backend did not answer in time; retry", body = ApiError),
+    )
+)]
 async fn api_ship(
     state: web::Data<AppState>,
     session: Session,

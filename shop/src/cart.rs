@@ -6,11 +6,12 @@ use std::sync::Arc;
 
 use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::{
     accounts::user_cart_ttl,
     catalog::{self, Product},
-    error::{ApiResult, AppError, HtmlError, HtmlResult},
+    error::{ApiError, ApiResult, AppError, HtmlError, HtmlResult},
     input::{idempotency_key, parse_id, path_id, read_body, Fields, Quantity, Validator},
     session::Session,
     startup::AppState,
@@ -18,21 +19,32 @@ use crate::{
     web::{page, query_map, render_status, see_other},
 };
 
-#[derive(Debug, Serialize, Clone)]
+/// One line of the cart, priced now.
+#[derive(Debug, Serialize, Clone, ToSchema)]
 pub struct CartLine {
+    #[schema(minimum = 1)]
     pub product_id: i64,
     pub sku: String,
     pub name: String,
+    #[schema(minimum = 1, maximum = 99)]
     pub quantity: i64,
+    #[schema(minimum = 0)]
     pub unit_price_cents: i64,
+    #[schema(minimum = 0)]
     pub line_total_cents: i64,
+    /// The product's stock now (advisory: checkout decides).
+    #[schema(minimum = 0)]
     pub stock: i64,
 }
 
-#[derive(Debug, Serialize, Clone)]
+/// The cart; lines of products that no longer exist are left out.
+#[derive(Debug, Serialize, Clone, ToSchema)]
+#[schema(as = Cart)]
 pub struct CartView {
     pub items: Vec<CartLine>,
+    #[schema(minimum = 0)]
     pub total_cents: i64,
+    #[schema(value_type = String, example = "EUR")]
     pub currency: &'static str,
 }
 
@@ -130,11 +142,60 @@ fn parse_line(f: &Fields, with_product: bool) -> Result<(i64, Quantity), AppErro
 
 // --- JSON API ------------------------------------------------------------------------------
 
+/// A line to add (documents what `parse_line` reads).
+#[derive(ToSchema)]
+pub struct CartAddRequest {
+    #[schema(minimum = 1, example = 1)]
+    pub product_id: i64,
+    /// Added to the line; the line stays within 1..=99 and the product's stock.
+    #[schema(minimum = 1, maximum = 99, example = 1)]
+    pub quantity: i64,
+}
+
+/// A line's new quantity (documents what `parse_line` reads).
+#[derive(ToSchema)]
+pub struct CartSetRequest {
+    /// At most the product's stock.
+    #[schema(minimum = 1, maximum = 99, example = 2)]
+    pub quantity: i64,
+}
+
+/// The visitor's cart (the account's when logged in, else the session's).
+#[utoipa::path(
+    get,
+    path = "/api/cart",
+    operation_id = "getCart",
+    tag = "cart",
+    security((), ("session" = [])),
+    responses(
+        (status = 200, description = "The cart, priced now", body = CartView),
+        (status = 503, description = "A backend did not answer in time; retry", body = ApiError),
+    )
+)]
 async fn api_get(state: web::Data<AppState>, session: Session) -> ApiResult<HttpResponse> {
     let owner = session.cart_owner(&state.store).await?;
     Ok(HttpResponse::Ok().json(view(&state, &owner).await?))
 }
 
+/// Add to a line. With an `Idempotency-Key` the add happens at most once, so a retry is safe.
+#[utoipa::path(
+    post,
+    path = "/api/cart/items",
+    operation_id = "addToCart",
+    tag = "cart",
+    request_body = CartAddRequest,
+    params(("Idempotency-Key" = Option<String>, Header, nullable = false, pattern = "^[A-Za-z0-9_-]{8,64}$",
+        description = "Optional: the same key again adds nothing more (a fresh UUID per add)")),
+    security((), ("session" = [])),
+    responses(
+        (status = 200, description = "The cart after the add", body = CartView,
+            headers(("Set-Cookie" = String, description = "A new anonymous session cookie, for a visitor without one"))),
+        (status = 400, description = "The body is not a JSON object", body = ApiError),
+        (status = 413, description = "The body is larger than 64 KiB", body = ApiError),
+        (status = 422, description = "No such product, a quantity out of range or over the stock, or a bad `Idempotency-Key`; `fields` names each", body = ApiError),
+        (status = 503, description = "A backend did not answer in time; retry", body = ApiError),
+    )
+)]
 async fn api_add(
     state: web::Data<AppState>,
     session: Session,
@@ -157,6 +218,24 @@ async fn api_add(
     Ok(HttpResponse::Ok().json(view(&state, &owner).await?))
 }
 
+/// Set a line to a quantity (idempotent).
+#[utoipa::path(
+    put,
+    path = "/api/cart/items/{product_id}",
+    operation_id = "setCartLine",
+    tag = "cart",
+    request_body = CartSetRequest,
+    params(("product_id" = i64, Path, minimum = 1, example = 1, description = "Product id")),
+    security((), ("session" = [])),
+    responses(
+        (status = 200, description = "The cart after the change", body = CartView),
+        (status = 400, description = "The body is not a JSON object", body = ApiError),
+        (status = 404, description = "`product_id` is not a positive integer", body = ApiError),
+        (status = 413, description = "The body is larger than 64 KiB", body = ApiError),
+        (status = 422, description = "No such product, or a quantity out of range or over the stock; `fields` names each", body = ApiError),
+        (status = 503, description = "A backend did not answer in time; retry", body = ApiError),
+    )
+)]
 async fn api_set(
     state: web::Data<AppState>,
     session: Session,
@@ -172,6 +251,20 @@ async fn api_set(
     Ok(HttpResponse::Ok().json(view(&state, &owner).await?))
 }
 
+/// Remove a line (idempotent: removing a line that is not there is no error).
+#[utoipa::path(
+    delete,
+    path = "/api/cart/items/{product_id}",
+    operation_id = "removeCartLine",
+    tag = "cart",
+    params(("product_id" = i64, Path, minimum = 1, example = 1, description = "Product id")),
+    security((), ("session" = [])),
+    responses(
+        (status = 200, description = "The cart after the change", body = CartView),
+        (status = 404, description = "`product_id` is not a positive integer", body = ApiError),
+        (status = 503, description = "A backend did not answer in time; retry", body = ApiError),
+    )
+)]
 async fn api_remove(
     state: web::Data<AppState>,
     session: Session,

@@ -5,25 +5,32 @@ use std::{collections::HashMap, sync::Arc};
 use actix_web::{web, web::Bytes, HttpRequest, HttpResponse};
 use sea_orm::{ConnectionTrait, QueryResult, Value};
 use serde::Serialize;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::{
     cache::Weight,
     db::{self, DbError},
-    error::{ApiResult, AppError, HtmlResult},
+    error::{ApiError, ApiResult, AppError, HtmlResult},
     input::path_id,
     session::Session,
     startup::AppState,
     web::{html, json_bytes, page, query_map, render_bytes, to_json_bytes},
 };
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct Product {
+    #[schema(minimum = 1)]
     pub id: i64,
     pub sku: String,
     pub name: String,
     pub description: String,
+    /// Price in cents of `currency`.
+    #[schema(minimum = 0)]
     pub price_cents: i64,
+    #[schema(example = "EUR")]
     pub currency: String,
+    /// Units in stock (as this replica's catalog cache has it, at most `SHOP_CATALOG_CACHE_MS` old).
+    #[schema(minimum = 0)]
     pub stock: i64,
     pub category: String,
 }
@@ -156,9 +163,10 @@ pub async fn get_many(
     rows.iter().map(|r| Product::from_row(r).map(|p| (p.id, p))).collect()
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Category {
     pub name: String,
+    #[schema(minimum = 1)]
     pub product_count: i64,
 }
 
@@ -247,20 +255,89 @@ pub async fn listing(state: &AppState, q: &ListQuery) -> Result<Arc<Listing>, Ap
 
 // The API's catalog answers are the same for every client, so they are cached whole.
 
+/// The query of `GET /api/products`, as [`ListQuery::parse`] checks it (documentation only:
+/// the handler parses the query string by hand, so each bad parameter is named in a 422).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ProductsQuery {
+    /// Search in names and descriptions (case-insensitive substring; `%` and `_` are literal).
+    #[param(max_length = 100)]
+    pub q: Option<String>,
+    /// Only this category (exact name, see `GET /api/categories`).
+    #[param(max_length = 64)]
+    pub category: Option<String>,
+    /// Page number, from 1.
+    #[param(minimum = 1, maximum = 10000, default = 1)]
+    pub page: Option<u64>,
+    /// Products per page.
+    #[param(minimum = 1, maximum = 100, default = 20)]
+    pub per_page: Option<u64>,
+}
+
+/// One page of products.
+#[derive(Serialize, ToSchema)]
+pub struct ProductPage<'a> {
+    #[schema(value_type = Vec<Product>)]
+    pub items: &'a [Product],
+    #[schema(minimum = 1, maximum = 10000)]
+    pub page: u64,
+    #[schema(minimum = 1, maximum = 100)]
+    pub per_page: u64,
+    /// Products matching the query, on all pages.
+    #[schema(minimum = 0)]
+    pub total: i64,
+}
+
+/// The categories, each with its number of products.
+#[derive(Serialize, ToSchema)]
+pub struct CategoryList {
+    pub items: Vec<Category>,
+}
+
+/// List, search and filter products.
+#[utoipa::path(
+    get,
+    path = "/api/products",
+    operation_id = "listProducts",
+    tag = "catalog",
+    params(ProductsQuery),
+    responses(
+        (status = 200, description = "A page of products, in category, name, id order", body = ProductPage),
+        (status = 400, description = "Malformed query string", body = ApiError),
+        (status = 422, description = "A parameter out of range; `fields` names each", body = ApiError),
+        (status = 503, description = "The database did not answer in time; retry", body = ApiError),
+    )
+)]
 async fn api_list(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<HttpResponse> {
     let q = ListQuery::parse(&query_map(&req)?, 20)?;
     let body = state
         .catalog_cache
         .get_or_make(format!("api:list:{q:?}"), async {
             let l = listing(&state, &q).await?;
-            to_json_bytes(&serde_json::json!({
-                "items": l.items, "page": q.page, "per_page": q.per_page, "total": l.total,
-            }))
+            to_json_bytes(&ProductPage {
+                items: &l.items,
+                page: q.page,
+                per_page: q.per_page,
+                total: l.total,
+            })
         })
         .await?;
     Ok(json_bytes(body))
 }
 
+/// One product.
+#[utoipa::path(
+    get,
+    path = "/api/products/{id}",
+    operation_id = "getProduct",
+    tag = "catalog",
+    params(("id" = i64, Path, minimum = 1, example = 1, description = "Product id")),
+    responses(
+        (status = 200, description = "The product", body = Product),
+        (status = 404, description = "No such product (or not a positive integer id)", body = ApiError),
+        (status = 503, description = "The database did not answer in time; retry", body = ApiError),
+    )
+)]
 async fn api_get(state: web::Data<AppState>, id: web::Path<String>) -> ApiResult<HttpResponse> {
     let id = path_id(&id, "product")?;
     let body = state
@@ -275,11 +352,22 @@ async fn api_get(state: web::Data<AppState>, id: web::Path<String>) -> ApiResult
     Ok(json_bytes(body))
 }
 
+/// Categories with their product counts.
+#[utoipa::path(
+    get,
+    path = "/api/categories",
+    operation_id = "listCategories",
+    tag = "catalog",
+    responses(
+        (status = 200, description = "Every category, by name", body = CategoryList),
+        (status = 503, description = "The database did not answer in time; retry", body = ApiError),
+    )
+)]
 async fn api_categories(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let body = state
         .catalog_cache
         .get_or_make("api:categories".into(), async {
-            to_json_bytes(&serde_json::json!({ "items": categories(&state.db).await? }))
+            to_json_bytes(&CategoryList { items: categories(&state.db).await? })
         })
         .await?;
     Ok(json_bytes(body))

@@ -5,7 +5,8 @@
 //! client or nginx knows to retry elsewhere.
 
 use actix_web::{http::StatusCode, HttpResponse, ResponseError};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::input::FieldErrors;
 
@@ -125,10 +126,9 @@ impl ResponseError for AppError {
 
     fn error_response(&self) -> HttpResponse {
         self.log();
-        let mut body = json!({"error": {"code": self.code(), "message": self.public_message()}});
-        if let Some(f) = self.fields() {
-            body["error"]["fields"] = json!(f);
-        }
+        let body = ApiError {
+            error: ErrorDetail { code: self.code(), message: self.public_message(), fields: self.fields() },
+        };
         let mut resp = HttpResponse::build(self.status_code());
         if let Some(secs) = self.retry_after() {
             resp.insert_header(("Retry-After", secs.to_string()));
@@ -139,6 +139,30 @@ impl ResponseError for AppError {
         }
         resp.json(body)
     }
+}
+
+/// The body of every JSON API error (4xx and 5xx): what a client can rely on.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"error": {"code": "validation_failed", "message": "Please correct: quantity must be between 1 and 99", "fields": {"quantity": "must be between 1 and 99"}}}))]
+pub struct ApiError<'a> {
+    #[schema(inline)]
+    pub error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail<'a> {
+    /// Stable, machine-readable: `bad_request`, `validation_failed`, `unauthorized`,
+    /// `forbidden`, `not_found`, `email_taken`, `out_of_stock`, `product_unavailable`,
+    /// `invalid_transition`, `empty_cart`, `payload_too_large`, `unsupported_media_type`,
+    /// `too_many_requests`, `service_unavailable`, `internal`.
+    #[schema(value_type = String, example = "validation_failed")]
+    pub code: &'a str,
+    /// For people: what went wrong and what to do.
+    pub message: String,
+    /// Only on `validation_failed` (422): field (or header) name → what is expected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<std::collections::BTreeMap<String, String>>, nullable = false)]
+    pub fields: Option<&'a FieldErrors>,
 }
 
 /// The same error, rendered as an HTML page for browser routes.

@@ -16,6 +16,7 @@ pub mod db;
 pub mod error;
 pub mod input;
 pub mod metrics;
+pub mod openapi;
 pub mod ops;
 pub mod orders;
 pub mod security;

@@ -13,12 +13,14 @@ use std::collections::HashMap;
 use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
 use sea_orm::{ConnectionTrait, QueryResult, Value};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::{
     cart,
     db::{self, DbError, TxError},
-    error::{ApiResult, AppError, HtmlError, HtmlResult},
+    error::{ApiError, ApiResult, AppError, HtmlError, HtmlResult},
     input::{idempotency_key, path_id},
+    openapi::EmptyBody,
     session::{CurrentUser, Session},
     startup::AppState,
     web::{page, query_map, render, render_status, see_other},
@@ -30,29 +32,62 @@ const REPLAY_TAKES_CART_MS: i64 = 10 * 60 * 1000;
 
 pub const STATUSES: [&str; 4] = ["placed", "confirmed", "shipped", "cancelled"];
 
-#[derive(Debug, Serialize, Clone)]
+/// An order's status (the schema of [`STATUSES`]): placed → confirmed → shipped, or placed →
+/// cancelled.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum OrderStatus {
+    Placed,
+    Confirmed,
+    Shipped,
+    Cancelled,
+}
+
+/// A line of an order, with the price it was sold at.
+#[derive(Debug, Serialize, Clone, ToSchema)]
 pub struct OrderItem {
+    #[schema(minimum = 1)]
     pub product_id: i64,
     pub sku: String,
     pub name: String,
+    #[schema(minimum = 1, maximum = 99)]
     pub quantity: i64,
+    #[schema(minimum = 0)]
     pub unit_price_cents: i64,
+    #[schema(minimum = 0)]
     pub line_total_cents: i64,
 }
 
-#[derive(Debug, Serialize, Clone)]
+#[derive(Debug, Serialize, Clone, ToSchema)]
 pub struct Order {
+    #[schema(minimum = 1)]
     pub id: i64,
+    #[schema(minimum = 1)]
     pub user_id: i64,
+    #[schema(value_type = OrderStatus)]
     pub status: String,
+    #[schema(minimum = 0)]
     pub total_cents: i64,
+    #[schema(example = "EUR")]
     pub currency: String,
+    /// The `Idempotency-Key` of the checkout that placed it.
     pub idempotency_key: String,
+    /// Milliseconds since the Unix epoch.
     pub created_at: i64,
+    /// Milliseconds since the Unix epoch.
     pub updated_at: i64,
     pub items: Vec<OrderItem>,
+    /// Only in the admin's list. Like `Account.email`, no `format` is claimed.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub customer_email: Option<String>,
+}
+
+/// Orders, newest first (at most 200).
+#[derive(Serialize, ToSchema)]
+pub struct OrderList {
+    #[schema(max_items = 200)]
+    pub items: Vec<Order>,
 }
 
 const ORDER_COLUMNS: &str =
@@ -403,6 +438,29 @@ pub async fn transition(state: &AppState, id: i64, from: &str, to: &str) -> Resu
 
 // --- JSON API ------------------------------------------------------------------------------
 
+/// Check out the account's cart in one transaction, at most once per `Idempotency-Key`.
+///
+/// The same key again answers 200 with the order it placed, so a retry is always safe.
+#[utoipa::path(
+    post,
+    path = "/api/orders",
+    operation_id = "checkout",
+    tag = "orders",
+    request_body = EmptyBody,
+    params(("Idempotency-Key" = String, Header, pattern = "^[A-Za-z0-9_-]{8,64}$",
+        description = "Required: a fresh key (a UUID) per checkout, the same one for its retries")),
+    security(("session" = [])),
+    responses(
+        (status = 201, description = "The order, placed now", body = Order),
+        (status = 200, description = "The order this key already placed", body = Order),
+        (status = 400, description = "The body could not be read", body = ApiError),
+        (status = 401, description = "Not logged in", body = ApiError),
+        (status = 409, description = "Not enough stock (`out_of_stock`, names the product) or a product no longer sold (`product_unavailable`)", body = ApiError),
+        (status = 413, description = "The body is larger than 64 KiB", body = ApiError),
+        (status = 422, description = "The cart is empty (`empty_cart`), or `Idempotency-Key` is missing or malformed (`fields`)", body = ApiError),
+        (status = 503, description = "A backend did not answer in time; retry with the same key", body = ApiError),
+    )
+)]
 async fn api_checkout(
     state: web::Data<AppState>,
     session: Session,
@@ -422,11 +480,39 @@ async fn api_checkout(
     Ok(if c.created { HttpResponse::Created() } else { HttpResponse::Ok() }.json(c.order))
 }
 
+/// The customer's orders, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/orders",
+    operation_id = "listOrders",
+    tag = "orders",
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The orders (the latest 200)", body = OrderList),
+        (status = 401, description = "Not logged in", body = ApiError),
+        (status = 503, description = "A backend did not answer in time; retry", body = ApiError),
+    )
+)]
 async fn api_list(state: web::Data<AppState>, session: Session) -> ApiResult<HttpResponse> {
     let user = session.require_user(&state.store).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"items": list_for_user(&state.db, user.id).await?})))
+    Ok(HttpResponse::Ok().json(OrderList { items: list_for_user(&state.db, user.id).await? }))
 }
 
+/// One of the customer's orders.
+#[utoipa::path(
+    get,
+    path = "/api/orders/{id}",
+    operation_id = "getOrder",
+    tag = "orders",
+    params(("id" = i64, Path, minimum = 1, example = 1, description = "Order id")),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The order", body = Order),
+        (status = 401, description = "Not logged in", body = ApiError),
+        (status = 404, description = "No such order of this customer (another customer's order included)", body = ApiError),
+        (status = 503, description = "A backend did not answer in time; retry", body = ApiError),
+    )
+)]
 async fn api_get(
     state: web::Data<AppState>,
     session: Session,
@@ -440,6 +526,24 @@ async fn api_get(
     Ok(HttpResponse::Ok().json(order))
 }
 
+/// Cancel a placed order; its stock returns. Cancelling a cancelled order again is a 200 (a
+/// retry is safe; the stock returns once).
+#[utoipa::path(
+    post,
+    path = "/api/orders/{id}/cancel",
+    operation_id = "cancelOrder",
+    tag = "orders",
+    request_body = EmptyBody,
+    params(("id" = i64, Path, minimum = 1, example = 1, description = "Order id")),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The order, cancelled", body = Order),
+        (status = 401, description = "Not logged in", body = ApiError),
+        (status = 404, description = "No such order of this customer", body = ApiError),
+        (status = 409, description = "The order is confirmed or shipped (`invalid_transition`)", body = ApiError),
+        (status = 503, description = "A backend did not answer in time; retry", body = ApiError),
+    )
+)]
 async fn api_cancel(
     state: web::Data<AppState>,
     session: Session,

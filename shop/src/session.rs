@@ -26,7 +26,7 @@ use crate::{error::AppError, startup::AppState, store::Store};
 pub const COOKIE_NAME: &str = "distshop_session";
 
 /// Roles an account can have.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Customer,

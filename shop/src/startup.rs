@@ -13,7 +13,7 @@ use crate::{
     cache::{ResponseCache, TtlCache},
     cart, catalog, db,
     error::{AppError, HtmlError},
-    ops, orders, seed, session,
+    openapi, ops, orders, seed, session,
     settings::Settings,
     store::Store,
     telemetry, web as webui,
@@ -152,6 +152,7 @@ impl Application {
                         .configure(cart::configure_api)
                         .configure(orders::configure_api)
                         .configure(admin::configure_api)
+                        .configure(openapi::configure_api)
                         .default_service(web::to(not_found)),
                 )
                 .configure(catalog::configure_pages)
