@@ -332,10 +332,13 @@ async fn login(
     password: String,
 ) -> Result<LoggedIn, AppError> {
     let client = security::client_of(req);
-    // counted before the hash: parallel attempts each take a slot of the limit
-    let reservation = throttle::reserve_login(state, req, &client, email).await?;
-    let lane = if reservation.known_device { Lane::KnownDevice } else { Lane::Other };
     let found = find_by_email(&state.db, email).await?;
+    // Counted per account, not per spelling: MariaDB's collation finds `ádmin@…` for `admin@…`,
+    // and each spelling must not bring 20 tries of its own.
+    let subject = throttle::subject(found.as_ref().map(|(a, _)| a.id), email);
+    // counted before the hash: parallel attempts each take a slot of the limit
+    let reservation = throttle::reserve_login(state, req, &client, &subject).await?;
+    let lane = if reservation.known_device { Lane::KnownDevice } else { Lane::Other };
     let ok = verify_password(
         lane,
         (client.key(), state.settings.hash_per_client),
@@ -357,7 +360,7 @@ async fn login(
     tracing::info!(user.id = account.id, known_device = reservation.known_device, "logged in");
     let device_cookie = throttle::device_cookie(
         &state.settings.session_key,
-        &account.email,
+        &subject,
         client.https || state.settings.cookie_secure,
     );
     Ok(LoggedIn { account, device_cookie })
@@ -435,6 +438,7 @@ pub struct LoggedOut {
         (status = 409, description = "An account with this email exists (`email_taken`)", body = ApiError),
         (status = 413, description = "The body is larger than 64 KiB", body = ApiError),
         (status = 422, description = "Invalid fields; `fields` names each", body = ApiError),
+        (status = 429, description = "Too many new accounts from this client address (`SHOP_REGISTER_LIMIT` per hour), or too many password checks from it at once; `Retry-After` says when to retry", body = ApiError),
         (status = 503, description = "A backend did not answer in time, or too many password hashes at once; retry", body = ApiError),
     )
 )]
@@ -465,7 +469,7 @@ async fn api_register(
         (status = 401, description = "Wrong email or password", body = ApiError),
         (status = 413, description = "The body is larger than 64 KiB", body = ApiError),
         (status = 422, description = "Missing or invalid fields; `fields` names each", body = ApiError),
-        (status = 429, description = "Too many failed logins for this account; wait 15 minutes", body = ApiError),
+        (status = 429, description = "Too many failed logins for this account from this client (or, from devices that never logged in to it, from anywhere), or too many password checks from this address at once; `Retry-After` says when to retry. A browser that logged in before (its `distshop_device` cookie) is counted on its own", body = ApiError),
         (status = 503, description = "A backend did not answer in time, or too many password hashes at once; retry", body = ApiError),
     )
 )]

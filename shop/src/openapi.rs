@@ -9,7 +9,8 @@
 //!
 //! What the whole scope does is added here, once, like the code does it once: the API guard
 //! ([`crate::web::api_guard`]) answers 403 to a foreign `Origin` on every state-changing request
-//! and 415 to one that is not `application/json` (but `DELETE`). `shop/tests/api/openapi.rs`
+//! and 415 to one that is not `application/json` (but `DELETE`); a body that does not arrive in
+//! time is a 408. `shop/tests/api/openapi.rs`
 //! checks that every route of the scope is described and that every error is an [`ApiError`];
 //! `tests/api-fuzz/run.sh` has schemathesis check the server against this document.
 
@@ -113,6 +114,10 @@ impl Modify for ScopeWide {
             error_response("The request's `Origin` is not this site (CSRF protection)").into(),
         );
         components.responses.insert(
+            "BodyTimeout".into(),
+            error_response("The request body did not arrive within `SHOP_BODY_TIMEOUT_MS` (10 s)").into(),
+        );
+        components.responses.insert(
             "NotJson".into(),
             error_response("State-changing requests need `Content-Type: application/json`").into(),
         );
@@ -127,6 +132,7 @@ impl Modify for ScopeWide {
                 add_response(op, "403", "ForeignOrigin");
                 if method != HttpMethod::Delete {
                     add_response(op, "415", "NotJson");
+                    add_response(op, "408", "BodyTimeout");
                 }
             }
         }

@@ -60,18 +60,27 @@ fn too_many(resets_in: Duration) -> AppError {
     )
 }
 
-/// The device id of a valid device cookie for this email, if the request carries one.
-pub fn known_device(req: &HttpRequest, key: &[u8], email: &str) -> Option<String> {
+/// Who the attempts are counted for: the account when the email finds one (whatever spelling the
+/// database's collation matched), else the email as typed, lower-cased.
+pub fn subject(account_id: Option<i64>, email: &str) -> String {
+    match account_id {
+        Some(id) => format!("account:{id}"),
+        None => format!("email:{}", email.to_lowercase()),
+    }
+}
+
+/// The device id of a valid device cookie for this subject, if the request carries one.
+pub fn known_device(req: &HttpRequest, key: &[u8], subject: &str) -> Option<String> {
     let cookie = req.cookie(DEVICE_COOKIE)?;
     let (nonce, sig) = cookie.value().split_once('.')?;
-    let want = mac(key, "device", &format!("{}|{nonce}", email.to_ascii_lowercase()));
+    let want = mac(key, "device", &format!("{subject}|{nonce}"));
     (nonce.len() == 32 && same(sig, &want)).then(|| nonce.to_string())
 }
 
-/// A new device cookie for an account that just logged in (kept a year).
-pub fn device_cookie(key: &[u8], email: &str, secure: bool) -> Cookie<'static> {
+/// A new device cookie for an account (its [`subject`]) that just logged in (kept a year).
+pub fn device_cookie(key: &[u8], subject: &str, secure: bool) -> Cookie<'static> {
     let nonce = uuid::Uuid::new_v4().simple().to_string();
-    let sig = mac(key, "device", &format!("{}|{nonce}", email.to_ascii_lowercase()));
+    let sig = mac(key, "device", &format!("{subject}|{nonce}"));
     Cookie::build(DEVICE_COOKIE, format!("{nonce}.{sig}"))
         .path("/")
         .http_only(true)
@@ -81,15 +90,16 @@ pub fn device_cookie(key: &[u8], email: &str, secure: bool) -> Cookie<'static> {
         .finish()
 }
 
-/// Reserve one login attempt for `email`, or refuse it (429 with `Retry-After`).
+/// Reserve one login attempt for `subject` (see [`subject`]), or refuse it (429 with
+/// `Retry-After`).
 pub async fn reserve_login(
     state: &AppState,
     req: &HttpRequest,
     client: &Client,
-    email: &str,
+    subject: &str,
 ) -> Result<Reservation, AppError> {
     let store = &state.store;
-    if let Some(device) = known_device(req, &state.settings.session_key, email) {
+    if let Some(device) = known_device(req, &state.settings.session_key, subject) {
         let key = format!("login:dev:{device}");
         let (n, resets_in) = store.count_event(&key, WINDOW).await?;
         if n > PER_DEVICE {
@@ -97,12 +107,12 @@ pub async fn reserve_login(
         }
         return Ok(Reservation { reset: key, undo: None, known_device: true });
     }
-    let per_client = format!("login:{email}:{}", client.key());
+    let per_client = format!("login:{subject}:{}", client.key());
     let (n, resets_in) = store.count_event(&per_client, WINDOW).await?;
     if n > PER_CLIENT {
         return Err(too_many(resets_in));
     }
-    let per_account = format!("login:{email}");
+    let per_account = format!("login:{subject}");
     let (n, resets_in) = store.count_event(&per_account, WINDOW).await?;
     if n > PER_ACCOUNT {
         return Err(too_many(resets_in));

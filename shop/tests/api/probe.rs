@@ -412,3 +412,21 @@ async fn origin_must_match_scheme_host_and_port_exactly() {
         .unwrap();
     assert_eq!(r.status(), 200);
 }
+
+#[tokio::test]
+async fn d1_a_spelling_the_database_treats_as_equal_is_the_same_account() {
+    let app = spawn_app().await;
+    let s = app.shopper();
+    s.register("oscar@example.org", PASSWORD, "Oscar").await;
+    for _ in 0..5 {
+        assert_eq!(wrong_login(&s, "oscar@example.org").await, 401);
+    }
+    // MariaDB's collation (accent- and case-insensitive) finds the account for "óscar@…": its
+    // attempts are the account's, not a fresh 5. SQLite compares exactly: another (unknown) email.
+    let st = wrong_login(&s, "óscar@example.org").await;
+    if std::env::var("SHOP_TEST_DATABASE_URL").is_ok_and(|v| !v.is_empty()) {
+        assert_eq!(st, 429, "the same account under another spelling");
+    } else {
+        assert_eq!(st, 401, "SQLite: another address");
+    }
+}
