@@ -147,7 +147,7 @@ stack_up() {
         log "using the stack running on $BASE"
         local c
         c=$("${DC[@]}" ps -q shop | head -n1)
-        if [ -n "$c" ] && ! docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' "$c" | grep -qx 'SHOP_REGISTER_LIMIT=0'; then
+        if [ -n "$c" ] && ! grep -qx 'SHOP_REGISTER_LIMIT=0' <<< "$(docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' "$c")"; then
             log "WARNING: its shop limits registrations per address; the shoppers below may be refused (429):"
             log "  restart it with DISTSHOP_REGISTER_LIMIT=0 (docs/security.md)"
         fi

@@ -94,16 +94,19 @@ keep_settings() {
     local c p
     c=$(running_cids nginx | head -n1)
     if [ -n "$c" ]; then
-        p=$(docker port "$c" 80/tcp 2>/dev/null | head -n1) && [ -z "${DISTSHOP_HTTP_PORT:-}" ] && export DISTSHOP_HTTP_PORT=${p##*:}
-        p=$(docker port "$c" 443/tcp 2>/dev/null | head -n1) && [ -z "${DISTSHOP_HTTPS_PORT:-}" ] && export DISTSHOP_HTTPS_PORT=${p##*:}
+        p=$(docker port "$c" 80/tcp 2>/dev/null | sed -n 1p) || p=""
+        [ -n "$p" ] && [ -z "${DISTSHOP_HTTP_PORT:-}" ] && export DISTSHOP_HTTP_PORT=${p##*:}
+        p=$(docker port "$c" 443/tcp 2>/dev/null | sed -n 1p) || p=""
+        [ -n "$p" ] && [ -z "${DISTSHOP_HTTPS_PORT:-}" ] && export DISTSHOP_HTTPS_PORT=${p##*:}
     fi
     c=$(running_cids manager | head -n1)
     if [ -n "$c" ] && [ -z "${DISTSHOP_MANAGER_PORT:-}" ]; then
-        p=$(docker port "$c" 9090/tcp 2>/dev/null | head -n1) && export DISTSHOP_MANAGER_PORT=${p##*:}
+        p=$(docker port "$c" 9090/tcp 2>/dev/null | sed -n 1p) || p=""
+        [ -n "$p" ] && export DISTSHOP_MANAGER_PORT=${p##*:}
     fi
     c=$(running_cids shop | head -n1)
     if [ -n "$c" ] && [ -z "${DISTSHOP_REGISTER_LIMIT:-}" ]; then
-        p=$(docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' "$c" | sed -n 's/^SHOP_REGISTER_LIMIT=//p')
+        p=$(docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' "$c" 2>/dev/null | sed -n 's/^SHOP_REGISTER_LIMIT=//p') || p=""
         [ -n "$p" ] && export DISTSHOP_REGISTER_LIMIT=$p
     fi
     return 0

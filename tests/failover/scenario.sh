@@ -86,7 +86,7 @@ healthy() { # every long-running container healthy, at least one shop, the shop 
 registration_open() { # the running shop replicas have no registration limit
     local c
     for c in $(docker ps -q --filter "label=com.docker.compose.project=$P" --filter "label=com.docker.compose.service=shop"); do
-        docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' "$c" | grep -qx 'SHOP_REGISTER_LIMIT=0' || return 1
+        grep -qx 'SHOP_REGISTER_LIMIT=0' <<< "$(docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' "$c")" || return 1
     done
 }
 wait_healthy() {
