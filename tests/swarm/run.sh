@@ -57,6 +57,8 @@ for img in distshop/shop distshop/nginx distshop/db distshop/galera distshop/red
     docker image inspect "$img:latest" >/dev/null 2>&1 ||
         { log "image $img:latest missing: run compose/offline-prepare.sh"; exit 2; }
 done
+# this install's secrets (compose/init_env.sh makes them on a fresh clone)
+compose_env_ready "$ROOT" || exit 2
 
 cleanup() {
     local rc=$?
@@ -112,8 +114,6 @@ if [ ${#ADDED_LABELS[@]} -gt 0 ]; then
 fi
 
 # ------------------------------------------------------------------- deploy
-# this install's secrets (compose/init_env.sh makes them on a fresh clone)
-compose_env_ready "$ROOT" || exit 2
 set -a
 # shellcheck disable=SC1091
 . "$ROOT/compose/.env"
