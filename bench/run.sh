@@ -155,7 +155,7 @@ stack_up() {
     fi
     log "no stack on $BASE: building the images and starting it (no registration limit)"
     bash "$ROOT/compose/offline-prepare.sh" >&2
-    export DISTSHOP_REGISTER_LIMIT=0
+    export DISTSHOP_REGISTER_LIMIT=0 DISTSHOP_HASH_PER_CLIENT=1000
     export DISTSHOP_HTTPS_PORT="${DISTSHOP_HTTPS_PORT:-$((PORT + 2))}"
     (cd "$ROOT/compose" && "${DC[@]}" up -d) >&2
     STARTED_STACK=1
@@ -399,7 +399,7 @@ bench_single_node() {
 bench_embedded() {
     local dir="$WORK/emb"
     mkdir -p "$dir/static/products" "$dir/static/api" "$WORK/ngx"
-    (cd "$dir" && SHOP_LISTEN="127.0.0.1:$EMB_PORT" SHOP_ADMIN_PASSWORD=bench-admin-pw RUST_LOG=warn \
+    (cd "$dir" && SHOP_LISTEN="127.0.0.1:$EMB_PORT" SHOP_ADMIN_PASSWORD=bench-admin-pw SHOP_REGISTER_LIMIT=0 SHOP_HASH_PER_CLIENT=1000 RUST_LOG=warn \
         exec "$CARGO_TARGET_DIR/release/shop" > "$dir/shop.log" 2>&1) &
     EMB_PID=$!
     local t EB="http://127.0.0.1:$EMB_PORT"

@@ -24,6 +24,7 @@
 #   API_FUZZ_WORKERS       concurrent schemathesis workers (default 1: more trip a thread-safety
 #                          bug of hypothesis 6 ("AST constructor recursion depth mismatch"))
 #   API_FUZZ_ADMIN_EMAIL / API_FUZZ_ADMIN_PASSWORD  the admin account (embedded: created so)
+#   API_FUZZ_CACERT        CA bundle for an https:// BASE_URL (e.g. the stack's self-signed certificate)
 #   API_FUZZ_KEEP          set: keep the work directory (logs, schemathesis reports) even when clean
 #   CARGO_TARGET_DIR       where the shop is built (default ./target)
 # Output: one summary line per run; on a failure schemathesis' report of it (with a curl
@@ -69,6 +70,8 @@ ADMIN_PASSWORD="${API_FUZZ_ADMIN_PASSWORD:-}"
 # session where the document says an operation needs it.
 CHECKS="${API_FUZZ_CHECKS:-not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance,missing_required_header,ignored_auth}"
 
+# curl (the set-up requests) trusts the same CA
+[ -n "${API_FUZZ_CACERT:-}" ] && export CURL_CA_BUNDLE="$API_FUZZ_CACERT"
 for tool in schemathesis curl python3; do
     command -v "$tool" >/dev/null 2>&1 || {
         echo "tests/api-fuzz/run.sh: '$tool' not found (schemathesis: pip install schemathesis)" >&2
@@ -198,6 +201,7 @@ fuzz() {
         --request-timeout 20 \
         --no-color \
         --report junit --report-dir "$dir/report" \
+        ${API_FUZZ_CACERT:+--tls-verify "$API_FUZZ_CACERT"} \
         "$@") >"$dir/schemathesis.log" 2>&1 || rc=$?
     local secs=$(($(date +%s) - start)) cases
     cases=$(sed -n 's/^ *\([0-9]\+ generated.*\)$/\1/p' "$dir/schemathesis.log" | tail -n 1)

@@ -58,7 +58,7 @@ export DISTSHOP_MANAGER_PORT="${DISTSHOP_MANAGER_PORT:-$((PORT + 1))}"
 # All traffic from this host reaches nginx from one address (Docker's
 # gateway, through the userland proxy), and the loads below register a
 # shopper each: no per-address registration limit on this stack.
-export DISTSHOP_REGISTER_LIMIT=0
+export DISTSHOP_REGISTER_LIMIT=0 DISTSHOP_HASH_PER_CLIENT=1000
 # shellcheck source=tests/lib/compose.sh
 . "$ROOT/tests/lib/compose.sh"
 compose_select || exit 2
@@ -353,6 +353,18 @@ probe_run() { # LABEL ARGS...
 log "security probe (tests/security/probe.py) through nginx"
 probe_run HTTPS "$SBASE" --cacert "$CA" --ops-hidden
 probe_run HTTP "$BASE" --ops-hidden --only d2,d7,d9,d11,origin
+# the JSON API against its OpenAPI document, through nginx over HTTPS:
+# schemathesis (tests/api-fuzz/run.sh), fewer cases than against the embedded
+# shop (CI runs that one with 100 per operation), the same checks
+if command -v schemathesis >/dev/null 2>&1; then
+    fz=$(API_FUZZ_CACERT="$CA" API_FUZZ_MAX_EXAMPLES=25 \
+        bash "$ROOT/tests/api-fuzz/run.sh" "$SBASE" 2>&1) && fzrc=0 || fzrc=$?
+    echo "$fz" | grep '^api-fuzz:' | sed 's/^/  /'
+    check "schemathesis through nginx (HTTPS): no 5xx, only documented statuses and bodies (tests/api-fuzz/run.sh)" \
+        test "$fzrc" = 0
+else
+    log "schemathesis not installed: the API fuzz run through nginx is skipped (python3 -m pip install schemathesis)"
+fi
 
 # ---------------------------------------------------------- spread over replicas
 L=$(shopper load "$BASE" --seconds 20 --max-requests 300 --workers 3) || true

@@ -12,7 +12,8 @@
 #                      `cd compose && docker-compose up -d` starts, see compose/.env)
 #   DISTSHOP_REPORT    report folder to mark               (default reports/latest)
 #   DISTSHOP_SIM       distshop-sim binary                  (default: target dirs, then PATH)
-#   DISTSHOP_HTTP_PORT, DISTSHOP_HTTPS_PORT, DISTSHOP_MANAGER_PORT, DISTSHOP_REGISTER_LIMIT
+#   DISTSHOP_HTTP_PORT, DISTSHOP_HTTPS_PORT, DISTSHOP_MANAGER_PORT, DISTSHOP_REGISTER_LIMIT,
+#   DISTSHOP_HASH_PER_CLIENT
 #                      the project's settings, for `scale`, `whole-restart` and `ramp`, which
 #                      run docker-compose and must not change them; when unset, taken from
 #                      the running containers (published ports, the shop's SHOP_REGISTER_LIMIT)
@@ -108,6 +109,10 @@ keep_settings() {
     if [ -n "$c" ] && [ -z "${DISTSHOP_REGISTER_LIMIT:-}" ]; then
         p=$(docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' "$c" 2>/dev/null | sed -n 's/^SHOP_REGISTER_LIMIT=//p') || p=""
         [ -n "$p" ] && export DISTSHOP_REGISTER_LIMIT=$p
+    fi
+    if [ -n "$c" ] && [ -z "${DISTSHOP_HASH_PER_CLIENT:-}" ]; then
+        p=$(docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' "$c" 2>/dev/null | sed -n 's/^SHOP_HASH_PER_CLIENT=//p') || p=""
+        [ -n "$p" ] && export DISTSHOP_HASH_PER_CLIENT=$p
     fi
     return 0
 }

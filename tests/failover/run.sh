@@ -24,7 +24,7 @@ export DISTSHOP_HTTP_PORT="${DISTSHOP_HTTP_PORT:-18480}"
 export DISTSHOP_MANAGER_PORT="${DISTSHOP_MANAGER_PORT:-$((DISTSHOP_HTTP_PORT + 1))}"
 export DISTSHOP_HTTPS_PORT="${DISTSHOP_HTTPS_PORT:-$((DISTSHOP_HTTP_PORT + 2))}"
 # the simulator registers every shopper from one address (Docker's gateway)
-export DISTSHOP_REGISTER_LIMIT=0
+export DISTSHOP_REGISTER_LIMIT=0 DISTSHOP_HASH_PER_CLIENT=1000
 export SHOPPERS="${SHOPPERS:-30}" DURATION="${DURATION:-45}" FAULT_AT="${FAULT_AT:-10}"
 export REPORTS="${REPORTS:-$ROOT/reports/failover-ci}"
 # shellcheck source=tests/lib/compose.sh

@@ -35,7 +35,7 @@ export DISTSHOP_HTTPS_PORT="${DISTSHOP_HTTPS_PORT:-$((DISTSHOP_HTTP_PORT + 2))}"
 # every request from this host reaches nginx from Docker's gateway, one
 # address: the shop's per-address registration limit would stop the simulator
 # after 20 shoppers, so this stack runs without it
-export DISTSHOP_REGISTER_LIMIT=0
+export DISTSHOP_REGISTER_LIMIT=0 DISTSHOP_HASH_PER_CLIENT=1000
 P=$DISTSHOP_PROJECT
 BASE="http://127.0.0.1:$DISTSHOP_HTTP_PORT"
 SHOPPERS="${SHOPPERS:-40}" DURATION="${DURATION:-60}" FAULT_AT="${FAULT_AT:-15}"

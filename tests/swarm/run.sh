@@ -119,7 +119,7 @@ set -a
 . "$ROOT/compose/.env"
 set +a
 # the simulator registers every shopper from one address: no registration limit
-export DISTSHOP_HTTP_PORT="$PORT" DISTSHOP_HTTPS_PORT="$HTTPS_PORT" DISTSHOP_SHOP_REPLICAS=3 DISTSHOP_REGISTER_LIMIT=0
+export DISTSHOP_HTTP_PORT="$PORT" DISTSHOP_HTTPS_PORT="$HTTPS_PORT" DISTSHOP_SHOP_REPLICAS=3 DISTSHOP_REGISTER_LIMIT=0 DISTSHOP_HASH_PER_CLIENT=1000
 t0=$SECONDS
 log "docker stack deploy -c compose/stack.yml $S (nginx on port $PORT)"
 docker stack deploy --resolve-image never --prune -c "$ROOT/compose/stack.yml" "$S" 2>&1 |
