@@ -18,15 +18,14 @@ use crate::{
     db::{self, DbError},
     error::{ApiError, ApiResult, AppError, HtmlError, HtmlResult},
     input::{Email, Fields, Password, PersonName, Quantity, Validator},
-    openapi::EmptyBody,
     security::{self, Client},
     session::{CurrentUser, Role, Session},
-    startup::AppState,
+    state::AppState,
     throttle,
-    web::{form_page, query_map, render, render_status, safe_next, see_other},
+    web::{form_page, query_map, render, render_status, safe_next, see_other, EmptyBody},
 };
 
-const USER_CART_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+use crate::domain::USER_CART_TTL;
 
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct Account {
@@ -382,10 +381,6 @@ async fn merge_cart(state: &AppState, from: &str, to: &str) -> Result<(), AppErr
     }
     state.store.cart_clear(from).await?;
     Ok(())
-}
-
-pub fn user_cart_ttl() -> Duration {
-    USER_CART_TTL
 }
 
 // --- JSON API ------------------------------------------------------------------------------

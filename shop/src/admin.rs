@@ -6,11 +6,10 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use crate::{
     error::{ApiError, ApiResult, AppError, HtmlResult},
     input::path_id,
-    openapi::EmptyBody,
     orders::{self, OrderList, STATUSES},
     session::Session,
-    startup::AppState,
-    web::{page, query_map, render, see_other},
+    state::AppState,
+    web::{page, query_map, render, see_other, EmptyBody},
 };
 
 fn parse_status(raw: Option<&String>) -> Result<Option<&'static str>, AppError> {

@@ -9,12 +9,12 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::{
-    accounts::user_cart_ttl,
     catalog::{self, Product},
+    domain::USER_CART_TTL,
     error::{ApiError, ApiResult, AppError, HtmlError, HtmlResult},
     input::{idempotency_key, parse_id, path_id, read_body, Fields, Quantity, Validator},
     session::Session,
-    startup::AppState,
+    state::AppState,
     store::CartAdd,
     web::{page, query_map, render_status, see_other},
 };
@@ -74,7 +74,7 @@ pub async fn view(state: &AppState, owner: &str) -> Result<CartView, AppError> {
 
 fn ttl(state: &AppState, owner: &str) -> std::time::Duration {
     if owner.starts_with("u:") {
-        user_cart_ttl()
+        USER_CART_TTL
     } else {
         state.settings.session_ttl
     }

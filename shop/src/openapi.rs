@@ -23,7 +23,7 @@ use utoipa::{
         security::{ApiKey, ApiKeyValue, SecurityScheme},
         ContentBuilder, HttpMethod, Ref, RefOr, ResponseBuilder,
     },
-    Modify, OpenApi, ToSchema,
+    Modify, OpenApi,
 };
 
 use crate::{
@@ -82,10 +82,7 @@ pub const SESSION_SCHEME: &str = "session";
 )]
 pub struct ApiDoc;
 
-/// An empty JSON object: the body of a POST that needs none (`{}`). The API guard still wants
-/// `Content-Type: application/json` on it; its content is ignored.
-#[derive(ToSchema)]
-pub struct EmptyBody {}
+pub use crate::web::EmptyBody;
 
 /// The session cookie scheme and the API guard's answers (see the module docs).
 struct ScopeWide;

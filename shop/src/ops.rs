@@ -6,7 +6,7 @@ use actix_web::{web, HttpResponse};
 use futures_util::stream;
 use serde_json::json;
 
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// How long readiness waits for each backend.
 const READY_TIMEOUT: Duration = Duration::from_millis(1000);

@@ -20,10 +20,9 @@ use crate::{
     db::{self, DbError, TxError},
     error::{ApiError, ApiResult, AppError, HtmlError, HtmlResult},
     input::{idempotency_key, path_id},
-    openapi::EmptyBody,
     session::{CurrentUser, Session},
-    startup::AppState,
-    web::{page, query_map, render, render_status, see_other},
+    state::AppState,
+    web::{page, query_map, render, render_status, see_other, EmptyBody},
 };
 
 /// A replayed checkout empties the cart of its order's lines only this long after the order

@@ -21,7 +21,7 @@ use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
 
-use crate::{error::AppError, startup::AppState, store::Store};
+use crate::{error::AppError, state::AppState, store::Store};
 
 pub const COOKIE_NAME: &str = "distshop_session";
 

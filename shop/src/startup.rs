@@ -15,39 +15,10 @@ use crate::{
     error::{AppError, HtmlError},
     openapi, ops, orders, seed, session,
     settings::Settings,
+    state::AppState,
     store::Store,
     telemetry, web as webui,
 };
-
-/// Shared, read-only state of one process. Cheap to clone into every worker.
-pub struct AppState {
-    pub db: DatabaseConnection,
-    pub store: Store,
-    pub settings: Arc<Settings>,
-    pub hostname: String,
-    /// Rendered catalog responses, kept `SHOP_CATALOG_CACHE_MS` (see [`ResponseCache`]).
-    pub catalog_cache: ResponseCache,
-    /// Catalog listings (products, total, categories) for pages that cannot be cached whole.
-    pub catalog_data: TtlCache<Arc<catalog::Listing>>,
-    /// Single products by id (cart pricing and its advisory stock checks).
-    pub products: TtlCache<Arc<catalog::Product>>,
-    /// Turns true when the process begins its graceful stop: long-lived responses (the
-    /// heartbeat stream) end then, so the drain waits only for real requests.
-    pub stopping: tokio::sync::watch::Receiver<bool>,
-    /// Proxies whose `X-Real-IP` / `X-Forwarded-Proto` are believed ([`crate::security`]).
-    pub proxies: Arc<crate::security::TrustedProxies>,
-    /// Heartbeat streams open now (capped at [`ops::MAX_BEAT_STREAMS`]).
-    pub beat_streams: Arc<std::sync::atomic::AtomicUsize>,
-}
-
-impl AppState {
-    /// This replica changed stock (checkout, cancel): its cached catalog shows it at once.
-    pub fn stock_changed(&self) {
-        self.catalog_cache.invalidate_all();
-        self.catalog_data.invalidate_all();
-        self.products.invalidate_all();
-    }
-}
 
 pub struct Application {
     server: Server,
@@ -119,7 +90,7 @@ impl Application {
         let workers = settings.workers;
         let (stopping, stopping_rx) = tokio::sync::watch::channel(false);
         let fault_http500 = settings.fault_http500;
-        let proxies = crate::security::TrustedProxies::new(&settings.trusted_proxies);
+        let proxies = crate::proxies::TrustedProxies::new(&settings.trusted_proxies);
         proxies.spawn_refresh();
         let state = web::Data::new(AppState {
             proxies,

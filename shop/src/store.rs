@@ -21,7 +21,10 @@ use std::{
 
 use redis::{aio::ConnectionManager, cluster_async::ClusterConnection, Cmd, FromRedisValue};
 
-use crate::{error::AppError, settings::Settings};
+use crate::{
+    error::{AppError, HtmlError},
+    settings::Settings,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -48,6 +51,12 @@ impl From<StoreError> for AppError {
         crate::metrics::record_store_error();
         tracing::warn!(error = %e, "session store unavailable");
         AppError::Unavailable("the session store is temporarily unavailable, please retry".into())
+    }
+}
+
+impl From<StoreError> for HtmlError {
+    fn from(e: StoreError) -> Self {
+        HtmlError(e.into())
     }
 }
 

@@ -24,7 +24,7 @@ use crate::{
     error::AppError,
     security::Client,
     session::{mac, same},
-    startup::AppState,
+    state::AppState,
 };
 
 /// Failed logins per account and client address (without a device cookie) per window.
