@@ -25,7 +25,7 @@ use crate::{
     web::{form_page, query_map, render, render_status, safe_next, see_other, EmptyBody},
 };
 
-use crate::domain::USER_CART_TTL;
+use crate::domain::{CartLine, CartOwner, USER_CART_TTL};
 
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct Account {
@@ -354,7 +354,7 @@ async fn login(
     let user = CurrentUser { id: account.id, name: account.name.clone(), role: account.role };
     session.login(&state.store, user, state.settings.session_ttl).await?;
     if let Some(anon) = anonymous_cart {
-        merge_cart(state, &anon, &format!("u:{}", account.id)).await?;
+        merge_cart(state, &anon, &CartOwner::Account(account.id)).await?;
     }
     tracing::info!(user.id = account.id, known_device = reservation.known_device, "logged in");
     let device_cookie = throttle::device_cookie(
@@ -366,14 +366,14 @@ async fn login(
 }
 
 /// Move the anonymous cart into the account's: quantities add up, capped at 99 and at stock.
-async fn merge_cart(state: &AppState, from: &str, to: &str) -> Result<(), AppError> {
+async fn merge_cart(state: &AppState, from: &CartOwner, to: &CartOwner) -> Result<(), AppError> {
     let lines = state.store.cart_get(from).await?;
     if lines.is_empty() {
         return Ok(());
     }
-    let ids: Vec<i64> = lines.iter().map(|(p, _)| *p).collect();
+    let ids: Vec<i64> = lines.iter().map(|l| l.product_id).collect();
     let products = catalog::get_many(&state.db, &ids).await?;
-    for (pid, qty) in lines {
+    for CartLine { product_id: pid, quantity: qty } in lines {
         // Sold-out products are dropped; the rest is capped at stock and at 99.
         if let Some(p) = products.get(&pid).filter(|p| p.stock > 0) {
             state.store.cart_add(to, pid, qty, p.stock.min(Quantity::MAX), true, USER_CART_TTL, None).await?;

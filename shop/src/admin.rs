@@ -6,20 +6,19 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use crate::{
     error::{ApiError, ApiResult, AppError, HtmlResult},
     input::path_id,
-    orders::{self, OrderList, STATUSES},
+    orders::{self, OrderList, OrderStatus, STATUSES},
     session::Session,
     state::AppState,
     web::{page, query_map, render, see_other, EmptyBody},
 };
 
-fn parse_status(raw: Option<&String>) -> Result<Option<&'static str>, AppError> {
+fn parse_status(raw: Option<&String>) -> Result<Option<OrderStatus>, AppError> {
     match raw.map(|s| s.trim()).filter(|s| !s.is_empty()) {
         None => Ok(None),
-        Some(s) => STATUSES
-            .iter()
-            .find(|x| **x == s)
-            .map(|x| Some(*x))
-            .ok_or_else(|| AppError::field("status", format!("must be one of {}", STATUSES.join(", ")))),
+        Some(s) => OrderStatus::parse(s).map(Some).ok_or_else(|| {
+            let names: Vec<&str> = STATUSES.iter().map(|s| s.as_str()).collect();
+            AppError::field("status", format!("must be one of {}", names.join(", ")))
+        }),
     }
 }
 
@@ -71,7 +70,7 @@ async fn api_confirm(
 ) -> ApiResult<HttpResponse> {
     session.require_admin(&state.store).await?;
     let id = path_id(&id, "order")?;
-    Ok(HttpResponse::Ok().json(orders::transition(&state, id, "placed", "confirmed").await?))
+    Ok(HttpResponse::Ok().json(orders::transition(&state, id, OrderStatus::Confirmed).await?))
 }
 
 /// Ship a confirmed order (again on a shipped one: 200, no change).
@@ -99,7 +98,7 @@ async fn api_ship(
 ) -> ApiResult<HttpResponse> {
     session.require_admin(&state.store).await?;
     let id = path_id(&id, "order")?;
-    Ok(HttpResponse::Ok().json(orders::transition(&state, id, "confirmed", "shipped").await?))
+    Ok(HttpResponse::Ok().json(orders::transition(&state, id, OrderStatus::Shipped).await?))
 }
 
 async fn page_orders(
@@ -132,12 +131,14 @@ async fn form_action(
     session.require_admin(&state.store).await?;
     let (id, action) = path.into_inner();
     let id = path_id(&id, "order")?;
-    let (from, to) = match action.as_str() {
-        "confirm" => ("placed", "confirmed"),
-        "ship" => ("confirmed", "shipped"),
+    let to = match action.as_str() {
+        "confirm" => OrderStatus::Confirmed,
+        "ship" => OrderStatus::Shipped,
         _ => return Err(AppError::NotFound("no such action".into()).into()),
     };
-    orders::transition(&state, id, from, to).await?;
+    orders::transition(&state, id, to).await?;
+    // the list the admin came from; else the one the order just left
+    let from = to.comes_from().unwrap_or(OrderStatus::Placed);
     let back = parse_status(f.opt_str("status").ok().flatten().as_ref()).ok().flatten().unwrap_or(from);
     Ok(see_other(&format!("/admin/orders?status={back}&notice={to}")))
 }

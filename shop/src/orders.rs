@@ -11,13 +11,14 @@
 use std::collections::HashMap;
 
 use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
-use sea_orm::{ConnectionTrait, QueryResult, Value};
+use sea_orm::{ConnectionTrait, DbErr, QueryResult, Value};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::{
     cart,
     db::{self, DbError, TxError},
+    domain::{CartLine, CartOwner},
     error::{ApiError, ApiResult, AppError, HtmlError, HtmlResult},
     input::{idempotency_key, path_id},
     session::{CurrentUser, Session},
@@ -29,18 +30,7 @@ use crate::{
 /// was placed (less than the store remembers that it did so already).
 const REPLAY_TAKES_CART_MS: i64 = 10 * 60 * 1000;
 
-pub const STATUSES: [&str; 4] = ["placed", "confirmed", "shipped", "cancelled"];
-
-/// An order's status (the schema of [`STATUSES`]): placed → confirmed → shipped, or placed →
-/// cancelled.
-#[derive(ToSchema)]
-#[schema(rename_all = "lowercase")]
-pub enum OrderStatus {
-    Placed,
-    Confirmed,
-    Shipped,
-    Cancelled,
-}
+pub use crate::domain::{OrderStatus, STATUSES};
 
 /// A line of an order, with the price it was sold at.
 #[derive(Debug, Serialize, Clone, ToSchema)]
@@ -63,8 +53,7 @@ pub struct Order {
     pub id: i64,
     #[schema(minimum = 1)]
     pub user_id: i64,
-    #[schema(value_type = OrderStatus)]
-    pub status: String,
+    pub status: OrderStatus,
     #[schema(minimum = 0)]
     pub total_cents: i64,
     #[schema(example = "EUR")]
@@ -96,7 +85,11 @@ fn order_from_row(r: &QueryResult, with_email: bool) -> Result<Order, DbError> {
     Ok(Order {
         id: db::get(r, "id")?,
         user_id: db::get(r, "user_id")?,
-        status: db::get(r, "status")?,
+        status: {
+            let s: String = db::get(r, "status")?;
+            OrderStatus::parse(&s)
+                .ok_or_else(|| DbError::Other(DbErr::Custom(format!("unknown order status {s:?}"))))?
+        },
         total_cents: db::get(r, "total_cents")?,
         currency: db::get(r, "currency")?,
         idempotency_key: db::get(r, "idempotency_key")?,
@@ -191,10 +184,10 @@ pub async fn list_for_user(
 
 pub async fn list_all(
     c: &(impl ConnectionTrait + 'static),
-    status: Option<&str>,
+    status: Option<OrderStatus>,
 ) -> Result<Vec<Order>, DbError> {
     let (cond, vals): (&str, Vec<Value>) = match status {
-        Some(s) => ("WHERE o.status = ?", vec![s.into()]),
+        Some(s) => ("WHERE o.status = ?", vec![s.as_str().into()]),
         None => ("", vec![]),
     };
     let rows = db::all(
@@ -223,7 +216,7 @@ enum Attempt {
 /// Turn the user's cart into an order, exactly once per idempotency key.
 #[tracing::instrument(skip_all, fields(user.id = user.id))]
 pub async fn checkout(state: &AppState, user: &CurrentUser, key: &str) -> Result<Checkout, AppError> {
-    let owner = format!("u:{}", user.id);
+    let owner = CartOwner::Account(user.id);
     if let Some(order) = find_by_key(&state.db, user.id, key).await? {
         crate::metrics::record_checkout("replayed");
         take_replayed(state, &owner, &order).await;
@@ -294,11 +287,12 @@ pub async fn checkout(state: &AppState, user: &CurrentUser, key: &str) -> Result
 /// it emptied the cart, so take the order's lines now. Once per order (the store keeps an
 /// operation key for it), and only while that key is remembered, so an old order replayed much
 /// later never touches today's cart. Best effort, like emptying the cart after a first checkout.
-async fn take_replayed(state: &AppState, owner: &str, order: &Order) {
+async fn take_replayed(state: &AppState, owner: &CartOwner, order: &Order) {
     if db::now_ms() - order.created_at >= REPLAY_TAKES_CART_MS {
         return;
     }
-    let lines: Vec<(i64, i64)> = order.items.iter().map(|i| (i.product_id, i.quantity)).collect();
+    let lines: Vec<CartLine> =
+        order.items.iter().map(|i| CartLine { product_id: i.product_id, quantity: i.quantity }).collect();
     if let Err(e) = state.store.cart_take(owner, order.id, &lines).await {
         tracing::warn!(order.id = order.id, error = %e, "replayed order: cart not emptied");
     }
@@ -310,7 +304,7 @@ async fn place(
     state: &AppState,
     user_id: i64,
     key: &str,
-    lines: &[(i64, i64)],
+    lines: &[CartLine],
     commit_unknown: &std::sync::atomic::AtomicBool,
 ) -> Result<Attempt, TxError> {
     let tx = db::begin(&state.db).await?;
@@ -318,8 +312,8 @@ async fn place(
     let inserted = db::exec(
         &tx,
         "INSERT INTO orders (user_id, idempotency_key, status, total_cents, currency, created_at, updated_at)
-         VALUES (?, ?, 'placed', 0, 'EUR', ?, ?)",
-        vec![user_id.into(), key.into(), now.into(), now.into()],
+         VALUES (?, ?, ?, 0, 'EUR', ?, ?)",
+        vec![user_id.into(), key.into(), OrderStatus::Placed.as_str().into(), now.into(), now.into()],
     )
     .await;
     let order_id = match inserted {
@@ -329,7 +323,7 @@ async fn place(
     };
     let mut total = 0i64;
     // Lines are sorted by product id: every checkout locks rows in the same order (no deadlock cycles).
-    for &(pid, qty) in lines {
+    for &CartLine { product_id: pid, quantity: qty } in lines {
         let (taken, _) = db::exec(
             &tx,
             "UPDATE products SET stock = stock - ? WHERE id = ? AND stock >= ?",
@@ -384,14 +378,20 @@ pub async fn cancel(state: &AppState, user_id: i64, id: i64) -> Result<Order, Ap
         let tx = db::begin(&state.db).await?;
         let (n, _) = db::exec(
             &tx,
-            "UPDATE orders SET status = 'cancelled', updated_at = ? WHERE id = ? AND user_id = ? AND status = 'placed'",
-            vec![db::now_ms().into(), id.into(), user_id.into()],
+            "UPDATE orders SET status = ?, updated_at = ? WHERE id = ? AND user_id = ? AND status = ?",
+            vec![
+                OrderStatus::Cancelled.as_str().into(),
+                db::now_ms().into(),
+                id.into(),
+                user_id.into(),
+                OrderStatus::Placed.as_str().into(),
+            ],
         )
         .await?;
         if n != 1 {
             return match find_for_user(&tx, user_id, id).await? {
                 // Already cancelled (a retried request): same answer, stock returned only once.
-                Some(o) if o.status == "cancelled" => Ok(()),
+                Some(o) if o.status == OrderStatus::Cancelled => Ok(()),
                 None => Err(AppError::NotFound(format!("you have no order {id}")).into()),
                 Some(o) => Err(AppError::Conflict {
                     code: "invalid_transition",
@@ -400,12 +400,19 @@ pub async fn cancel(state: &AppState, user_id: i64, id: i64) -> Result<Order, Ap
                 .into()),
             };
         }
-        let items = db::all(&tx, "SELECT product_id, quantity FROM order_items WHERE order_id = ?", vec![id.into()]).await?;
-        let mut lines: Vec<(i64, i64)> =
-            items.iter().map(|r| Ok((db::get(r, "product_id")?, db::get(r, "quantity")?))).collect::<Result<_, DbError>>()?;
+        let items =
+            db::all(&tx, "SELECT product_id, quantity FROM order_items WHERE order_id = ?", vec![id.into()])
+                .await?;
+        let mut lines: Vec<CartLine> = items
+            .iter()
+            .map(|r| {
+                Ok(CartLine { product_id: db::get(r, "product_id")?, quantity: db::get(r, "quantity")? })
+            })
+            .collect::<Result<_, DbError>>()?;
         lines.sort_unstable();
-        for (pid, qty) in lines {
-            db::exec(&tx, "UPDATE products SET stock = stock + ? WHERE id = ?", vec![qty.into(), pid.into()]).await?;
+        for CartLine { product_id: pid, quantity: qty } in lines {
+            db::exec(&tx, "UPDATE products SET stock = stock + ? WHERE id = ?", vec![qty.into(), pid.into()])
+                .await?;
         }
         db::commit(tx).await?;
         Ok(())
@@ -416,12 +423,15 @@ pub async fn cancel(state: &AppState, user_id: i64, id: i64) -> Result<Order, Ap
     find(&state.db, id).await?.ok_or_else(|| AppError::NotFound(format!("no order {id}")))
 }
 
-/// Admin transition `from` → `to` (placed → confirmed, confirmed → shipped).
-pub async fn transition(state: &AppState, id: i64, from: &str, to: &str) -> Result<Order, AppError> {
+/// Admin transition to `to` from the one status that may become it (placed → confirmed,
+/// confirmed → shipped; see [`OrderStatus::comes_from`]).
+pub async fn transition(state: &AppState, id: i64, to: OrderStatus) -> Result<Order, AppError> {
+    let from =
+        to.comes_from().ok_or_else(|| AppError::Unexpected(anyhow::anyhow!("no order can become {to}")))?;
     let (n, _) = db::exec(
         &state.db,
         "UPDATE orders SET status = ?, updated_at = ? WHERE id = ? AND status = ?",
-        vec![to.into(), db::now_ms().into(), id.into(), from.into()],
+        vec![to.as_str().into(), db::now_ms().into(), id.into(), from.as_str().into()],
     )
     .await?;
     let order = find(&state.db, id).await?.ok_or_else(|| AppError::NotFound(format!("no order {id}")))?;
@@ -431,7 +441,7 @@ pub async fn transition(state: &AppState, id: i64, from: &str, to: &str) -> Resu
             message: format!("order {id} is {}; only {from} orders can become {to}", order.status),
         });
     }
-    tracing::info!(order.id = id, status = to, "order status changed");
+    tracing::info!(order.id = id, status = to.as_str(), "order status changed");
     Ok(order)
 }
 
@@ -578,7 +588,7 @@ async fn checkout_page(
 ) -> HtmlResult<HttpResponse> {
     let (mut ctx, user) = page(state, session, "Checkout").await?;
     let Some(user) = user else { return Ok(see_other("/login?next=/checkout")) };
-    let cart = cart::view(state, &format!("u:{}", user.id)).await?;
+    let cart = cart::view(state, &CartOwner::Account(user.id)).await?;
     ctx.insert("cart", &cart);
     ctx.insert("idempotency_key", &uuid::Uuid::new_v4().to_string());
     ctx.insert("error", &error);

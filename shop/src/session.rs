@@ -21,7 +21,7 @@ use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
 
-use crate::{error::AppError, state::AppState, store::Store};
+use crate::{domain::CartOwner, error::AppError, state::AppState, store::Store};
 
 pub const COOKIE_NAME: &str = "distshop_session";
 
@@ -194,18 +194,18 @@ impl Session {
         }
     }
 
-    /// The cart key of this visitor: the account's cart when logged in, else the session's.
-    pub async fn cart_owner(&self, store: &Store) -> Result<String, AppError> {
+    /// The cart of this visitor: the account's cart when logged in, else the session's.
+    pub async fn cart_owner(&self, store: &Store) -> Result<CartOwner, AppError> {
         Ok(match self.user(store).await? {
-            Some(u) => format!("u:{}", u.id),
-            None => format!("s:{}", self.id()),
+            Some(u) => CartOwner::Account(u.id),
+            None => CartOwner::Session(self.id()),
         })
     }
 
-    /// The anonymous cart key of the current id (before login).
-    pub fn anonymous_cart_owner(&self) -> Option<String> {
+    /// The anonymous cart of the current id (before login).
+    pub fn anonymous_cart_owner(&self) -> Option<CartOwner> {
         let s = self.state.borrow();
-        s.from_cookie.then(|| format!("s:{}", s.id))
+        s.from_cookie.then(|| CartOwner::Session(s.id.clone()))
     }
 
     /// Log in: a NEW session id holds the user (the old one is deleted: no session fixation).

@@ -74,7 +74,7 @@ pub async fn page(
     // A visitor without a session has no cart and gets no cookie from a page view.
     let cart_count: i64 = if session.has_cookie() {
         let owner = session.cart_owner(&state.store).await?;
-        state.store.cart_get(&owner).await?.iter().map(|(_, q)| q).sum()
+        state.store.cart_get(&owner).await?.iter().map(|l| l.quantity).sum()
     } else {
         0
     };
