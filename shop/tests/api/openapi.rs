@@ -15,6 +15,16 @@ fn source(name: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// A module's source: `src/{module}.rs`, or `src/{module}/mod.rs` for a module split into parts.
+fn module_source(module: &str) -> String {
+    let flat = Path::new(env!("CARGO_MANIFEST_DIR")).join("src").join(format!("{module}.rs"));
+    if flat.exists() {
+        source(&format!("{module}.rs"))
+    } else {
+        source(&format!("{module}/mod.rs"))
+    }
+}
+
 /// The text from `start` up to the first `end` after it.
 fn between<'a>(text: &'a str, start: &str, end: &str) -> &'a str {
     let from = text.find(start).unwrap_or_else(|| panic!("`{start}` not found")) + start.len();
@@ -37,7 +47,7 @@ fn api_routes_in_sources() -> Routes {
     assert!(modules.len() >= 6, "the /api scope's modules, from startup.rs: {modules:?}");
     let mut routes = Routes::new();
     for module in modules {
-        let file = source(&format!("{module}.rs"));
+        let file = module_source(module);
         let body = between(&file, "pub fn configure_api(cfg: &mut web::ServiceConfig) {", "\n}\n");
         assert!(
             !body.contains(".service("),
