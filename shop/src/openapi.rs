@@ -3,12 +3,12 @@
 //!
 //! Each handler of the `/api` scope carries a `#[utoipa::path]` annotation next to it: its
 //! parameters, request body, every status it can answer and the body of each. The request
-//! bodies are parsed by hand (through [`crate::input::Fields`], so every bad field is named in a
+//! bodies are parsed by hand (through [`crate::edge::input::Fields`], so every bad field is named in a
 //! 422), so their shapes are small documentation structs beside the handlers, with the same
-//! limits as the parsers in [`crate::input`]. Responses are the types the handlers serialise.
+//! limits as the parsers in [`crate::edge::input`]. Responses are the types the handlers serialise.
 //!
 //! What the whole scope does is added here, once, like the code does it once: the API guard
-//! ([`crate::web::api_guard`]) answers 403 to a foreign `Origin` on every state-changing request
+//! ([`crate::edge::web::api_guard`]) answers 403 to a foreign `Origin` on every state-changing request
 //! and 415 to one that is not `application/json` (but `DELETE`); a body that does not arrive in
 //! time is a 408. `shop/tests/api/openapi.rs`
 //! checks that every route of the scope is described and that every error is an [`ApiError`];
@@ -27,10 +27,13 @@ use utoipa::{
 };
 
 use crate::{
-    accounts, admin, cart, catalog,
+    areas::accounts,
+    areas::admin,
+    areas::cart,
+    areas::catalog,
+    areas::orders,
+    edge::session::COOKIE_NAME,
     error::{ApiError, AppError},
-    orders,
-    session::COOKIE_NAME,
 };
 
 /// The name of the session-cookie security scheme in the document (the annotations' `security`
@@ -82,7 +85,7 @@ pub const SESSION_SCHEME: &str = "session";
 )]
 pub struct ApiDoc;
 
-pub use crate::web::EmptyBody;
+pub use crate::edge::web::EmptyBody;
 
 /// The session cookie scheme and the API guard's answers (see the module docs).
 struct ScopeWide;
@@ -159,7 +162,7 @@ static DOCUMENT: LazyLock<Result<web::Bytes, String>> =
 )]
 async fn openapi_json() -> Result<HttpResponse, AppError> {
     match &*DOCUMENT {
-        Ok(body) => Ok(crate::web::json_bytes(body.clone())),
+        Ok(body) => Ok(crate::edge::web::json_bytes(body.clone())),
         Err(e) => Err(AppError::Unexpected(anyhow::anyhow!("the OpenAPI document: {e}"))),
     }
 }

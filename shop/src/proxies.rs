@@ -1,6 +1,6 @@
 //! The proxies whose client headers (`X-Real-IP`, `X-Forwarded-Proto`) are believed: parsed from
 //! `SHOP_TRUSTED_PROXIES` and, for host names, looked up again and again. Below the settings,
-//! which check its entries, and the shared state, which holds it; [`crate::security`] uses it.
+//! which check its entries, and the shared state, which holds it; [`crate::edge::security`] uses it.
 
 use std::{
     net::IpAddr,

@@ -9,15 +9,23 @@ use actix_web::{dev::Server, middleware::from_fn, web, App, HttpRequest, HttpRes
 use sea_orm::DatabaseConnection;
 
 use crate::{
-    accounts, admin,
-    cache::{ResponseCache, TtlCache},
-    cart, catalog, db,
+    areas::accounts,
+    areas::admin,
+    areas::cart,
+    areas::catalog,
+    areas::ops,
+    areas::orders,
+    areas::seed,
+    edge::session,
+    edge::telemetry,
+    edge::web as webui,
     error::{AppError, HtmlError},
-    openapi, ops, orders, seed, session,
+    infra::cache::{ResponseCache, TtlCache},
+    infra::db,
+    infra::store::Store,
+    openapi,
     settings::Settings,
     state::AppState,
-    store::Store,
-    telemetry, web as webui,
 };
 
 pub struct Application {
@@ -111,7 +119,7 @@ impl Application {
                 .wrap(from_fn(session::middleware))
                 // decided once here, not per request
                 .wrap(actix_web::middleware::Condition::new(fault_http500, from_fn(ops::injected_fault)))
-                .wrap(from_fn(crate::security::edge))
+                .wrap(from_fn(crate::edge::security::edge))
                 .wrap(from_fn(telemetry::envelope))
                 .configure(ops::configure)
                 .route("/static/style.css", web::get().to(webui::style_css))

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use sea_orm::DatabaseConnection;
 
 use crate::{
-    cache::{ResponseCache, TtlCache},
     domain::{Listing, Product},
+    infra::cache::{ResponseCache, TtlCache},
+    infra::store::Store,
     proxies::TrustedProxies,
     settings::Settings,
-    store::Store,
 };
 
 /// Shared, read-only state of one process. Cheap to clone into every worker.
@@ -29,7 +29,7 @@ pub struct AppState {
     /// Turns true when the process begins its graceful stop: long-lived responses (the
     /// heartbeat stream) end then, so the drain waits only for real requests.
     pub stopping: tokio::sync::watch::Receiver<bool>,
-    /// Proxies whose `X-Real-IP` / `X-Forwarded-Proto` are believed ([`crate::security`]).
+    /// Proxies whose `X-Real-IP` / `X-Forwarded-Proto` are believed ([`crate::edge::security`]).
     pub proxies: Arc<TrustedProxies>,
     /// Heartbeat streams open now (capped at `ops::MAX_BEAT_STREAMS`).
     pub beat_streams: Arc<std::sync::atomic::AtomicUsize>,

@@ -23,27 +23,13 @@ const LAYERS: &[(&str, u8)] = &[
     // 2 configuration
     ("settings", 2),
     // 3 infrastructure: database, session store, caches, metrics recorders
-    ("metrics", 3),
-    ("db", 3),
-    ("store", 3),
-    ("cache", 3),
+    ("infra", 3),
     // 4 the shared state of a process
     ("state", 4),
     // 5 the HTTP edge: input parsing, session, security, throttling, telemetry, page helpers
-    ("input", 5),
-    ("security", 5),
-    ("session", 5),
-    ("throttle", 5),
-    ("telemetry", 5),
-    ("web", 5),
+    ("edge", 5),
     // 6 the areas: one job of the shop each
-    ("catalog", 6),
-    ("accounts", 6),
-    ("cart", 6),
-    ("orders", 6),
-    ("admin", 6),
-    ("ops", 6),
-    ("seed", 6),
+    ("areas", 6),
     // 7 the application: routes, the OpenAPI document, start-up
     ("openapi", 7),
     ("startup", 7),
@@ -192,7 +178,7 @@ fn target_module(path: &str, modules: &BTreeSet<String>) -> Option<String> {
 }
 
 fn layer_of(module: &str) -> Option<u8> {
-    // a submodule (`orders::repo`) is in the layer of its top module
+    // a submodule (`infra::db`, `areas::orders::repo`) is in the layer of its top module
     let top = module.split("::").next().unwrap_or(module);
     LAYERS.iter().find(|(m, _)| *m == top).map(|(_, l)| *l)
 }

@@ -1,5 +1,5 @@
 //! Validated values: each constructor is the only place its rule lives, and says in plain words
-//! what is expected when the input breaks it ([`crate::input`] turns that into a field error).
+//! what is expected when the input breaks it ([`crate::edge::input`] turns that into a field error).
 
 /// A lower-cased, syntactically plausible e-mail address (≤ 254 characters).
 #[derive(Clone, Debug, PartialEq, Eq)]

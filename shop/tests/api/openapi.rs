@@ -15,14 +15,18 @@ fn source(name: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// A module's source: `src/{module}.rs`, or `src/{module}/mod.rs` for a module split into parts.
+/// A module's source: `{module}.rs`, or `{module}/mod.rs` for a module split into parts, at
+/// the top of `src/` or among the areas (`src/areas/`).
 fn module_source(module: &str) -> String {
-    let flat = Path::new(env!("CARGO_MANIFEST_DIR")).join("src").join(format!("{module}.rs"));
-    if flat.exists() {
-        source(&format!("{module}.rs"))
-    } else {
-        source(&format!("{module}/mod.rs"))
-    }
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let candidates = [
+        format!("{module}.rs"),
+        format!("{module}/mod.rs"),
+        format!("areas/{module}.rs"),
+        format!("areas/{module}/mod.rs"),
+    ];
+    let found = candidates.iter().find(|c| src.join(c).exists());
+    source(found.unwrap_or(&candidates[0]))
 }
 
 /// The text from `start` up to the first `end` after it.
@@ -144,7 +148,7 @@ async fn every_documented_error_is_the_api_error_shape() {
     let scheme = &doc["components"]["securitySchemes"]["session"];
     assert_eq!(
         (&scheme["type"], &scheme["in"], &scheme["name"]),
-        (&"apiKey".into(), &"cookie".into(), &shop::session::COOKIE_NAME.into()),
+        (&"apiKey".into(), &"cookie".into(), &shop::edge::session::COOKIE_NAME.into()),
         "{scheme}"
     );
     for (m, p, op) in operations(&doc) {

@@ -3,11 +3,11 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::{
+    edge::input::{idempotency_key, path_id},
+    edge::session::Session,
+    edge::web::EmptyBody,
     error::{ApiError, ApiResult, AppError},
-    input::{idempotency_key, path_id},
-    session::Session,
     state::AppState,
-    web::EmptyBody,
 };
 
 use super::{
@@ -44,7 +44,7 @@ pub async fn api_checkout(
     req: HttpRequest,
     body: web::Payload,
 ) -> ApiResult<HttpResponse> {
-    let _ = crate::input::read_body(&req, body).await?;
+    let _ = crate::edge::input::read_body(&req, body).await?;
     let user = session.require_user(&state.store).await?;
     let key = req
         .headers()

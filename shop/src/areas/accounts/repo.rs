@@ -5,10 +5,10 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::{
-    db::{self, DbError},
+    edge::input::Email,
+    edge::session::Role,
     error::AppError,
-    input::Email,
-    session::Role,
+    infra::db::{self, DbError},
 };
 
 #[derive(Clone, Debug, Serialize, ToSchema)]

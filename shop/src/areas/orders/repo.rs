@@ -7,8 +7,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::{
-    db::{self, DbError},
     domain::OrderStatus,
+    infra::db::{self, DbError},
 };
 
 /// A line of an order, with the price it was sold at.

@@ -3,13 +3,13 @@
 use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
 
 use crate::{
-    cart,
+    areas::cart,
     domain::CartOwner,
+    edge::input::{idempotency_key, path_id},
+    edge::session::{CurrentUser, Session},
+    edge::web::{page, query_map, render, render_status, see_other},
     error::{AppError, HtmlError, HtmlResult},
-    input::{idempotency_key, path_id},
-    session::{CurrentUser, Session},
     state::AppState,
-    web::{page, query_map, render, render_status, see_other},
 };
 
 use super::{
@@ -57,7 +57,7 @@ pub(super) async fn form_checkout(
     req: HttpRequest,
     body: web::Payload,
 ) -> HtmlResult<HttpResponse> {
-    let f = crate::web::form(&req, body, &session).await?;
+    let f = crate::edge::web::form(&req, body, &session).await?;
     let user = match user_or_login(&state, &session, "/checkout").await? {
         Ok(u) => u,
         Err(redirect) => return Ok(redirect),
@@ -102,7 +102,7 @@ pub(super) async fn page_order(
         .ok_or_else(|| AppError::NotFound("You have no such order.".into()))?;
     let (mut ctx, _) = page(&state, &session, &format!("Order #{id}")).await?;
     ctx.insert("order", &order);
-    ctx.insert("notice", &query_map(&req)?.get("notice").and_then(|n| crate::web::notice(n)));
+    ctx.insert("notice", &query_map(&req)?.get("notice").and_then(|n| crate::edge::web::notice(n)));
     Ok(render("orders/detail.html", &ctx)?)
 }
 
@@ -113,7 +113,7 @@ pub(super) async fn form_cancel(
     req: HttpRequest,
     body: web::Payload,
 ) -> HtmlResult<HttpResponse> {
-    crate::web::form(&req, body, &session).await?;
+    crate::edge::web::form(&req, body, &session).await?;
     let id = path_id(&id, "order")?;
     let user = match user_or_login(&state, &session, &format!("/orders/{id}")).await? {
         Ok(u) => u,

@@ -9,7 +9,7 @@
 //! The cart is only touched after commit.
 //!
 //! The area's parts: [`repo`] reads orders (SQL), [`rules`] changes them (checkout, cancel, the
-//! admin's transitions), [`api`] answers JSON, [`pages`] renders HTML; the route tables are here.
+//! admin's transitions), [`api`] answers JSON, `pages` renders HTML; the route tables are here.
 
 use actix_web::web;
 

@@ -9,13 +9,13 @@ use utoipa::{IntoParams, ToSchema};
 
 pub use crate::domain::{Category, Listing, Product};
 use crate::{
-    cache::Weight,
-    db::{self, DbError},
+    edge::input::path_id,
+    edge::session::Session,
+    edge::web::{html, json_bytes, page, query_map, render_bytes, to_json_bytes},
     error::{ApiError, ApiResult, AppError, HtmlResult},
-    input::path_id,
-    session::Session,
+    infra::cache::Weight,
+    infra::db::{self, DbError},
     state::AppState,
-    web::{html, json_bytes, page, query_map, render_bytes, to_json_bytes},
 };
 
 const COLUMNS: &str = "id, sku, name, description, price_cents, currency, stock, category";
@@ -46,7 +46,7 @@ pub struct ListQuery {
 
 impl ListQuery {
     pub fn parse(m: &HashMap<String, String>, default_per_page: u64) -> Result<Self, AppError> {
-        let mut v = crate::input::Validator::default();
+        let mut v = crate::edge::input::Validator::default();
         let text = |name: &str, max: usize| -> Result<Option<String>, String> {
             match m.get(name).map(|s| s.trim()) {
                 None | Some("") => Ok(None),
@@ -354,7 +354,7 @@ async fn page_list(
 ) -> HtmlResult<HttpResponse> {
     let params = query_map(&req)?;
     let q = ListQuery::parse(&params, 24)?;
-    let notice = params.get("notice").and_then(|n| crate::web::notice(n));
+    let notice = params.get("notice").and_then(|n| crate::edge::web::notice(n));
     if session.has_cookie() {
         return Ok(html(render_list(&state, &session, &q, notice).await?));
     }
@@ -408,7 +408,7 @@ async fn page_product(
     req: HttpRequest,
 ) -> HtmlResult<HttpResponse> {
     let id = path_id(&id, "product")?;
-    let notice = query_map(&req)?.get("notice").and_then(|n| crate::web::notice(n));
+    let notice = query_map(&req)?.get("notice").and_then(|n| crate::edge::web::notice(n));
     if session.has_cookie() {
         return Ok(html(render_product(&state, &session, id, notice).await?));
     }
@@ -426,7 +426,7 @@ async fn render_product(
     let p =
         get(&state.db, id).await?.ok_or_else(|| AppError::NotFound("This product does not exist.".into()))?;
     let (mut ctx, _) = page(state, session, &p.name).await?;
-    ctx.insert("max_qty", &p.stock.clamp(0, crate::input::Quantity::MAX));
+    ctx.insert("max_qty", &p.stock.clamp(0, crate::edge::input::Quantity::MAX));
     ctx.insert("product", &p);
     // Repeating this form (double click, back + resubmit) adds once. A cached page hands the
     // same key to several visitors: harmless, the store keeps operation keys per cart.

@@ -2,10 +2,10 @@
 //! status transitions. See the area's docs ([`super`]) for why checkout inserts the order first.
 
 use crate::{
-    db::{self, DbError, TxError},
     domain::{CartLine, CartOwner, OrderStatus},
+    edge::session::CurrentUser,
     error::AppError,
-    session::CurrentUser,
+    infra::db::{self, DbError, TxError},
     state::AppState,
 };
 
@@ -31,7 +31,7 @@ enum Attempt {
 pub async fn checkout(state: &AppState, user: &CurrentUser, key: &str) -> Result<Checkout, AppError> {
     let owner = CartOwner::Account(user.id);
     if let Some(order) = find_by_key(&state.db, user.id, key).await? {
-        crate::metrics::record_checkout("replayed");
+        crate::infra::metrics::record_checkout("replayed");
         take_replayed(state, &owner, &order).await;
         return Ok(Checkout { order, created: false });
     }
@@ -41,10 +41,10 @@ pub async fn checkout(state: &AppState, user: &CurrentUser, key: &str) -> Result
         // placed the order and emptied the cart between our look-up and here: it only empties
         // the cart after its commit, so the order is visible now.
         if let Some(order) = find_by_key(&state.db, user.id, key).await? {
-            crate::metrics::record_checkout("replayed");
+            crate::infra::metrics::record_checkout("replayed");
             return Ok(Checkout { order, created: false });
         }
-        crate::metrics::record_checkout("empty_cart");
+        crate::infra::metrics::record_checkout("empty_cart");
         return Err(AppError::Unprocessable { code: "empty_cart", message: "your cart is empty".into() });
     }
     // Set when an attempt of *this* call sent COMMIT and lost the answer (a connection cut right
@@ -55,7 +55,7 @@ pub async fn checkout(state: &AppState, user: &CurrentUser, key: &str) -> Result
     let attempt = match attempt {
         Ok(a) => a,
         Err(e) => {
-            crate::metrics::record_checkout(if matches!(e, AppError::Conflict { .. }) {
+            crate::infra::metrics::record_checkout(if matches!(e, AppError::Conflict { .. }) {
                 "out_of_stock"
             } else {
                 "failed"
@@ -69,7 +69,7 @@ pub async fn checkout(state: &AppState, user: &CurrentUser, key: &str) -> Result
             if let Err(e) = state.store.cart_take(&owner, id, &lines).await {
                 tracing::warn!(order.id = id, error = %e, "order placed but cart not emptied");
             }
-            crate::metrics::record_checkout("placed");
+            crate::infra::metrics::record_checkout("placed");
             state.stock_changed();
             tracing::info!(order.id = id, "order placed");
             let order = find(&state.db, id)
@@ -79,7 +79,7 @@ pub async fn checkout(state: &AppState, user: &CurrentUser, key: &str) -> Result
         }
         Attempt::AlreadyPlaced => {
             let created = commit_unknown.load(std::sync::atomic::Ordering::Relaxed);
-            crate::metrics::record_checkout(if created { "placed" } else { "replayed" });
+            crate::infra::metrics::record_checkout(if created { "placed" } else { "replayed" });
             let order = find_by_key(&state.db, user.id, key)
                 .await?
                 .ok_or_else(|| AppError::Unavailable("the order is being placed, please retry".into()))?;

@@ -50,7 +50,7 @@ impl StoreError {
 
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
-        crate::metrics::record_store_error();
+        crate::infra::metrics::record_store_error();
         tracing::warn!(error = %e, "session store unavailable");
         AppError::Unavailable("the session store is temporarily unavailable, please retry".into())
     }
@@ -297,7 +297,7 @@ impl Store {
                     if start.elapsed() + pause >= self.retry_budget {
                         return Err(e);
                     }
-                    crate::metrics::record_store_retry();
+                    crate::infra::metrics::record_store_retry();
                     tracing::info!(attempt, error = %e, "retrying session-store call");
                     tokio::time::sleep(pause).await;
                     attempt += 1;
@@ -388,7 +388,7 @@ impl Store {
             let (first, acked_by) = (it.next(), it.next());
             let acked_by: i64 = acked_by.and_then(|v| i64::from_redis_value(v).ok()).unwrap_or(0);
             if acked_by < i64::from(acked.replicas) {
-                crate::metrics::record_unreplicated_write();
+                crate::infra::metrics::record_unreplicated_write();
                 tracing::warn!(
                     key.slot = key_slot(key.as_bytes()),
                     acked = acked_by,

@@ -9,14 +9,14 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::{
-    catalog::{self, Product},
+    areas::catalog::{self, Product},
     domain::{CartLine, CartOwner, USER_CART_TTL},
+    edge::input::{idempotency_key, parse_id, path_id, read_body, Fields, Quantity, Validator},
+    edge::session::Session,
+    edge::web::{page, query_map, render_status, see_other},
     error::{ApiError, ApiResult, AppError, HtmlError, HtmlResult},
-    input::{idempotency_key, parse_id, path_id, read_body, Fields, Quantity, Validator},
-    session::Session,
+    infra::store::CartAdd,
     state::AppState,
-    store::CartAdd,
-    web::{page, query_map, render_status, see_other},
 };
 
 /// One line of the cart, priced now.
@@ -306,8 +306,14 @@ async fn page_cart(
     req: HttpRequest,
 ) -> HtmlResult<HttpResponse> {
     let q = query_map(&req)?;
-    cart_page(&state, &session, None, q.get("notice").and_then(|n| crate::web::notice(n)), StatusCode::OK)
-        .await
+    cart_page(
+        &state,
+        &session,
+        None,
+        q.get("notice").and_then(|n| crate::edge::web::notice(n)),
+        StatusCode::OK,
+    )
+    .await
 }
 
 async fn form_add(
@@ -316,7 +322,7 @@ async fn form_add(
     req: HttpRequest,
     body: web::Payload,
 ) -> HtmlResult<HttpResponse> {
-    let f = crate::web::form(&req, body, &session).await?;
+    let f = crate::edge::web::form(&req, body, &session).await?;
     let owner = session.cart_owner(&state.store).await?;
     let result = match parse_line(&f, true) {
         Ok((pid, qty)) => {
@@ -353,7 +359,7 @@ async fn form_update(
     req: HttpRequest,
     body: web::Payload,
 ) -> HtmlResult<HttpResponse> {
-    let f = crate::web::form(&req, body, &session).await?;
+    let f = crate::edge::web::form(&req, body, &session).await?;
     let owner = session.cart_owner(&state.store).await?;
     let result = match parse_line(&f, true) {
         Ok((pid, qty)) => set(&state, &owner, pid, qty).await,
@@ -375,7 +381,7 @@ async fn form_remove(
     req: HttpRequest,
     body: web::Payload,
 ) -> HtmlResult<HttpResponse> {
-    let f = crate::web::form(&req, body, &session).await?;
+    let f = crate::edge::web::form(&req, body, &session).await?;
     let pid = f.int("product_id").and_then(parse_id).map_err(|m| AppError::field("product_id", m))?;
     let owner = session.cart_owner(&state.store).await?;
     state.store.cart_remove(&owner, pid).await?;

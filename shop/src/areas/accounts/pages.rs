@@ -3,12 +3,12 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::{
+    edge::input::Email,
+    edge::security,
+    edge::session::Session,
+    edge::web::{form_page, query_map, render, render_status, safe_next, see_other},
     error::{AppError, HtmlError, HtmlResult},
-    input::Email,
-    security,
-    session::Session,
     state::AppState,
-    web::{form_page, query_map, render, render_status, safe_next, see_other},
 };
 
 use super::rules::{login, parse_registration, register};
@@ -23,7 +23,7 @@ pub(super) async fn page_login(
     ctx.insert("next", &safe_next(q.get("next").map(String::as_str)));
     ctx.insert("email", "");
     ctx.insert("error", &Option::<String>::None);
-    ctx.insert("notice", &q.get("notice").and_then(|n| crate::web::notice(n)));
+    ctx.insert("notice", &q.get("notice").and_then(|n| crate::edge::web::notice(n)));
     Ok(render("accounts/login.html", &ctx)?)
 }
 
@@ -33,7 +33,7 @@ pub(super) async fn form_login(
     req: HttpRequest,
     body: web::Payload,
 ) -> HtmlResult<HttpResponse> {
-    let f = crate::web::form(&req, body, &session).await?;
+    let f = crate::edge::web::form(&req, body, &session).await?;
     let next = safe_next(f.opt_str("next").ok().flatten().as_deref());
     let email_raw = f.opt_str("email").ok().flatten().unwrap_or_default();
     let password = f.opt_str("password").ok().flatten().unwrap_or_default();
@@ -83,7 +83,7 @@ pub(super) async fn form_register(
     req: HttpRequest,
     body: web::Payload,
 ) -> HtmlResult<HttpResponse> {
-    let f = crate::web::form(&req, body, &session).await?;
+    let f = crate::edge::web::form(&req, body, &session).await?;
     let entered = serde_json::json!({
         "email": f.opt_str("email").ok().flatten().unwrap_or_default(),
         "name": f.opt_str("name").ok().flatten().unwrap_or_default(),
@@ -134,7 +134,7 @@ pub(super) async fn form_logout(
     req: HttpRequest,
     body: web::Payload,
 ) -> HtmlResult<HttpResponse> {
-    crate::web::form(&req, body, &session).await?;
+    crate::edge::web::form(&req, body, &session).await?;
     session.logout(&state.store).await?;
     Ok(see_other("/?notice=logged_out"))
 }

@@ -124,7 +124,7 @@ fn classify_sqlx(inner: &sea_orm::sqlx::Error, e: DbErr) -> DbError {
 
 impl From<DbError> for AppError {
     fn from(e: DbError) -> Self {
-        crate::metrics::record_db_error_kind(e.kind());
+        crate::infra::metrics::record_db_error_kind(e.kind());
         match e {
             DbError::Timeout(_) | DbError::Unavailable(_) | DbError::Conflict(_) | DbError::Closed(_) => {
                 tracing::warn!(error = %e, "database unavailable");
@@ -253,7 +253,7 @@ async fn release_check(conn: &mut sea_orm::sqlx::MySqlConnection) -> Result<bool
     match answer {
         Ok(Ok(row)) if row.try_get::<i64, _>(0).ok() == Some(nonce) => {
             if row.try_get::<i64, _>(1).unwrap_or(1) != 0 {
-                crate::metrics::record_db_error_kind("leaked-transaction");
+                crate::infra::metrics::record_db_error_kind("leaked-transaction");
                 tracing::warn!(
                     "pooled connection came back inside a transaction (a cancelled BEGIN); rolling it back"
                 );
@@ -264,7 +264,7 @@ async fn release_check(conn: &mut sea_orm::sqlx::MySqlConnection) -> Result<bool
             Ok(true)
         }
         Ok(Ok(_)) => {
-            crate::metrics::record_db_error_kind("desynchronized");
+            crate::infra::metrics::record_db_error_kind("desynchronized");
             tracing::warn!("pooled connection answered another statement's result; closing it");
             Err(sea_orm::sqlx::Error::Protocol("connection out of step with the server".into()))
         }
@@ -312,7 +312,7 @@ where
                 if start.elapsed() + pause >= retry_budget() {
                     return Err(e);
                 }
-                crate::metrics::record_tx_retry(what);
+                crate::infra::metrics::record_tx_retry(what);
                 tracing::info!(what, attempt, error = %e, "retrying read");
                 tokio::time::sleep(pause).await;
                 attempt += 1;
@@ -409,7 +409,7 @@ where
                 if start.elapsed() + pause >= retry_budget() {
                     return Err(e.into());
                 }
-                crate::metrics::record_tx_retry(what);
+                crate::infra::metrics::record_tx_retry(what);
                 tracing::info!(tx = what, attempt, error = %e, "retrying transaction");
                 tokio::time::sleep(pause).await;
                 attempt += 1;

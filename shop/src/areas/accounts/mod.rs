@@ -2,8 +2,8 @@
 //! anonymous-cart merge at login and login throttling counted in the session store (so the limit
 //! holds across replicas).
 //!
-//! The area's parts: [`hasher`] (argon2 on its own threads), [`repo`] (SQL), [`rules`] (register,
-//! log in), [`api`] (JSON), [`pages`] (HTML); the route tables are here.
+//! The area's parts: `hasher` (argon2 on its own threads), [`repo`] (SQL), `rules` (register,
+//! log in), [`api`] (JSON), `pages` (HTML); the route tables are here.
 
 use actix_web::web;
 

@@ -3,14 +3,14 @@
 use actix_web::HttpRequest;
 
 use crate::{
-    catalog,
+    areas::catalog,
     domain::{CartLine, CartOwner, USER_CART_TTL},
+    edge::input::{Email, Fields, Password, PersonName, Quantity, Validator},
+    edge::security::{self, Client},
+    edge::session::{CurrentUser, Role, Session},
+    edge::throttle,
     error::AppError,
-    input::{Email, Fields, Password, PersonName, Quantity, Validator},
-    security::{self, Client},
-    session::{CurrentUser, Role, Session},
     state::AppState,
-    throttle,
 };
 
 use super::{

@@ -5,12 +5,12 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::{
+    edge::input::{Email, Fields, Validator},
+    edge::security,
+    edge::session::Session,
+    edge::web::EmptyBody,
     error::{ApiError, ApiResult, AppError},
-    input::{Email, Fields, Validator},
-    security,
-    session::Session,
     state::AppState,
-    web::EmptyBody,
 };
 
 use super::{
@@ -19,7 +19,7 @@ use super::{
 };
 
 // The bodies below document what the handlers parse by hand (`parse_registration`, `api_login`,
-// with the rules of `crate::input`); a body that breaks them is a 422 naming each bad field.
+// with the rules of `crate::edge::input`); a body that breaks them is a 422 naming each bad field.
 
 /// A new customer account.
 #[derive(ToSchema)]
@@ -75,7 +75,7 @@ pub async fn api_register(
     req: HttpRequest,
     body: web::Payload,
 ) -> ApiResult<HttpResponse> {
-    let f = Fields::from_json(&crate::input::read_body(&req, body).await?)?;
+    let f = Fields::from_json(&crate::edge::input::read_body(&req, body).await?)?;
     let account = register(&state, &security::client_of(&req), parse_registration(&f)?).await?;
     Ok(HttpResponse::Created().json(account))
 }
@@ -107,7 +107,7 @@ pub async fn api_login(
     req: HttpRequest,
     body: web::Payload,
 ) -> ApiResult<HttpResponse> {
-    let f = Fields::from_json(&crate::input::read_body(&req, body).await?)?;
+    let f = Fields::from_json(&crate::edge::input::read_body(&req, body).await?)?;
     let mut v = Validator::default();
     let email = v.check("email", f.str("email").and_then(|s| Email::parse(&s)));
     let password = v.check(

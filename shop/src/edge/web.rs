@@ -16,9 +16,9 @@ use actix_web::{
 use tera::Context;
 
 use crate::{
+    edge::input::Fields,
+    edge::session::{CurrentUser, Session},
     error::{AppError, HtmlError},
-    input::Fields,
-    session::{CurrentUser, Session},
     state::AppState,
 };
 
@@ -29,7 +29,7 @@ pub fn render(name: &str, ctx: &Context) -> Result<HttpResponse, AppError> {
     Ok(html(render_bytes(name, ctx)?))
 }
 
-/// A template rendered to bytes (to be cached, see [`crate::cache`]).
+/// A template rendered to bytes (to be cached, see [`crate::infra::cache`]).
 pub fn render_bytes(name: &str, ctx: &Context) -> Result<web::Bytes, AppError> {
     match crate::templates::render(name, ctx) {
         Some(Ok(body)) => Ok(body.into()),
@@ -101,7 +101,7 @@ pub async fn form_page(
 
 /// Read an HTML form post and check its CSRF token (403 without a valid one).
 pub async fn form(req: &HttpRequest, payload: web::Payload, session: &Session) -> Result<Fields, HtmlError> {
-    let body = crate::input::read_body(req, payload).await?;
+    let body = crate::edge::input::read_body(req, payload).await?;
     let fields = Fields::from_form(&body)?;
     let token = fields.opt_str("csrf_token").ok().flatten();
     // A visitor without a session posts a form from a page that carried no token (so that page
@@ -170,7 +170,7 @@ fn same_origin(req: &HttpRequest) -> bool {
     req.headers()
         .get(header::ORIGIN)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|o| crate::security::is_own_origin(req, o))
+        .is_some_and(|o| crate::edge::security::is_own_origin(req, o))
 }
 
 /// JSON API guard: state changes need `Content-Type: application/json` (415), and a present
@@ -192,7 +192,7 @@ fn refuse_api_request(req: &ServiceRequest) -> Option<AppError> {
     if changes_state {
         if let Some(origin) = req.headers().get(header::ORIGIN) {
             let origin = String::from_utf8_lossy(origin.as_bytes());
-            if !crate::security::is_own_origin(req.request(), &origin) {
+            if !crate::edge::security::is_own_origin(req.request(), &origin) {
                 return Some(AppError::Forbidden(format!("cross-origin request from {origin} refused")));
             }
         }

@@ -4,12 +4,12 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::{
+    areas::orders::{self, OrderList, OrderStatus, STATUSES},
+    edge::input::path_id,
+    edge::session::Session,
+    edge::web::{page, query_map, render, see_other, EmptyBody},
     error::{ApiError, ApiResult, AppError, HtmlResult},
-    input::path_id,
-    orders::{self, OrderList, OrderStatus, STATUSES},
-    session::Session,
     state::AppState,
-    web::{page, query_map, render, see_other, EmptyBody},
 };
 
 fn parse_status(raw: Option<&String>) -> Result<Option<OrderStatus>, AppError> {
@@ -116,7 +116,7 @@ async fn page_orders(
     ctx.insert("orders", &orders::list_all(&state.db, status).await?);
     ctx.insert("status", &status);
     ctx.insert("statuses", &STATUSES);
-    ctx.insert("notice", &q.get("notice").and_then(|n| crate::web::notice(n)));
+    ctx.insert("notice", &q.get("notice").and_then(|n| crate::edge::web::notice(n)));
     Ok(render("admin/orders.html", &ctx)?)
 }
 
@@ -127,7 +127,7 @@ async fn form_action(
     req: HttpRequest,
     body: web::Payload,
 ) -> HtmlResult<HttpResponse> {
-    let f = crate::web::form(&req, body, &session).await?;
+    let f = crate::edge::web::form(&req, body, &session).await?;
     session.require_admin(&state.store).await?;
     let (id, action) = path.into_inner();
     let id = path_id(&id, "order")?;

@@ -72,7 +72,7 @@ pub async fn envelope(
         .map(|s| s.hostname.clone())
         .unwrap_or_default();
     // a label from a fixed set: a client inventing methods must not invent metric series
-    let method = if crate::security::KNOWN_METHODS.contains(req.method()) {
+    let method = if crate::edge::security::KNOWN_METHODS.contains(req.method()) {
         req.method().to_string()
     } else {
         "OTHER".to_string()
@@ -84,7 +84,7 @@ pub async fn envelope(
     let status = res.status().as_u16();
     let route = res.request().match_pattern().unwrap_or_else(|| "<unmatched>".into());
     let elapsed = started.elapsed();
-    crate::metrics::record_request(&method, &route, status, elapsed.as_secs_f64());
+    crate::infra::metrics::record_request(&method, &route, status, elapsed.as_secs_f64());
     let headers = res.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         headers.insert(HeaderName::from_static(REQUEST_ID), v);
