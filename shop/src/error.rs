@@ -8,7 +8,8 @@ use actix_web::{http::StatusCode, HttpResponse, ResponseError};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::input::FieldErrors;
+/// Field-level validation errors: field name → message.
+pub type FieldErrors = std::collections::BTreeMap<String, String>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -179,7 +180,7 @@ impl ResponseError for HtmlError {
         self.0.log();
         let status = self.status_code();
         let title = status.canonical_reason().unwrap_or("Error");
-        let body = crate::web::render_error_page(status.as_u16(), title, &self.0.public_message());
+        let body = crate::templates::error_page(status.as_u16(), title, &self.0.public_message());
         let mut resp = HttpResponse::build(status);
         if let Some(secs) = self.0.retry_after() {
             resp.insert_header(("Retry-After", secs.to_string()));
@@ -193,15 +194,3 @@ impl ResponseError for HtmlError {
 
 pub type ApiResult<T> = Result<T, AppError>;
 pub type HtmlResult<T> = Result<T, HtmlError>;
-
-impl From<crate::db::DbError> for HtmlError {
-    fn from(e: crate::db::DbError) -> Self {
-        HtmlError(e.into())
-    }
-}
-
-impl From<crate::store::StoreError> for HtmlError {
-    fn from(e: crate::store::StoreError) -> Self {
-        HtmlError(e.into())
-    }
-}

@@ -44,7 +44,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let _log = shop::telemetry::init(settings.log_json);
+    let _log = shop::edge::telemetry::init(settings.log_json);
     let result = match command.as_str() {
         "serve" => serve(settings).await,
         "migrate" => migrate(settings).await,
@@ -83,15 +83,15 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
 }
 
 async fn migrate(settings: Settings) -> anyhow::Result<()> {
-    let db = shop::db::connect(&settings).await?;
-    let version = shop::db::migrate(&db).await?;
+    let db = shop::infra::db::connect(&settings).await?;
+    let version = shop::infra::db::migrate(&db).await?;
     println!("database schema at version {version}");
     Ok(())
 }
 
 async fn seed(settings: Settings) -> anyhow::Result<()> {
-    let db = shop::db::connect(&settings).await?;
-    let report = shop::seed::run(&db, &settings).await?;
+    let db = shop::infra::db::connect(&settings).await?;
+    let report = shop::areas::seed::run(&db, &settings).await?;
     println!(
         "catalog: {} products inserted, {} already there",
         report.products_inserted, report.products_existing

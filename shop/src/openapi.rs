@@ -3,12 +3,12 @@
 //!
 //! Each handler of the `/api` scope carries a `#[utoipa::path]` annotation next to it: its
 //! parameters, request body, every status it can answer and the body of each. The request
-//! bodies are parsed by hand (through [`crate::input::Fields`], so every bad field is named in a
+//! bodies are parsed by hand (through [`crate::edge::input::Fields`], so every bad field is named in a
 //! 422), so their shapes are small documentation structs beside the handlers, with the same
-//! limits as the parsers in [`crate::input`]. Responses are the types the handlers serialise.
+//! limits as the parsers in [`crate::edge::input`]. Responses are the types the handlers serialise.
 //!
 //! What the whole scope does is added here, once, like the code does it once: the API guard
-//! ([`crate::web::api_guard`]) answers 403 to a foreign `Origin` on every state-changing request
+//! ([`crate::edge::web::api_guard`]) answers 403 to a foreign `Origin` on every state-changing request
 //! and 415 to one that is not `application/json` (but `DELETE`); a body that does not arrive in
 //! time is a 408. `shop/tests/api/openapi.rs`
 //! checks that every route of the scope is described and that every error is an [`ApiError`];
@@ -23,14 +23,17 @@ use utoipa::{
         security::{ApiKey, ApiKeyValue, SecurityScheme},
         ContentBuilder, HttpMethod, Ref, RefOr, ResponseBuilder,
     },
-    Modify, OpenApi, ToSchema,
+    Modify, OpenApi,
 };
 
 use crate::{
-    accounts, admin, cart, catalog,
+    areas::accounts,
+    areas::admin,
+    areas::cart,
+    areas::catalog,
+    areas::orders,
+    edge::session::COOKIE_NAME,
     error::{ApiError, AppError},
-    orders,
-    session::COOKIE_NAME,
 };
 
 /// The name of the session-cookie security scheme in the document (the annotations' `security`
@@ -52,18 +55,18 @@ pub const SESSION_SCHEME: &str = "session";
         catalog::api_list,
         catalog::api_get,
         catalog::api_categories,
-        accounts::api_register,
-        accounts::api_login,
-        accounts::api_logout,
-        accounts::api_me,
+        accounts::api::api_register,
+        accounts::api::api_login,
+        accounts::api::api_logout,
+        accounts::api::api_me,
         cart::api_get,
         cart::api_add,
         cart::api_set,
         cart::api_remove,
-        orders::api_checkout,
-        orders::api_list,
-        orders::api_get,
-        orders::api_cancel,
+        orders::api::api_checkout,
+        orders::api::api_list,
+        orders::api::api_get,
+        orders::api::api_cancel,
         admin::api_list,
         admin::api_confirm,
         admin::api_ship,
@@ -82,10 +85,7 @@ pub const SESSION_SCHEME: &str = "session";
 )]
 pub struct ApiDoc;
 
-/// An empty JSON object: the body of a POST that needs none (`{}`). The API guard still wants
-/// `Content-Type: application/json` on it; its content is ignored.
-#[derive(ToSchema)]
-pub struct EmptyBody {}
+pub use crate::edge::web::EmptyBody;
 
 /// The session cookie scheme and the API guard's answers (see the module docs).
 struct ScopeWide;
@@ -162,7 +162,7 @@ static DOCUMENT: LazyLock<Result<web::Bytes, String>> =
 )]
 async fn openapi_json() -> Result<HttpResponse, AppError> {
     match &*DOCUMENT {
-        Ok(body) => Ok(crate::web::json_bytes(body.clone())),
+        Ok(body) => Ok(crate::edge::web::json_bytes(body.clone())),
         Err(e) => Err(AppError::Unexpected(anyhow::anyhow!("the OpenAPI document: {e}"))),
     }
 }

@@ -163,10 +163,10 @@ impl Settings {
 
         let admin_email = get("SHOP_ADMIN_EMAIL").unwrap_or_else(|| "admin@distshop.local".into());
         let admin_email =
-            crate::input::Email::parse(&admin_email).map_err(|m| err("SHOP_ADMIN_EMAIL", m))?.into_inner();
+            crate::domain::Email::parse(&admin_email).map_err(|m| err("SHOP_ADMIN_EMAIL", m))?.into_inner();
         let admin_password = get("SHOP_ADMIN_PASSWORD");
         if let Some(p) = &admin_password {
-            crate::input::Password::parse(p).map_err(|m| err("SHOP_ADMIN_PASSWORD", m))?;
+            crate::domain::Password::parse(p).map_err(|m| err("SHOP_ADMIN_PASSWORD", m))?;
         }
 
         let log_json = match get("SHOP_LOG_FORMAT").as_deref() {
@@ -237,7 +237,7 @@ impl Settings {
             .map(|v| v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
             .unwrap_or_default();
         for p in &trusted_proxies {
-            if !crate::security::valid_proxy_entry(p) {
+            if !crate::proxies::valid_proxy_entry(p) {
                 return Err(err(
                     "SHOP_TRUSTED_PROXIES",
                     format!("`{p}` is not an IP address, a CIDR (10.0.0.0/8) or a host name"),

@@ -9,45 +9,24 @@ use actix_web::{dev::Server, middleware::from_fn, web, App, HttpRequest, HttpRes
 use sea_orm::DatabaseConnection;
 
 use crate::{
-    accounts, admin,
-    cache::{ResponseCache, TtlCache},
-    cart, catalog, db,
+    areas::accounts,
+    areas::admin,
+    areas::cart,
+    areas::catalog,
+    areas::ops,
+    areas::orders,
+    areas::seed,
+    edge::session,
+    edge::telemetry,
+    edge::web as webui,
     error::{AppError, HtmlError},
-    openapi, ops, orders, seed, session,
+    infra::cache::{ResponseCache, TtlCache},
+    infra::db,
+    infra::store::Store,
+    openapi,
     settings::Settings,
-    store::Store,
-    telemetry, web as webui,
+    state::AppState,
 };
-
-/// Shared, read-only state of one process. Cheap to clone into every worker.
-pub struct AppState {
-    pub db: DatabaseConnection,
-    pub store: Store,
-    pub settings: Arc<Settings>,
-    pub hostname: String,
-    /// Rendered catalog responses, kept `SHOP_CATALOG_CACHE_MS` (see [`ResponseCache`]).
-    pub catalog_cache: ResponseCache,
-    /// Catalog listings (products, total, categories) for pages that cannot be cached whole.
-    pub catalog_data: TtlCache<Arc<catalog::Listing>>,
-    /// Single products by id (cart pricing and its advisory stock checks).
-    pub products: TtlCache<Arc<catalog::Product>>,
-    /// Turns true when the process begins its graceful stop: long-lived responses (the
-    /// heartbeat stream) end then, so the drain waits only for real requests.
-    pub stopping: tokio::sync::watch::Receiver<bool>,
-    /// Proxies whose `X-Real-IP` / `X-Forwarded-Proto` are believed ([`crate::security`]).
-    pub proxies: Arc<crate::security::TrustedProxies>,
-    /// Heartbeat streams open now (capped at [`ops::MAX_BEAT_STREAMS`]).
-    pub beat_streams: Arc<std::sync::atomic::AtomicUsize>,
-}
-
-impl AppState {
-    /// This replica changed stock (checkout, cancel): its cached catalog shows it at once.
-    pub fn stock_changed(&self) {
-        self.catalog_cache.invalidate_all();
-        self.catalog_data.invalidate_all();
-        self.products.invalidate_all();
-    }
-}
 
 pub struct Application {
     server: Server,
@@ -119,7 +98,7 @@ impl Application {
         let workers = settings.workers;
         let (stopping, stopping_rx) = tokio::sync::watch::channel(false);
         let fault_http500 = settings.fault_http500;
-        let proxies = crate::security::TrustedProxies::new(&settings.trusted_proxies);
+        let proxies = crate::proxies::TrustedProxies::new(&settings.trusted_proxies);
         proxies.spawn_refresh();
         let state = web::Data::new(AppState {
             proxies,
@@ -140,7 +119,7 @@ impl Application {
                 .wrap(from_fn(session::middleware))
                 // decided once here, not per request
                 .wrap(actix_web::middleware::Condition::new(fault_http500, from_fn(ops::injected_fault)))
-                .wrap(from_fn(crate::security::edge))
+                .wrap(from_fn(crate::edge::security::edge))
                 .wrap(from_fn(telemetry::envelope))
                 .configure(ops::configure)
                 .route("/static/style.css", web::get().to(webui::style_css))

@@ -15,7 +15,7 @@
 use std::{collections::HashMap, time::Duration};
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement, Value};
-use shop::{db, settings::Settings};
+use shop::{infra::db, settings::Settings};
 
 #[path = "support/stall_proxy.rs"]
 mod stall_proxy;

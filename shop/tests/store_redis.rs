@@ -11,7 +11,7 @@
 
 use std::{collections::HashMap, time::Duration};
 
-use shop::{settings::Settings, store::Store};
+use shop::{infra::store::Store, settings::Settings};
 
 const WAIT_MS: u64 = 700;
 

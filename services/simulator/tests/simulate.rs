@@ -9,7 +9,7 @@
 use std::{collections::HashMap, path::Path, time::Duration};
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
-use shop::{settings::Settings, startup::Application, store::Store};
+use shop::{infra::store::Store, settings::Settings, startup::Application};
 use simulator::{
     check::{self, DbItem, DbOrder, DbProduct, DbState},
     config::{Arrivals, FaultCommand, Profile},
@@ -63,10 +63,10 @@ async fn shop() -> TestShop {
     env.insert("SHOP_ADMIN_PASSWORD".into(), "admin-password-123".into());
     env.insert("SHOP_WORKERS".into(), "2".into());
     let settings = Settings::from_map(&env).unwrap();
-    shop::web::init_templates().unwrap();
-    let db = shop::db::connect(&settings).await.unwrap();
-    shop::db::migrate(&db).await.unwrap();
-    shop::seed::run(&db, &settings).await.unwrap();
+    shop::edge::web::init_templates().unwrap();
+    let db = shop::infra::db::connect(&settings).await.unwrap();
+    shop::infra::db::migrate(&db).await.unwrap();
+    shop::areas::seed::run(&db, &settings).await.unwrap();
     let store = Store::from_settings(&settings).await.unwrap();
     TestShop { settings, db, store, mysql_url, _dir: dir }
 }

@@ -83,7 +83,7 @@ async fn session_id_rotates_at_login_and_logout() {
     // The old session is gone for good: replaying its cookie is anonymous.
     let replay = reqwest::Client::new()
         .get(s.url("/api/me"))
-        .header("Cookie", format!("{}={logged_in}", shop::session::COOKIE_NAME))
+        .header("Cookie", format!("{}={logged_in}", shop::edge::session::COOKIE_NAME))
         .send()
         .await
         .unwrap();

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use reqwest::{header, redirect::Policy, Client, Response, StatusCode};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use serde_json::{json, Value};
-use shop::{settings::Settings, startup::Application, store::Store};
+use shop::{infra::store::Store, settings::Settings, startup::Application};
 
 pub use crate::stall_proxy::StallProxy;
 
@@ -102,10 +102,10 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut HashMap<String, String>, &m
     adjust(&mut env, &mut db_url);
     env.insert("SHOP_DATABASE_URL".into(), db_url);
     let settings = Settings::from_map(&env).expect("test settings");
-    shop::web::init_templates().expect("templates");
-    let db = shop::db::connect(&settings).await.expect("connect");
-    shop::db::migrate(&db).await.expect("migrate");
-    shop::seed::run(&db, &settings).await.expect("seed");
+    shop::edge::web::init_templates().expect("templates");
+    let db = shop::infra::db::connect(&settings).await.expect("connect");
+    shop::infra::db::migrate(&db).await.expect("migrate");
+    shop::areas::seed::run(&db, &settings).await.expect("seed");
     let store = Store::from_settings(&settings).await.expect("session store");
     let mut app = TestApp { base: String::new(), host: String::new(), db, store, settings, _dir: dir };
     app.base = app.start_instance().await;
@@ -295,7 +295,7 @@ pub fn hidden_in(html: &str, name: &str) -> String {
 }
 
 pub fn session_cookie(r: &Response) -> Option<String> {
-    r.cookies().find(|c| c.name() == shop::session::COOKIE_NAME).map(|c| c.value().to_string())
+    r.cookies().find(|c| c.name() == shop::edge::session::COOKIE_NAME).map(|c| c.value().to_string())
 }
 
 pub fn key() -> String {

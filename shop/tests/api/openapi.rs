@@ -15,6 +15,20 @@ fn source(name: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// A module's source: `{module}.rs`, or `{module}/mod.rs` for a module split into parts, at
+/// the top of `src/` or among the areas (`src/areas/`).
+fn module_source(module: &str) -> String {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let candidates = [
+        format!("{module}.rs"),
+        format!("{module}/mod.rs"),
+        format!("areas/{module}.rs"),
+        format!("areas/{module}/mod.rs"),
+    ];
+    let found = candidates.iter().find(|c| src.join(c).exists());
+    source(found.unwrap_or(&candidates[0]))
+}
+
 /// The text from `start` up to the first `end` after it.
 fn between<'a>(text: &'a str, start: &str, end: &str) -> &'a str {
     let from = text.find(start).unwrap_or_else(|| panic!("`{start}` not found")) + start.len();
@@ -37,7 +51,7 @@ fn api_routes_in_sources() -> Routes {
     assert!(modules.len() >= 6, "the /api scope's modules, from startup.rs: {modules:?}");
     let mut routes = Routes::new();
     for module in modules {
-        let file = source(&format!("{module}.rs"));
+        let file = module_source(module);
         let body = between(&file, "pub fn configure_api(cfg: &mut web::ServiceConfig) {", "\n}\n");
         assert!(
             !body.contains(".service("),
@@ -134,7 +148,7 @@ async fn every_documented_error_is_the_api_error_shape() {
     let scheme = &doc["components"]["securitySchemes"]["session"];
     assert_eq!(
         (&scheme["type"], &scheme["in"], &scheme["name"]),
-        (&"apiKey".into(), &"cookie".into(), &shop::session::COOKIE_NAME.into()),
+        (&"apiKey".into(), &"cookie".into(), &shop::edge::session::COOKIE_NAME.into()),
         "{scheme}"
     );
     for (m, p, op) in operations(&doc) {

@@ -140,9 +140,9 @@ async fn a_cancelled_statement_never_answers_a_later_one() {
         let v = (next() % 1_000_000_000) as i64;
         // A new statement text each time, so that prepares are cancelled too.
         let sql = format!("SELECT ? AS v, {i} AS k, SLEEP(0.001) AS s");
-        let _ = tokio::time::timeout(cut, shop::db::one(&app.db, &sql, vec![v.into()])).await;
+        let _ = tokio::time::timeout(cut, shop::infra::db::one(&app.db, &sql, vec![v.into()])).await;
         let w = (next() % 1_000_000_000) as i64;
-        let row = shop::db::one(&app.db, "SELECT ? AS w", vec![w.into()])
+        let row = shop::infra::db::one(&app.db, "SELECT ? AS w", vec![w.into()])
             .await
             .unwrap_or_else(|e| panic!("iteration {i}: {e}"))
             .expect("a row");

@@ -304,7 +304,7 @@ async fn d9_heartbeat_streams_are_capped() {
     let app = spawn_app().await;
     let s = app.shopper();
     let mut open = Vec::new();
-    for _ in 0..shop::ops::MAX_BEAT_STREAMS {
+    for _ in 0..shop::areas::ops::MAX_BEAT_STREAMS {
         let r = s.get("/heartbeat?interval_ms=1000").await;
         assert_eq!(r.status(), 200);
         open.push(r);

@@ -11,7 +11,7 @@
 //! * Attempts without one are limited per account and client address (a single guesser) and per
 //!   account from all addresses (many addresses): once those are spent, unknown devices wait for
 //!   the window's end; known devices do not.
-//! * The client address is [`crate::security::client_of`]'s: headers only from a trusted proxy.
+//! * The client address is [`crate::edge::security::client_of`]'s: headers only from a trusted proxy.
 
 use std::time::Duration;
 
@@ -21,10 +21,10 @@ use actix_web::{
 };
 
 use crate::{
+    edge::security::Client,
+    edge::session::{mac, same},
     error::AppError,
-    security::Client,
-    session::{mac, same},
-    startup::AppState,
+    state::AppState,
 };
 
 /// Failed logins per account and client address (without a device cookie) per window.

@@ -7,38 +7,21 @@ use sea_orm::{ConnectionTrait, QueryResult, Value};
 use serde::Serialize;
 use utoipa::{IntoParams, ToSchema};
 
+pub use crate::domain::{Category, Listing, Product};
 use crate::{
-    cache::Weight,
-    db::{self, DbError},
+    edge::input::path_id,
+    edge::session::Session,
+    edge::web::{html, json_bytes, page, query_map, render_bytes, to_json_bytes},
     error::{ApiError, ApiResult, AppError, HtmlResult},
-    input::path_id,
-    session::Session,
-    startup::AppState,
-    web::{html, json_bytes, page, query_map, render_bytes, to_json_bytes},
+    infra::cache::Weight,
+    infra::db::{self, DbError},
+    state::AppState,
 };
-
-#[derive(Clone, Debug, Serialize, ToSchema)]
-pub struct Product {
-    #[schema(minimum = 1)]
-    pub id: i64,
-    pub sku: String,
-    pub name: String,
-    pub description: String,
-    /// Price in cents of `currency`.
-    #[schema(minimum = 0)]
-    pub price_cents: i64,
-    #[schema(example = "EUR")]
-    pub currency: String,
-    /// Units in stock (as this replica's catalog cache has it, at most `SHOP_CATALOG_CACHE_MS` old).
-    #[schema(minimum = 0)]
-    pub stock: i64,
-    pub category: String,
-}
 
 const COLUMNS: &str = "id, sku, name, description, price_cents, currency, stock, category";
 
-impl Product {
-    fn from_row(r: &QueryResult) -> Result<Self, DbError> {
+fn product_from_row(r: &QueryResult) -> Result<Product, DbError> {
+    {
         Ok(Product {
             id: db::get(r, "id")?,
             sku: db::get(r, "sku")?,
@@ -63,7 +46,7 @@ pub struct ListQuery {
 
 impl ListQuery {
     pub fn parse(m: &HashMap<String, String>, default_per_page: u64) -> Result<Self, AppError> {
-        let mut v = crate::input::Validator::default();
+        let mut v = crate::edge::input::Validator::default();
         let text = |name: &str, max: usize| -> Result<Option<String>, String> {
             match m.get(name).map(|s| s.trim()) {
                 None | Some("") => Ok(None),
@@ -134,14 +117,14 @@ pub async fn list(
         page_vals,
     )
     .await?;
-    let items = rows.iter().map(Product::from_row).collect::<Result<_, _>>()?;
+    let items = rows.iter().map(product_from_row).collect::<Result<_, _>>()?;
     Ok((items, total))
 }
 
 pub async fn get(c: &(impl ConnectionTrait + 'static), id: i64) -> Result<Option<Product>, DbError> {
     db::one(c, &format!("SELECT {COLUMNS} FROM products WHERE id = ?"), vec![id.into()])
         .await?
-        .map(|r| Product::from_row(&r))
+        .map(|r| product_from_row(&r))
         .transpose()
 }
 
@@ -160,14 +143,7 @@ pub async fn get_many(
         ids.iter().map(|i| (*i).into()).collect(),
     )
     .await?;
-    rows.iter().map(|r| Product::from_row(r).map(|p| (p.id, p))).collect()
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct Category {
-    pub name: String,
-    #[schema(minimum = 1)]
-    pub product_count: i64,
+    rows.iter().map(|r| product_from_row(r).map(|p| (p.id, p))).collect()
 }
 
 pub async fn categories(c: &(impl ConnectionTrait + 'static)) -> Result<Vec<Category>, DbError> {
@@ -222,14 +198,6 @@ pub async fn cached_many(state: &AppState, ids: &[i64]) -> Result<HashMap<i64, A
         found.insert(id, p);
     }
     Ok(found)
-}
-
-/// One catalog listing: a page of products, the total that matched, and the categories (the
-/// catalog page shows all three). Cached per query for `SHOP_CATALOG_CACHE_MS`.
-pub struct Listing {
-    pub items: Vec<Product>,
-    pub total: i64,
-    pub categories: Vec<Category>,
 }
 
 impl Weight for Listing {
@@ -386,7 +354,7 @@ async fn page_list(
 ) -> HtmlResult<HttpResponse> {
     let params = query_map(&req)?;
     let q = ListQuery::parse(&params, 24)?;
-    let notice = params.get("notice").and_then(|n| crate::web::notice(n));
+    let notice = params.get("notice").and_then(|n| crate::edge::web::notice(n));
     if session.has_cookie() {
         return Ok(html(render_list(&state, &session, &q, notice).await?));
     }
@@ -440,7 +408,7 @@ async fn page_product(
     req: HttpRequest,
 ) -> HtmlResult<HttpResponse> {
     let id = path_id(&id, "product")?;
-    let notice = query_map(&req)?.get("notice").and_then(|n| crate::web::notice(n));
+    let notice = query_map(&req)?.get("notice").and_then(|n| crate::edge::web::notice(n));
     if session.has_cookie() {
         return Ok(html(render_product(&state, &session, id, notice).await?));
     }
@@ -458,7 +426,7 @@ async fn render_product(
     let p =
         get(&state.db, id).await?.ok_or_else(|| AppError::NotFound("This product does not exist.".into()))?;
     let (mut ctx, _) = page(state, session, &p.name).await?;
-    ctx.insert("max_qty", &p.stock.clamp(0, crate::input::Quantity::MAX));
+    ctx.insert("max_qty", &p.stock.clamp(0, crate::edge::input::Quantity::MAX));
     ctx.insert("product", &p);
     // Repeating this form (double click, back + resubmit) adds once. A cached page hands the
     // same key to several visitors: harmless, the store keeps operation keys per cart.

@@ -6,7 +6,7 @@ use actix_web::{web, HttpResponse};
 use futures_util::stream;
 use serde_json::json;
 
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// How long readiness waits for each backend.
 const READY_TIMEOUT: Duration = Duration::from_millis(1000);
@@ -17,7 +17,7 @@ async fn healthz(state: web::Data<AppState>) -> HttpResponse {
 
 /// Both backends answer within the bound, else the reasons.
 pub async fn readiness(state: &AppState) -> Result<(), serde_json::Value> {
-    let (db, store) = tokio::join!(crate::db::ping(&state.db, READY_TIMEOUT), state.store.ping());
+    let (db, store) = tokio::join!(crate::infra::db::ping(&state.db, READY_TIMEOUT), state.store.ping());
     if db.is_ok() && store.is_ok() {
         Ok(())
     } else {
@@ -40,8 +40,8 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    let pool = crate::db::pool_stats(&state.db);
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(crate::metrics::render(pool))
+    let pool = crate::infra::db::pool_stats(&state.db);
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(crate::infra::metrics::render(pool))
 }
 
 /// Beat interval bounds for `/heartbeat?interval_ms=N` (default 1000).

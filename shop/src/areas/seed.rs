@@ -6,15 +6,15 @@
 use sea_orm::DatabaseConnection;
 
 use crate::{
-    accounts,
-    db::{self, DbError},
+    areas::accounts,
+    edge::input::Email,
+    edge::session::Role,
     error::AppError,
-    input::Email,
-    session::Role,
+    infra::db::{self, DbError},
     settings::Settings,
 };
 
-const CATALOG_CSV: &str = include_str!("../data/catalog.csv");
+const CATALOG_CSV: &str = include_str!("../../data/catalog.csv");
 
 #[derive(Debug, serde::Deserialize)]
 pub struct SeedProduct {

@@ -15,13 +15,18 @@
 
 use std::{
     collections::HashMap,
+    fmt::Display,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
 use redis::{aio::ConnectionManager, cluster_async::ClusterConnection, Cmd, FromRedisValue};
 
-use crate::{error::AppError, settings::Settings};
+use crate::{
+    domain::CartLine,
+    error::{AppError, HtmlError},
+    settings::Settings,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -45,9 +50,15 @@ impl StoreError {
 
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
-        crate::metrics::record_store_error();
+        crate::infra::metrics::record_store_error();
         tracing::warn!(error = %e, "session store unavailable");
         AppError::Unavailable("the session store is temporarily unavailable, please retry".into())
+    }
+}
+
+impl From<StoreError> for HtmlError {
+    fn from(e: StoreError) -> Self {
+        HtmlError(e.into())
     }
 }
 
@@ -259,11 +270,11 @@ impl Store {
 
     /// A cart's key. The owner is a hash tag, so the cart and its operation markers share a
     /// Redis Cluster slot and one Lua script may touch both.
-    fn cart_key(&self, owner: &str) -> String {
+    fn cart_key(&self, owner: &(impl Display + ?Sized)) -> String {
         format!("{}cart:{{{owner}}}", self.prefix)
     }
 
-    fn cart_op_key(&self, owner: &str, op: &str) -> String {
+    fn cart_op_key(&self, owner: &(impl Display + ?Sized), op: &str) -> String {
         format!("{}cart:{{{owner}}}:op:{op}", self.prefix)
     }
 
@@ -286,7 +297,7 @@ impl Store {
                     if start.elapsed() + pause >= self.retry_budget {
                         return Err(e);
                     }
-                    crate::metrics::record_store_retry();
+                    crate::infra::metrics::record_store_retry();
                     tracing::info!(attempt, error = %e, "retrying session-store call");
                     tokio::time::sleep(pause).await;
                     attempt += 1;
@@ -377,7 +388,7 @@ impl Store {
             let (first, acked_by) = (it.next(), it.next());
             let acked_by: i64 = acked_by.and_then(|v| i64::from_redis_value(v).ok()).unwrap_or(0);
             if acked_by < i64::from(acked.replicas) {
-                crate::metrics::record_unreplicated_write();
+                crate::infra::metrics::record_unreplicated_write();
                 tracing::warn!(
                     key.slot = key_slot(key.as_bytes()),
                     acked = acked_by,
@@ -467,13 +478,14 @@ impl Store {
 
     // --- carts ----------------------------------------------------------------------------
 
-    /// The cart lines of an owner (`u:<user id>` or `s:<session id>`): product id → quantity.
-    pub async fn cart_get(&self, owner: &str) -> StoreResult<Vec<(i64, i64)>> {
+    /// The cart lines of an owner, by product id. The owner is a [`CartOwner`](crate::domain::CartOwner) (displayed as
+    /// its key, `u:<user id>` or `s:<session id>`) — or that key as a string.
+    pub async fn cart_get(&self, owner: &(impl Display + Sync + ?Sized)) -> StoreResult<Vec<CartLine>> {
         let h = self.hgetall(&self.cart_key(owner)).await?;
-        let mut lines: Vec<(i64, i64)> = h
+        let mut lines: Vec<CartLine> = h
             .into_iter()
-            .filter_map(|(k, v)| Some((k.parse().ok()?, v.parse().ok()?)))
-            .filter(|(_, q)| *q > 0)
+            .filter_map(|(k, v)| Some(CartLine { product_id: k.parse().ok()?, quantity: v.parse().ok()? }))
+            .filter(|l| l.quantity > 0)
             .collect();
         lines.sort_unstable();
         Ok(lines)
@@ -485,7 +497,7 @@ impl Store {
     #[allow(clippy::too_many_arguments)]
     pub async fn cart_add(
         &self,
-        owner: &str,
+        owner: &(impl Display + Sync + ?Sized),
         product_id: i64,
         delta: i64,
         max: i64,
@@ -553,7 +565,7 @@ impl Store {
     /// Set a line to exactly `quantity` (idempotent: repeating it changes nothing).
     pub async fn cart_set(
         &self,
-        owner: &str,
+        owner: &(impl Display + Sync + ?Sized),
         product_id: i64,
         quantity: i64,
         ttl: Duration,
@@ -579,7 +591,11 @@ impl Store {
     }
 
     /// Remove a line (idempotent).
-    pub async fn cart_remove(&self, owner: &str, product_id: i64) -> StoreResult<()> {
+    pub async fn cart_remove(
+        &self,
+        owner: &(impl Display + Sync + ?Sized),
+        product_id: i64,
+    ) -> StoreResult<()> {
         let key = self.cart_key(owner);
         match &self.backend {
             Backend::Memory(m) => {
@@ -596,7 +612,12 @@ impl Store {
     /// Take an order's quantities out of a cart after its checkout committed; lines added
     /// meanwhile stay. Once per order: a replayed checkout calls it again, and a retry of this call
     /// may find it done, so the order id is an operation key that makes repeats no-ops.
-    pub async fn cart_take(&self, owner: &str, order_id: i64, lines: &[(i64, i64)]) -> StoreResult<()> {
+    pub async fn cart_take(
+        &self,
+        owner: &(impl Display + Sync + ?Sized),
+        order_id: i64,
+        lines: &[CartLine],
+    ) -> StoreResult<()> {
         if lines.is_empty() {
             return Ok(());
         }
@@ -611,7 +632,7 @@ impl Store {
                     let fields = HashMap::from([("r".to_string(), "1".to_string())]);
                     map.insert(op_key, Entry { fields, expires: Instant::now() + OP_TTL });
                     if let Some(e) = map.get_mut(&key) {
-                        for (pid, q) in lines {
+                        for &CartLine { product_id: pid, quantity: q } in lines {
                             let f = pid.to_string();
                             let cur: i64 = e.fields.get(&f).and_then(|v| v.parse().ok()).unwrap_or(0);
                             if cur - q <= 0 {
@@ -626,14 +647,14 @@ impl Store {
             }
             _ => {
                 let mut args = vec![OP_TTL.as_millis().to_string()];
-                args.extend(lines.iter().flat_map(|(p, q)| [p.to_string(), q.to_string()]));
+                args.extend(lines.iter().flat_map(|l| [l.product_id.to_string(), l.quantity.to_string()]));
                 let cmd = Self::eval(TAKE_SCRIPT, &[key.clone(), op_key], &args);
                 self.write::<i64>(&key, cmd).await.map(|_| ())
             }
         }
     }
 
-    pub async fn cart_clear(&self, owner: &str) -> StoreResult<()> {
+    pub async fn cart_clear(&self, owner: &(impl Display + Sync + ?Sized)) -> StoreResult<()> {
         self.del(&self.cart_key(owner)).await
     }
 

@@ -9,19 +9,20 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::{
-    accounts::user_cart_ttl,
-    catalog::{self, Product},
+    areas::catalog::{self, Product},
+    domain::{CartLine, CartOwner, USER_CART_TTL},
+    edge::input::{idempotency_key, parse_id, path_id, read_body, Fields, Quantity, Validator},
+    edge::session::Session,
+    edge::web::{page, query_map, render_status, see_other},
     error::{ApiError, ApiResult, AppError, HtmlError, HtmlResult},
-    input::{idempotency_key, parse_id, path_id, read_body, Fields, Quantity, Validator},
-    session::Session,
-    startup::AppState,
-    store::CartAdd,
-    web::{page, query_map, render_status, see_other},
+    infra::store::CartAdd,
+    state::AppState,
 };
 
 /// One line of the cart, priced now.
 #[derive(Debug, Serialize, Clone, ToSchema)]
-pub struct CartLine {
+#[schema(as = CartLine)]
+pub struct PricedLine {
     #[schema(minimum = 1)]
     pub product_id: i64,
     pub sku: String,
@@ -41,7 +42,7 @@ pub struct CartLine {
 #[derive(Debug, Serialize, Clone, ToSchema)]
 #[schema(as = Cart)]
 pub struct CartView {
-    pub items: Vec<CartLine>,
+    pub items: Vec<PricedLine>,
     #[schema(minimum = 0)]
     pub total_cents: i64,
     #[schema(value_type = String, example = "EUR")]
@@ -49,15 +50,15 @@ pub struct CartView {
 }
 
 /// The cart with current prices; lines of products that no longer exist are left out.
-pub async fn view(state: &AppState, owner: &str) -> Result<CartView, AppError> {
+pub async fn view(state: &AppState, owner: &CartOwner) -> Result<CartView, AppError> {
     let lines = state.store.cart_get(owner).await?;
-    let ids: Vec<i64> = lines.iter().map(|(p, _)| *p).collect();
+    let ids: Vec<i64> = lines.iter().map(|l| l.product_id).collect();
     let products = catalog::cached_many(state, &ids).await?;
-    let items: Vec<CartLine> = lines
+    let items: Vec<PricedLine> = lines
         .into_iter()
-        .filter_map(|(pid, quantity)| {
+        .filter_map(|CartLine { product_id: pid, quantity }| {
             let p = products.get(&pid)?;
-            Some(CartLine {
+            Some(PricedLine {
                 product_id: pid,
                 sku: p.sku.clone(),
                 name: p.name.clone(),
@@ -72,9 +73,9 @@ pub async fn view(state: &AppState, owner: &str) -> Result<CartView, AppError> {
     Ok(CartView { items, total_cents, currency: "EUR" })
 }
 
-fn ttl(state: &AppState, owner: &str) -> std::time::Duration {
-    if owner.starts_with("u:") {
-        user_cart_ttl()
+fn ttl(state: &AppState, owner: &CartOwner) -> std::time::Duration {
+    if owner.is_account() {
+        USER_CART_TTL
     } else {
         state.settings.session_ttl
     }
@@ -98,7 +99,7 @@ fn stock_message(p: &Product, in_cart: i64) -> String {
 /// key the add is applied at most once, however often the request is repeated.
 pub async fn add(
     state: &AppState,
-    owner: &str,
+    owner: &CartOwner,
     product_id: i64,
     quantity: Quantity,
     op: Option<&str>,
@@ -119,7 +120,12 @@ pub async fn add(
 }
 
 /// Set a line to exactly `quantity` (idempotent).
-pub async fn set(state: &AppState, owner: &str, product_id: i64, quantity: Quantity) -> Result<(), AppError> {
+pub async fn set(
+    state: &AppState,
+    owner: &CartOwner,
+    product_id: i64,
+    quantity: Quantity,
+) -> Result<(), AppError> {
     let p = product_for_cart(state, product_id).await?;
     if quantity.get() > p.stock {
         return Err(AppError::field("quantity", stock_message(&p, 0)));
@@ -300,8 +306,14 @@ async fn page_cart(
     req: HttpRequest,
 ) -> HtmlResult<HttpResponse> {
     let q = query_map(&req)?;
-    cart_page(&state, &session, None, q.get("notice").and_then(|n| crate::web::notice(n)), StatusCode::OK)
-        .await
+    cart_page(
+        &state,
+        &session,
+        None,
+        q.get("notice").and_then(|n| crate::edge::web::notice(n)),
+        StatusCode::OK,
+    )
+    .await
 }
 
 async fn form_add(
@@ -310,7 +322,7 @@ async fn form_add(
     req: HttpRequest,
     body: web::Payload,
 ) -> HtmlResult<HttpResponse> {
-    let f = crate::web::form(&req, body, &session).await?;
+    let f = crate::edge::web::form(&req, body, &session).await?;
     let owner = session.cart_owner(&state.store).await?;
     let result = match parse_line(&f, true) {
         Ok((pid, qty)) => {
@@ -347,7 +359,7 @@ async fn form_update(
     req: HttpRequest,
     body: web::Payload,
 ) -> HtmlResult<HttpResponse> {
-    let f = crate::web::form(&req, body, &session).await?;
+    let f = crate::edge::web::form(&req, body, &session).await?;
     let owner = session.cart_owner(&state.store).await?;
     let result = match parse_line(&f, true) {
         Ok((pid, qty)) => set(&state, &owner, pid, qty).await,
@@ -369,7 +381,7 @@ async fn form_remove(
     req: HttpRequest,
     body: web::Payload,
 ) -> HtmlResult<HttpResponse> {
-    let f = crate::web::form(&req, body, &session).await?;
+    let f = crate::edge::web::form(&req, body, &session).await?;
     let pid = f.int("product_id").and_then(parse_id).map_err(|m| AppError::field("product_id", m))?;
     let owner = session.cart_owner(&state.store).await?;
     state.store.cart_remove(&owner, pid).await?;

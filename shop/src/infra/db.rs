@@ -17,7 +17,10 @@ use sea_orm::{
     Statement, Value,
 };
 
-use crate::{error::AppError, settings::Settings};
+use crate::{
+    error::{AppError, HtmlError},
+    settings::Settings,
+};
 
 static STATEMENT_TIMEOUT_MS: AtomicU64 = AtomicU64::new(2000);
 static RETRY_BUDGET_MS: AtomicU64 = AtomicU64::new(6000);
@@ -56,6 +59,20 @@ pub enum DbError {
     Unique(String),
     #[error("database error: {0}")]
     Other(DbErr),
+}
+
+impl DbError {
+    /// The metric label of this kind of failure (`shop_db_errors_total{kind}`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DbError::Timeout(_) => "timeout",
+            DbError::Unavailable(_) => "unavailable",
+            DbError::Closed(_) => "closed",
+            DbError::Conflict(_) => "conflict",
+            DbError::Unique(_) => "unique",
+            DbError::Other(_) => "other",
+        }
+    }
 }
 
 impl DbError {
@@ -107,7 +124,7 @@ fn classify_sqlx(inner: &sea_orm::sqlx::Error, e: DbErr) -> DbError {
 
 impl From<DbError> for AppError {
     fn from(e: DbError) -> Self {
-        crate::metrics::record_db_error(&e);
+        crate::infra::metrics::record_db_error_kind(e.kind());
         match e {
             DbError::Timeout(_) | DbError::Unavailable(_) | DbError::Conflict(_) | DbError::Closed(_) => {
                 tracing::warn!(error = %e, "database unavailable");
@@ -236,7 +253,7 @@ async fn release_check(conn: &mut sea_orm::sqlx::MySqlConnection) -> Result<bool
     match answer {
         Ok(Ok(row)) if row.try_get::<i64, _>(0).ok() == Some(nonce) => {
             if row.try_get::<i64, _>(1).unwrap_or(1) != 0 {
-                crate::metrics::record_db_error_kind("leaked-transaction");
+                crate::infra::metrics::record_db_error_kind("leaked-transaction");
                 tracing::warn!(
                     "pooled connection came back inside a transaction (a cancelled BEGIN); rolling it back"
                 );
@@ -247,7 +264,7 @@ async fn release_check(conn: &mut sea_orm::sqlx::MySqlConnection) -> Result<bool
             Ok(true)
         }
         Ok(Ok(_)) => {
-            crate::metrics::record_db_error_kind("desynchronized");
+            crate::infra::metrics::record_db_error_kind("desynchronized");
             tracing::warn!("pooled connection answered another statement's result; closing it");
             Err(sea_orm::sqlx::Error::Protocol("connection out of step with the server".into()))
         }
@@ -295,7 +312,7 @@ where
                 if start.elapsed() + pause >= retry_budget() {
                     return Err(e);
                 }
-                crate::metrics::record_tx_retry(what);
+                crate::infra::metrics::record_tx_retry(what);
                 tracing::info!(what, attempt, error = %e, "retrying read");
                 tokio::time::sleep(pause).await;
                 attempt += 1;
@@ -392,7 +409,7 @@ where
                 if start.elapsed() + pause >= retry_budget() {
                     return Err(e.into());
                 }
-                crate::metrics::record_tx_retry(what);
+                crate::infra::metrics::record_tx_retry(what);
                 tracing::info!(tx = what, attempt, error = %e, "retrying transaction");
                 tokio::time::sleep(pause).await;
                 attempt += 1;
@@ -599,6 +616,12 @@ pub fn pool_stats(db: &DatabaseConnection) -> Option<(u32, u32)> {
             Some((p.size(), p.num_idle() as u32))
         }
         _ => None,
+    }
+}
+
+impl From<DbError> for HtmlError {
+    fn from(e: DbError) -> Self {
+        HtmlError(e.into())
     }
 }
 

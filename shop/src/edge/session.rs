@@ -21,7 +21,7 @@ use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
 
-use crate::{error::AppError, startup::AppState, store::Store};
+use crate::{domain::CartOwner, error::AppError, infra::store::Store, state::AppState};
 
 pub const COOKIE_NAME: &str = "distshop_session";
 
@@ -134,7 +134,7 @@ impl Session {
 
     /// The CSRF token if this visitor has a session, else "" (no cookie is set for it: a page
     /// for a visitor without a session stays cacheable). Forms a cookieless visitor posts are
-    /// checked by their `Origin` instead (see [`crate::web::form`]).
+    /// checked by their `Origin` instead (see [`crate::edge::web::form`]).
     pub fn csrf_token_if_session(&self) -> String {
         if self.has_cookie() {
             self.csrf_token()
@@ -194,18 +194,18 @@ impl Session {
         }
     }
 
-    /// The cart key of this visitor: the account's cart when logged in, else the session's.
-    pub async fn cart_owner(&self, store: &Store) -> Result<String, AppError> {
+    /// The cart of this visitor: the account's cart when logged in, else the session's.
+    pub async fn cart_owner(&self, store: &Store) -> Result<CartOwner, AppError> {
         Ok(match self.user(store).await? {
-            Some(u) => format!("u:{}", u.id),
-            None => format!("s:{}", self.id()),
+            Some(u) => CartOwner::Account(u.id),
+            None => CartOwner::Session(self.id()),
         })
     }
 
-    /// The anonymous cart key of the current id (before login).
-    pub fn anonymous_cart_owner(&self) -> Option<String> {
+    /// The anonymous cart of the current id (before login).
+    pub fn anonymous_cart_owner(&self) -> Option<CartOwner> {
         let s = self.state.borrow();
-        s.from_cookie.then(|| format!("s:{}", s.id))
+        s.from_cookie.then(|| CartOwner::Session(s.id.clone()))
     }
 
     /// Log in: a NEW session id holds the user (the old one is deleted: no session fixation).
@@ -267,7 +267,7 @@ pub async fn middleware(
     let (key, secure) = match req.app_data::<web::Data<AppState>>() {
         Some(s) => (
             Rc::new(s.settings.session_key.clone()),
-            s.settings.cookie_secure || crate::security::client_of(req.request()).https,
+            s.settings.cookie_secure || crate::edge::security::client_of(req.request()).https,
         ),
         None => (Rc::new(Vec::new()), false),
     };

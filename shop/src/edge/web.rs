@@ -1,11 +1,10 @@
-//! HTML plumbing: templates (embedded in the binary), page context, form handling, static files,
-//! and the JSON API guard.
+//! HTML plumbing: rendering into responses (the templates themselves are in
+//! [`crate::templates`]), page context, form handling, static files, and the JSON API guard.
 //!
-//! Templates are compiled once at start (a broken template stops the process, not a request) and
-//! autoescape everything (`.html` names). Every page gets the same base context: the user, the
+//! Every page gets the same base context: the user, the
 //! CSRF token for its forms, the cart size and the replica that rendered it.
 
-use std::{collections::HashMap, sync::OnceLock};
+use std::collections::HashMap;
 
 use actix_web::{
     body::{BoxBody, MessageBody},
@@ -14,78 +13,29 @@ use actix_web::{
     middleware::Next,
     web, Error, HttpRequest, HttpResponse,
 };
-use tera::{Context, Tera};
+use tera::Context;
 
 use crate::{
+    edge::input::Fields,
+    edge::session::{CurrentUser, Session},
     error::{AppError, HtmlError},
-    input::Fields,
-    session::{CurrentUser, Session},
-    startup::AppState,
+    state::AppState,
 };
 
-static TEMPLATES: OnceLock<Tera> = OnceLock::new();
-
-const TEMPLATE_FILES: &[(&str, &str)] = &[
-    ("base.html", include_str!("../templates/base.html")),
-    ("macros.html", include_str!("../templates/macros.html")),
-    ("error.html", include_str!("../templates/error.html")),
-    ("catalog/list.html", include_str!("../templates/catalog/list.html")),
-    ("catalog/product.html", include_str!("../templates/catalog/product.html")),
-    ("accounts/login.html", include_str!("../templates/accounts/login.html")),
-    ("accounts/register.html", include_str!("../templates/accounts/register.html")),
-    ("cart/cart.html", include_str!("../templates/cart/cart.html")),
-    ("orders/checkout.html", include_str!("../templates/orders/checkout.html")),
-    ("orders/list.html", include_str!("../templates/orders/list.html")),
-    ("orders/detail.html", include_str!("../templates/orders/detail.html")),
-    ("admin/orders.html", include_str!("../templates/admin/orders.html")),
-];
-
-pub const STYLE_CSS: &str = include_str!("../static/style.css");
-
-/// `1234` → `€12.34`.
-pub fn format_money(cents: i64) -> String {
-    let sign = if cents < 0 { "-" } else { "" };
-    let c = cents.unsigned_abs();
-    let euros = (c / 100).to_string();
-    let mut grouped = String::new();
-    for (i, ch) in euros.chars().enumerate() {
-        if i > 0 && (euros.len() - i).is_multiple_of(3) {
-            grouped.push(',');
-        }
-        grouped.push(ch);
-    }
-    format!("{sign}€{grouped}.{:02}", c % 100)
-}
-
-fn money_filter(v: &tera::Value, _: &HashMap<String, tera::Value>) -> tera::Result<tera::Value> {
-    let cents = v.as_i64().ok_or_else(|| tera::Error::msg("money: expects an integer number of cents"))?;
-    Ok(tera::Value::String(format_money(cents)))
-}
-
-/// Compile the templates once. Called at start; a failure stops the process.
-pub fn init_templates() -> anyhow::Result<&'static Tera> {
-    if let Some(t) = TEMPLATES.get() {
-        return Ok(t);
-    }
-    let mut tera = Tera::default();
-    tera.add_raw_templates(TEMPLATE_FILES.to_vec())?;
-    tera.register_filter("money", money_filter);
-    Ok(TEMPLATES.get_or_init(|| tera))
-}
+pub use crate::templates::{format_money, init_templates, STYLE_CSS};
 
 /// Render a template with a context; errors are internal (templates are checked at start).
 pub fn render(name: &str, ctx: &Context) -> Result<HttpResponse, AppError> {
     Ok(html(render_bytes(name, ctx)?))
 }
 
-/// A template rendered to bytes (to be cached, see [`crate::cache`]).
+/// A template rendered to bytes (to be cached, see [`crate::infra::cache`]).
 pub fn render_bytes(name: &str, ctx: &Context) -> Result<web::Bytes, AppError> {
-    let tera =
-        TEMPLATES.get().ok_or_else(|| AppError::Unexpected(anyhow::anyhow!("templates not loaded")))?;
-    let body = tera
-        .render(name, ctx)
-        .map_err(|e| AppError::Unexpected(anyhow::anyhow!("template {name}: {e:?}")))?;
-    Ok(body.into())
+    match crate::templates::render(name, ctx) {
+        Some(Ok(body)) => Ok(body.into()),
+        Some(Err(e)) => Err(AppError::Unexpected(anyhow::anyhow!("template {name}: {e:?}"))),
+        None => Err(AppError::Unexpected(anyhow::anyhow!("templates not loaded"))),
+    }
 }
 
 /// A 200 HTML page from its bytes.
@@ -114,24 +64,6 @@ pub fn render_status(
     Ok(r)
 }
 
-/// The error page; falls back to plain HTML if even that cannot render.
-pub fn render_error_page(status: u16, title: &str, message: &str) -> String {
-    let mut ctx = Context::new();
-    ctx.insert("status", &status);
-    ctx.insert("title", title);
-    ctx.insert("message", message);
-    ctx.insert("user", &Option::<CurrentUser>::None);
-    ctx.insert("csrf_token", "");
-    ctx.insert("cart_count", &0);
-    ctx.insert("served_by", &crate::telemetry::hostname());
-    TEMPLATES.get().and_then(|t| t.render("error.html", &ctx).ok()).unwrap_or_else(|| {
-        format!(
-            "<!doctype html><title>{status}</title><h1>{status} {title}</h1><p>{}</p>",
-            tera::escape_html(message)
-        )
-    })
-}
-
 /// The base context of every page.
 pub async fn page(
     state: &AppState,
@@ -142,7 +74,7 @@ pub async fn page(
     // A visitor without a session has no cart and gets no cookie from a page view.
     let cart_count: i64 = if session.has_cookie() {
         let owner = session.cart_owner(&state.store).await?;
-        state.store.cart_get(&owner).await?.iter().map(|(_, q)| q).sum()
+        state.store.cart_get(&owner).await?.iter().map(|l| l.quantity).sum()
     } else {
         0
     };
@@ -169,7 +101,7 @@ pub async fn form_page(
 
 /// Read an HTML form post and check its CSRF token (403 without a valid one).
 pub async fn form(req: &HttpRequest, payload: web::Payload, session: &Session) -> Result<Fields, HtmlError> {
-    let body = crate::input::read_body(req, payload).await?;
+    let body = crate::edge::input::read_body(req, payload).await?;
     let fields = Fields::from_form(&body)?;
     let token = fields.opt_str("csrf_token").ok().flatten();
     // A visitor without a session posts a form from a page that carried no token (so that page
@@ -238,7 +170,7 @@ fn same_origin(req: &HttpRequest) -> bool {
     req.headers()
         .get(header::ORIGIN)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|o| crate::security::is_own_origin(req, o))
+        .is_some_and(|o| crate::edge::security::is_own_origin(req, o))
 }
 
 /// JSON API guard: state changes need `Content-Type: application/json` (415), and a present
@@ -260,7 +192,7 @@ fn refuse_api_request(req: &ServiceRequest) -> Option<AppError> {
     if changes_state {
         if let Some(origin) = req.headers().get(header::ORIGIN) {
             let origin = String::from_utf8_lossy(origin.as_bytes());
-            if !crate::security::is_own_origin(req.request(), &origin) {
+            if !crate::edge::security::is_own_origin(req.request(), &origin) {
                 return Some(AppError::Forbidden(format!("cross-origin request from {origin} refused")));
             }
         }
@@ -274,6 +206,11 @@ fn refuse_api_request(req: &ServiceRequest) -> Option<AppError> {
     }
     None
 }
+
+/// An empty JSON object: the body of a POST that needs none (`{}`). The API guard still wants
+/// `Content-Type: application/json` on it; its content is ignored.
+#[derive(utoipa::ToSchema)]
+pub struct EmptyBody {}
 
 /// Fixed notices shown after a redirect (`?notice=added`); unknown codes show nothing.
 pub fn notice(code: &str) -> Option<&'static str> {
@@ -294,14 +231,6 @@ pub fn notice(code: &str) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn money() {
-        assert_eq!(format_money(0), "€0.00");
-        assert_eq!(format_money(1999), "€19.99");
-        assert_eq!(format_money(123456789), "€1,234,567.89");
-        assert_eq!(format_money(-5), "-€0.05");
-    }
 
     #[test]
     fn next_is_local_only() {

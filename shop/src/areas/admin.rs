@@ -4,23 +4,21 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::{
+    areas::orders::{self, OrderList, OrderStatus, STATUSES},
+    edge::input::path_id,
+    edge::session::Session,
+    edge::web::{page, query_map, render, see_other, EmptyBody},
     error::{ApiError, ApiResult, AppError, HtmlResult},
-    input::path_id,
-    openapi::EmptyBody,
-    orders::{self, OrderList, STATUSES},
-    session::Session,
-    startup::AppState,
-    web::{page, query_map, render, see_other},
+    state::AppState,
 };
 
-fn parse_status(raw: Option<&String>) -> Result<Option<&'static str>, AppError> {
+fn parse_status(raw: Option<&String>) -> Result<Option<OrderStatus>, AppError> {
     match raw.map(|s| s.trim()).filter(|s| !s.is_empty()) {
         None => Ok(None),
-        Some(s) => STATUSES
-            .iter()
-            .find(|x| **x == s)
-            .map(|x| Some(*x))
-            .ok_or_else(|| AppError::field("status", format!("must be one of {}", STATUSES.join(", ")))),
+        Some(s) => OrderStatus::parse(s).map(Some).ok_or_else(|| {
+            let names: Vec<&str> = STATUSES.iter().map(|s| s.as_str()).collect();
+            AppError::field("status", format!("must be one of {}", names.join(", ")))
+        }),
     }
 }
 
@@ -72,7 +70,7 @@ async fn api_confirm(
 ) -> ApiResult<HttpResponse> {
     session.require_admin(&state.store).await?;
     let id = path_id(&id, "order")?;
-    Ok(HttpResponse::Ok().json(orders::transition(&state, id, "placed", "confirmed").await?))
+    Ok(HttpResponse::Ok().json(orders::transition(&state, id, OrderStatus::Confirmed).await?))
 }
 
 /// Ship a confirmed order (again on a shipped one: 200, no change).
@@ -100,7 +98,7 @@ async fn api_ship(
 ) -> ApiResult<HttpResponse> {
     session.require_admin(&state.store).await?;
     let id = path_id(&id, "order")?;
-    Ok(HttpResponse::Ok().json(orders::transition(&state, id, "confirmed", "shipped").await?))
+    Ok(HttpResponse::Ok().json(orders::transition(&state, id, OrderStatus::Shipped).await?))
 }
 
 async fn page_orders(
@@ -118,7 +116,7 @@ async fn page_orders(
     ctx.insert("orders", &orders::list_all(&state.db, status).await?);
     ctx.insert("status", &status);
     ctx.insert("statuses", &STATUSES);
-    ctx.insert("notice", &q.get("notice").and_then(|n| crate::web::notice(n)));
+    ctx.insert("notice", &q.get("notice").and_then(|n| crate::edge::web::notice(n)));
     Ok(render("admin/orders.html", &ctx)?)
 }
 
@@ -129,16 +127,18 @@ async fn form_action(
     req: HttpRequest,
     body: web::Payload,
 ) -> HtmlResult<HttpResponse> {
-    let f = crate::web::form(&req, body, &session).await?;
+    let f = crate::edge::web::form(&req, body, &session).await?;
     session.require_admin(&state.store).await?;
     let (id, action) = path.into_inner();
     let id = path_id(&id, "order")?;
-    let (from, to) = match action.as_str() {
-        "confirm" => ("placed", "confirmed"),
-        "ship" => ("confirmed", "shipped"),
+    let to = match action.as_str() {
+        "confirm" => OrderStatus::Confirmed,
+        "ship" => OrderStatus::Shipped,
         _ => return Err(AppError::NotFound("no such action".into()).into()),
     };
-    orders::transition(&state, id, from, to).await?;
+    orders::transition(&state, id, to).await?;
+    // the list the admin came from; else the one the order just left
+    let from = to.comes_from().unwrap_or(OrderStatus::Placed);
     let back = parse_status(f.opt_str("status").ok().flatten().as_ref()).ok().flatten().unwrap_or(from);
     Ok(see_other(&format!("/admin/orders?status={back}&notice={to}")))
 }

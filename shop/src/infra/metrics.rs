@@ -62,20 +62,8 @@ pub fn record_tx_retry(what: &'static str) {
     *lock(&METRICS.tx_retries).entry(what).or_default() += 1;
 }
 
-pub fn record_db_error(e: &crate::db::DbError) {
-    use crate::db::DbError::*;
-    let kind = match e {
-        Timeout(_) => "timeout",
-        Unavailable(_) => "unavailable",
-        Closed(_) => "closed",
-        Conflict(_) => "conflict",
-        Unique(_) => "unique",
-        Other(_) => "other",
-    };
-    *lock(&METRICS.db_errors).entry(kind).or_default() += 1;
-}
-
-/// A database problem that is not a [`crate::db::DbError`] of a request (e.g. a pooled
+/// A database problem, by kind: a request's error (`timeout`, `unavailable`, `closed`,
+/// `conflict`, `unique`, `other`, see `db::DbError::kind`) or one found elsewhere (e.g. a pooled
 /// connection found out of step when it came back).
 pub fn record_db_error_kind(kind: &'static str) {
     *lock(&METRICS.db_errors).entry(kind).or_default() += 1;

@@ -49,10 +49,7 @@ pub fn init(json: bool) -> tracing_appender::non_blocking::WorkerGuard {
     guard
 }
 
-/// The hostname that answers, shown in `X-Served-By`.
-pub fn hostname() -> String {
-    gethostname::gethostname().to_string_lossy().into_owned()
-}
+pub use crate::templates::hostname;
 
 fn valid_request_id(v: &HeaderValue) -> Option<String> {
     let s = v.to_str().ok()?;
@@ -71,11 +68,11 @@ pub async fn envelope(
         .and_then(valid_request_id)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let served_by = req
-        .app_data::<actix_web::web::Data<crate::startup::AppState>>()
+        .app_data::<actix_web::web::Data<crate::state::AppState>>()
         .map(|s| s.hostname.clone())
         .unwrap_or_default();
     // a label from a fixed set: a client inventing methods must not invent metric series
-    let method = if crate::security::KNOWN_METHODS.contains(req.method()) {
+    let method = if crate::edge::security::KNOWN_METHODS.contains(req.method()) {
         req.method().to_string()
     } else {
         "OTHER".to_string()
@@ -87,7 +84,7 @@ pub async fn envelope(
     let status = res.status().as_u16();
     let route = res.request().match_pattern().unwrap_or_else(|| "<unmatched>".into());
     let elapsed = started.elapsed();
-    crate::metrics::record_request(&method, &route, status, elapsed.as_secs_f64());
+    crate::infra::metrics::record_request(&method, &route, status, elapsed.as_secs_f64());
     let headers = res.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         headers.insert(HeaderName::from_static(REQUEST_ID), v);

@@ -5,7 +5,7 @@
 //! constructor is the only place that rule lives. Every failure names its field and says, in plain
 //! words, what is expected — the API returns it as `fields`, an HTML form shows it next to the input.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use actix_web::{http::header, web, HttpRequest};
 use futures_util::StreamExt;
@@ -22,7 +22,7 @@ const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// finish within `SHOP_BODY_TIMEOUT_MS` (408: a client that stops sending holds nothing for long).
 pub async fn read_body(req: &HttpRequest, payload: web::Payload) -> Result<web::Bytes, AppError> {
     let timeout = req
-        .app_data::<web::Data<crate::startup::AppState>>()
+        .app_data::<web::Data<crate::state::AppState>>()
         .map(|s| s.settings.body_timeout)
         .unwrap_or(BODY_TIMEOUT);
     tokio::time::timeout(timeout, read_body_unbounded(req, payload))
@@ -49,8 +49,10 @@ async fn read_body_unbounded(req: &HttpRequest, mut payload: web::Payload) -> Re
     Ok(body.freeze())
 }
 
-/// Field-level validation errors: field name → message.
-pub type FieldErrors = BTreeMap<String, String>;
+pub use crate::{
+    domain::{Email, Password, PersonName, Quantity},
+    error::FieldErrors,
+};
 
 /// The fields of a JSON object or an urlencoded form, with typed accessors.
 pub enum Fields {
@@ -141,109 +143,6 @@ impl Validator {
         } else {
             Err(AppError::Validation(self.errors))
         }
-    }
-}
-
-/// A lower-cased, syntactically plausible e-mail address (≤ 254 characters).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Email(String);
-
-impl Email {
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        let s = raw.trim().to_lowercase();
-        if s.is_empty() {
-            return Err("is required".into());
-        }
-        if s.chars().count() > 254 {
-            return Err("must be at most 254 characters".into());
-        }
-        let invalid = || "is not a valid e-mail address".to_string();
-        let (local, domain) = s.split_once('@').ok_or_else(invalid)?;
-        let ok_chars = |p: &str| p.chars().all(|c| c.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c));
-        if local.is_empty()
-            || local.len() > 64
-            || domain.len() < 3
-            || !domain.contains('.')
-            || domain.starts_with(['.', '-'])
-            || domain.ends_with(['.', '-'])
-            || domain.contains("..")
-            || !ok_chars(local)
-            || !domain.chars().all(|c| c.is_alphanumeric() || c == '-' || c == '.')
-        {
-            return Err(invalid());
-        }
-        Ok(Email(s))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    pub fn into_inner(self) -> String {
-        self.0
-    }
-}
-
-/// A password of 10 to 128 characters.
-pub struct Password(String);
-
-impl Password {
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        let n = raw.chars().count();
-        if n < 10 {
-            Err("must be at least 10 characters".into())
-        } else if n > 128 {
-            Err("must be at most 128 characters".into())
-        } else {
-            Ok(Password(raw.to_string()))
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-/// A person's display name: 1 to 100 characters, no control characters.
-pub struct PersonName(String);
-
-impl PersonName {
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        let s = raw.trim();
-        let n = s.chars().count();
-        if n == 0 {
-            Err("is required".into())
-        } else if n > 100 {
-            Err("must be at most 100 characters".into())
-        } else if s.chars().any(char::is_control) {
-            Err("must not contain control characters".into())
-        } else {
-            Ok(PersonName(s.to_string()))
-        }
-    }
-
-    pub fn into_inner(self) -> String {
-        self.0
-    }
-}
-
-/// A cart quantity: 1 to 99.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Quantity(i64);
-
-impl Quantity {
-    pub const MAX: i64 = 99;
-
-    pub fn new(n: i64) -> Result<Self, String> {
-        if (1..=Self::MAX).contains(&n) {
-            Ok(Quantity(n))
-        } else {
-            Err(format!("must be between 1 and {}", Self::MAX))
-        }
-    }
-
-    pub fn get(self) -> i64 {
-        self.0
     }
 }
 

@@ -2,12 +2,10 @@
 //! headers are believed only from a trusted proxy), which methods exist (others are a 405 before
 //! routing, so they cannot grow metric labels), and the security headers of every answer.
 
-use std::{
-    net::IpAddr,
-    sync::{Arc, RwLock},
-    time::Duration,
-};
+use std::net::IpAddr;
 
+pub use crate::proxies::{valid_proxy_entry, TrustedProxies};
+use crate::state::AppState;
 use actix_web::{
     body::{BoxBody, MessageBody},
     dev::{ServiceRequest, ServiceResponse},
@@ -18,9 +16,6 @@ use actix_web::{
     middleware::Next,
     web, Error, HttpRequest,
 };
-use ipnet::IpNet;
-
-use crate::startup::AppState;
 
 /// Methods the shop knows. Anything else is a 405 with this list in `Allow`.
 pub const KNOWN_METHODS: [Method; 6] =
@@ -32,94 +27,6 @@ const CSP_HTML: &str = "default-src 'none'; style-src 'self'; img-src 'self' dat
                         frame-ancestors 'none'; base-uri 'none'";
 /// Anything that is not a page (JSON, CSS, text) runs nothing and is framed by nobody.
 const CSP_OTHER: &str = "default-src 'none'; frame-ancestors 'none'";
-
-/// How often host-name entries of `SHOP_TRUSTED_PROXIES` are looked up again (nginx containers
-/// come and go; Docker's DNS names them).
-const RESOLVE_EVERY: Duration = Duration::from_secs(5);
-const RESOLVE_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// An entry of `SHOP_TRUSTED_PROXIES`: an address, a network or a host name.
-pub fn valid_proxy_entry(s: &str) -> bool {
-    s.parse::<IpAddr>().is_ok()
-        || s.parse::<IpNet>().is_ok()
-        || (!s.is_empty()
-            && s.len() <= 253
-            && s.split('.').all(|l| {
-                !l.is_empty()
-                    && l.len() <= 63
-                    && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            }))
-}
-
-/// The proxies whose client headers are believed.
-pub struct TrustedProxies {
-    nets: Vec<IpNet>,
-    names: Vec<String>,
-    resolved: RwLock<Vec<IpAddr>>,
-}
-
-impl TrustedProxies {
-    pub fn new(entries: &[String]) -> Arc<Self> {
-        let mut nets = Vec::new();
-        let mut names = Vec::new();
-        for e in entries {
-            if let Ok(ip) = e.parse::<IpAddr>() {
-                nets.push(IpNet::from(ip));
-            } else if let Ok(net) = e.parse::<IpNet>() {
-                nets.push(net);
-            } else {
-                names.push(e.clone());
-            }
-        }
-        Arc::new(TrustedProxies { nets, names, resolved: RwLock::new(Vec::new()) })
-    }
-
-    pub fn trusts(&self, ip: IpAddr) -> bool {
-        let ip = ip.to_canonical();
-        self.nets.iter().any(|n| n.contains(&ip))
-            || self.resolved.read().map(|r| r.contains(&ip)).unwrap_or_else(|p| p.into_inner().contains(&ip))
-    }
-
-    /// Resolve the host-name entries now and then every few seconds, for the life of the process.
-    /// Until the first answer only the literal entries are trusted (the safe side).
-    pub fn spawn_refresh(self: &Arc<Self>) {
-        if self.names.is_empty() {
-            return;
-        }
-        let me = Arc::downgrade(self);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(RESOLVE_EVERY);
-            loop {
-                tick.tick().await;
-                let Some(me) = me.upgrade() else { return };
-                let mut found = Vec::new();
-                let mut failed = false;
-                for name in &me.names {
-                    match tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((name.as_str(), 0)))
-                        .await
-                    {
-                        Ok(Ok(addrs)) => found.extend(addrs.map(|a| a.ip().to_canonical())),
-                        Ok(Err(e)) => {
-                            failed = true;
-                            tracing::debug!(proxy = %name, error = %e, "trusted proxy name did not resolve");
-                        }
-                        Err(_) => failed = true,
-                    }
-                }
-                // a failed lookup keeps what we knew (a DNS hiccup must not flip every client to
-                // the proxy's address); a name that resolves to nothing any more is dropped
-                if failed && found.is_empty() {
-                    continue;
-                }
-                found.sort();
-                found.dedup();
-                let mut resolved = me.resolved.write().unwrap_or_else(|p| p.into_inner());
-                *resolved = found;
-                drop(resolved);
-            }
-        });
-    }
-}
 
 /// Who sent a request: the client's address and whether it reached the edge over HTTPS.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

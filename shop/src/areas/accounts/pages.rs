@@ -1,0 +1,140 @@
+//! The login and registration pages and forms.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use crate::{
+    edge::input::Email,
+    edge::security,
+    edge::session::Session,
+    edge::web::{form_page, query_map, render, render_status, safe_next, see_other},
+    error::{AppError, HtmlError, HtmlResult},
+    state::AppState,
+};
+
+use super::rules::{login, parse_registration, register};
+
+pub(super) async fn page_login(
+    state: web::Data<AppState>,
+    session: Session,
+    req: HttpRequest,
+) -> HtmlResult<HttpResponse> {
+    let q = query_map(&req)?;
+    let (mut ctx, _) = form_page(&state, &session, "Log in").await?;
+    ctx.insert("next", &safe_next(q.get("next").map(String::as_str)));
+    ctx.insert("email", "");
+    ctx.insert("error", &Option::<String>::None);
+    ctx.insert("notice", &q.get("notice").and_then(|n| crate::edge::web::notice(n)));
+    Ok(render("accounts/login.html", &ctx)?)
+}
+
+pub(super) async fn form_login(
+    state: web::Data<AppState>,
+    session: Session,
+    req: HttpRequest,
+    body: web::Payload,
+) -> HtmlResult<HttpResponse> {
+    let f = crate::edge::web::form(&req, body, &session).await?;
+    let next = safe_next(f.opt_str("next").ok().flatten().as_deref());
+    let email_raw = f.opt_str("email").ok().flatten().unwrap_or_default();
+    let password = f.opt_str("password").ok().flatten().unwrap_or_default();
+    let result = match Email::parse(&email_raw) {
+        Ok(email) if !password.is_empty() && password.len() <= 1024 => {
+            login(&state, &session, &req, email.as_str(), password).await
+        }
+        _ => Err(AppError::Unauthorized("Please enter your email and password.".into())),
+    };
+    match result {
+        Ok(done) => {
+            let mut r = see_other(&next);
+            r.add_cookie(&done.device_cookie).map_err(|e| AppError::Unexpected(e.into()))?;
+            Ok(r)
+        }
+        Err(e @ (AppError::Unauthorized(_) | AppError::TooManyRequests(..) | AppError::Unavailable(_))) => {
+            let status = actix_web::ResponseError::status_code(&e);
+            let (mut ctx, _) = form_page(&state, &session, "Log in").await?;
+            ctx.insert("next", &next);
+            ctx.insert("email", &email_raw);
+            ctx.insert("error", &Some(e.public_message()));
+            ctx.insert("notice", &Option::<String>::None);
+            let mut r = render_status(status, "accounts/login.html", &ctx)?;
+            if let Some(secs) = e.retry_after() {
+                r.headers_mut().insert(
+                    actix_web::http::header::RETRY_AFTER,
+                    actix_web::http::header::HeaderValue::from(secs),
+                );
+            }
+            Ok(r)
+        }
+        Err(e) => Err(HtmlError(e)),
+    }
+}
+
+pub(super) async fn page_register(state: web::Data<AppState>, session: Session) -> HtmlResult<HttpResponse> {
+    let (mut ctx, _) = form_page(&state, &session, "Create an account").await?;
+    ctx.insert("form", &serde_json::json!({"email": "", "name": ""}));
+    ctx.insert("errors", &serde_json::json!({}));
+    ctx.insert("error", &Option::<String>::None);
+    Ok(render("accounts/register.html", &ctx)?)
+}
+
+pub(super) async fn form_register(
+    state: web::Data<AppState>,
+    session: Session,
+    req: HttpRequest,
+    body: web::Payload,
+) -> HtmlResult<HttpResponse> {
+    let f = crate::edge::web::form(&req, body, &session).await?;
+    let entered = serde_json::json!({
+        "email": f.opt_str("email").ok().flatten().unwrap_or_default(),
+        "name": f.opt_str("name").ok().flatten().unwrap_or_default(),
+    });
+    let result = match parse_registration(&f) {
+        Ok(r) => {
+            let password = r.password.as_str().to_string();
+            match register(&state, &security::client_of(&req), r).await {
+                Ok(account) => login(&state, &session, &req, &account.email, password).await,
+                Err(e) => Err(e),
+            }
+        }
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(done) => {
+            let mut r = see_other("/?notice=welcome");
+            r.add_cookie(&done.device_cookie).map_err(|e| AppError::Unexpected(e.into()))?;
+            Ok(r)
+        }
+        Err(
+            e @ (AppError::Validation(_)
+            | AppError::Conflict { .. }
+            | AppError::TooManyRequests(..)
+            | AppError::Unavailable(_)),
+        ) => {
+            let (mut ctx, _) = form_page(&state, &session, "Create an account").await?;
+            ctx.insert("form", &entered);
+            ctx.insert("errors", &e.fields().cloned().unwrap_or_default());
+            ctx.insert("error", &Some(e.public_message()));
+            let status = actix_web::ResponseError::status_code(&e);
+            let mut r = render_status(status, "accounts/register.html", &ctx)?;
+            if let Some(secs) = e.retry_after() {
+                r.headers_mut().insert(
+                    actix_web::http::header::RETRY_AFTER,
+                    actix_web::http::header::HeaderValue::from(secs),
+                );
+            }
+            Ok(r)
+        }
+        Err(e) => Err(HtmlError(e)),
+    }
+}
+
+pub(super) async fn form_logout(
+    state: web::Data<AppState>,
+    session: Session,
+    req: HttpRequest,
+    body: web::Payload,
+) -> HtmlResult<HttpResponse> {
+    crate::edge::web::form(&req, body, &session).await?;
+    session.logout(&state.store).await?;
+    Ok(see_other("/?notice=logged_out"))
+}

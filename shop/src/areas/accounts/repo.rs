@@ -1,0 +1,94 @@
+//! Accounts as the database has them.
+
+use sea_orm::ConnectionTrait;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::{
+    edge::input::Email,
+    edge::session::Role,
+    error::AppError,
+    infra::db::{self, DbError},
+};
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Account {
+    #[schema(minimum = 1)]
+    pub id: i64,
+    /// Lower-cased, as registered. No `format` is claimed: the shop accepts internationalised
+    /// addresses (`jürgen@bücher.de`), which are not a JSON Schema `email`, and a few that are
+    /// not strictly an `idn-email` either (`input::Email` checks plausibility, not RFC 5321).
+    #[schema(max_length = 254, example = "ada@example.org")]
+    pub email: String,
+    #[schema(min_length = 1, max_length = 100)]
+    pub name: String,
+    pub role: Role,
+}
+
+/// Insert an account; a taken email is a 409.
+pub async fn create(
+    c: &(impl ConnectionTrait + 'static),
+    email: &Email,
+    name: &str,
+    password_hash: &str,
+    role: Role,
+) -> Result<i64, AppError> {
+    let r = db::exec(
+        c,
+        "INSERT INTO users (email, name, password_hash, role, created_at) VALUES (?, ?, ?, ?, ?)",
+        vec![
+            email.as_str().into(),
+            name.into(),
+            password_hash.into(),
+            role.as_str().into(),
+            db::now_ms().into(),
+        ],
+    )
+    .await;
+    match r {
+        Ok((_, id)) => Ok(id as i64),
+        Err(DbError::Unique(_)) => Err(email_taken()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(super) fn email_taken() -> AppError {
+    AppError::Conflict { code: "email_taken", message: "an account with this email already exists".into() }
+}
+
+pub(super) async fn find_by_email(
+    c: &(impl ConnectionTrait + 'static),
+    email: &str,
+) -> Result<Option<(Account, String)>, DbError> {
+    let row = db::one(
+        c,
+        "SELECT id, email, name, role, password_hash FROM users WHERE email = ?",
+        vec![email.into()],
+    )
+    .await?;
+    row.map(|r| {
+        Ok((
+            Account {
+                id: db::get(&r, "id")?,
+                email: db::get(&r, "email")?,
+                name: db::get(&r, "name")?,
+                role: Role::parse(&db::get::<String>(&r, "role")?),
+            },
+            db::get(&r, "password_hash")?,
+        ))
+    })
+    .transpose()
+}
+
+pub async fn find_by_id(c: &(impl ConnectionTrait + 'static), id: i64) -> Result<Option<Account>, DbError> {
+    let row = db::one(c, "SELECT id, email, name, role FROM users WHERE id = ?", vec![id.into()]).await?;
+    row.map(|r| {
+        Ok(Account {
+            id: db::get(&r, "id")?,
+            email: db::get(&r, "email")?,
+            name: db::get(&r, "name")?,
+            role: Role::parse(&db::get::<String>(&r, "role")?),
+        })
+    })
+    .transpose()
+}

@@ -1,0 +1,126 @@
+//! Registering and logging in: validation, throttling, hashing, session rotation, cart merge.
+
+use actix_web::HttpRequest;
+
+use crate::{
+    areas::catalog,
+    domain::{CartLine, CartOwner, USER_CART_TTL},
+    edge::input::{Email, Fields, Password, PersonName, Quantity, Validator},
+    edge::security::{self, Client},
+    edge::session::{CurrentUser, Role, Session},
+    edge::throttle,
+    error::AppError,
+    state::AppState,
+};
+
+use super::{
+    hasher::{hash_password_for, verify_password, Lane},
+    repo::{create, email_taken, find_by_email, Account},
+};
+
+pub(super) struct Registration {
+    pub(super) email: Email,
+    pub(super) name: String,
+    pub(super) password: Password,
+}
+
+pub(super) fn parse_registration(f: &Fields) -> Result<Registration, AppError> {
+    let mut v = Validator::default();
+    let email = v.check("email", f.str("email").and_then(|s| Email::parse(&s)));
+    let name = v.check("name", f.str("name").and_then(|s| PersonName::parse(&s)));
+    let password = v.check("password", f.str("password").and_then(|s| Password::parse(&s)));
+    match (email, name, password) {
+        (Some(email), Some(name), Some(password)) => {
+            Ok(Registration { email, name: name.into_inner(), password })
+        }
+        _ => Err(AppError::Validation(v.errors().clone())),
+    }
+}
+
+pub(super) async fn register(
+    state: &AppState,
+    client: &Client,
+    r: Registration,
+) -> Result<Account, AppError> {
+    // Cheap pre-check saves a hash; the unique constraint is what really decides.
+    if find_by_email(&state.db, r.email.as_str()).await?.is_some() {
+        return Err(email_taken());
+    }
+    throttle::reserve_registration(state, client).await?;
+    let hash = hash_password_for(
+        Some((client.key(), state.settings.hash_per_client)),
+        r.password.as_str().to_string(),
+    )
+    .await?;
+    let id = create(&state.db, &r.email, &r.name, &hash, Role::Customer).await?;
+    tracing::info!(user.id = id, "account registered");
+    Ok(Account { id, email: r.email.into_inner(), name: r.name, role: Role::Customer })
+}
+
+/// A successful login: the account, and the device cookie that exempts this browser from the
+/// account-wide throttle next time (see [`throttle`]).
+pub struct LoggedIn {
+    pub account: Account,
+    pub device_cookie: actix_web::cookie::Cookie<'static>,
+}
+
+/// Check credentials with throttling; on success the session is rotated and carts merged.
+pub(super) async fn login(
+    state: &AppState,
+    session: &Session,
+    req: &HttpRequest,
+    email: &str,
+    password: String,
+) -> Result<LoggedIn, AppError> {
+    let client = security::client_of(req);
+    let found = find_by_email(&state.db, email).await?;
+    // Counted per account, not per spelling: MariaDB's collation finds `ádmin@…` for `admin@…`,
+    // and each spelling must not bring 20 tries of its own.
+    let subject = throttle::subject(found.as_ref().map(|(a, _)| a.id), email);
+    // counted before the hash: parallel attempts each take a slot of the limit
+    let reservation = throttle::reserve_login(state, req, &client, &subject).await?;
+    let lane = if reservation.known_device { Lane::KnownDevice } else { Lane::Other };
+    let ok = verify_password(
+        lane,
+        (client.key(), state.settings.hash_per_client),
+        password,
+        found.as_ref().map(|(_, h)| h.clone()),
+    )
+    .await?;
+    let account = match (ok, found) {
+        (true, Some((a, _))) => a,
+        _ => return Err(AppError::Unauthorized("wrong email or password".into())),
+    };
+    throttle::login_succeeded(state, &reservation).await?;
+    let anonymous_cart = session.anonymous_cart_owner();
+    let user = CurrentUser { id: account.id, name: account.name.clone(), role: account.role };
+    session.login(&state.store, user, state.settings.session_ttl).await?;
+    if let Some(anon) = anonymous_cart {
+        merge_cart(state, &anon, &CartOwner::Account(account.id)).await?;
+    }
+    tracing::info!(user.id = account.id, known_device = reservation.known_device, "logged in");
+    let device_cookie = throttle::device_cookie(
+        &state.settings.session_key,
+        &subject,
+        client.https || state.settings.cookie_secure,
+    );
+    Ok(LoggedIn { account, device_cookie })
+}
+
+/// Move the anonymous cart into the account's: quantities add up, capped at 99 and at stock.
+pub(super) async fn merge_cart(state: &AppState, from: &CartOwner, to: &CartOwner) -> Result<(), AppError> {
+    let lines = state.store.cart_get(from).await?;
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<i64> = lines.iter().map(|l| l.product_id).collect();
+    let products = catalog::get_many(&state.db, &ids).await?;
+    for CartLine { product_id: pid, quantity: qty } in lines {
+        // Sold-out products are dropped; the rest is capped at stock and at 99.
+        if let Some(p) = products.get(&pid).filter(|p| p.stock > 0) {
+            state.store.cart_add(to, pid, qty, p.stock.min(Quantity::MAX), true, USER_CART_TTL, None).await?;
+        }
+    }
+    state.store.cart_clear(from).await?;
+    Ok(())
+}

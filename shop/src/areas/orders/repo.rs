@@ -1,0 +1,182 @@
+//! Orders as the database has them: the row types (also the JSON shapes) and the reads.
+
+use std::collections::HashMap;
+
+use sea_orm::{ConnectionTrait, DbErr, QueryResult, Value};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::{
+    domain::OrderStatus,
+    infra::db::{self, DbError},
+};
+
+/// A line of an order, with the price it was sold at.
+#[derive(Debug, Serialize, Clone, ToSchema)]
+pub struct OrderItem {
+    #[schema(minimum = 1)]
+    pub product_id: i64,
+    pub sku: String,
+    pub name: String,
+    #[schema(minimum = 1, maximum = 99)]
+    pub quantity: i64,
+    #[schema(minimum = 0)]
+    pub unit_price_cents: i64,
+    #[schema(minimum = 0)]
+    pub line_total_cents: i64,
+}
+
+#[derive(Debug, Serialize, Clone, ToSchema)]
+pub struct Order {
+    #[schema(minimum = 1)]
+    pub id: i64,
+    #[schema(minimum = 1)]
+    pub user_id: i64,
+    pub status: OrderStatus,
+    #[schema(minimum = 0)]
+    pub total_cents: i64,
+    #[schema(example = "EUR")]
+    pub currency: String,
+    /// The `Idempotency-Key` of the checkout that placed it.
+    pub idempotency_key: String,
+    /// Milliseconds since the Unix epoch.
+    pub created_at: i64,
+    /// Milliseconds since the Unix epoch.
+    pub updated_at: i64,
+    pub items: Vec<OrderItem>,
+    /// Only in the admin's list. Like `Account.email`, no `format` is claimed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub customer_email: Option<String>,
+}
+
+/// Orders, newest first (at most 200).
+#[derive(Serialize, ToSchema)]
+pub struct OrderList {
+    #[schema(max_items = 200)]
+    pub items: Vec<Order>,
+}
+
+const ORDER_COLUMNS: &str =
+    "o.id, o.user_id, o.status, o.total_cents, o.currency, o.idempotency_key, o.created_at, o.updated_at";
+
+pub(super) fn order_from_row(r: &QueryResult, with_email: bool) -> Result<Order, DbError> {
+    Ok(Order {
+        id: db::get(r, "id")?,
+        user_id: db::get(r, "user_id")?,
+        status: {
+            let s: String = db::get(r, "status")?;
+            OrderStatus::parse(&s)
+                .ok_or_else(|| DbError::Other(DbErr::Custom(format!("unknown order status {s:?}"))))?
+        },
+        total_cents: db::get(r, "total_cents")?,
+        currency: db::get(r, "currency")?,
+        idempotency_key: db::get(r, "idempotency_key")?,
+        created_at: db::get(r, "created_at")?,
+        updated_at: db::get(r, "updated_at")?,
+        items: vec![],
+        customer_email: if with_email { Some(db::get(r, "email")?) } else { None },
+    })
+}
+
+/// Fill in the items of several orders with one query.
+pub(super) async fn with_items(
+    c: &(impl ConnectionTrait + 'static),
+    mut orders: Vec<Order>,
+) -> Result<Vec<Order>, DbError> {
+    if orders.is_empty() {
+        return Ok(orders);
+    }
+    let marks = vec!["?"; orders.len()].join(",");
+    let rows = db::all(
+        c,
+        &format!(
+            "SELECT order_id, product_id, sku, name, quantity, unit_price_cents, line_total_cents
+             FROM order_items WHERE order_id IN ({marks}) ORDER BY id"
+        ),
+        orders.iter().map(|o| o.id.into()).collect(),
+    )
+    .await?;
+    let mut by_order: HashMap<i64, Vec<OrderItem>> = HashMap::new();
+    for r in &rows {
+        by_order.entry(db::get(r, "order_id")?).or_default().push(OrderItem {
+            product_id: db::get(r, "product_id")?,
+            sku: db::get(r, "sku")?,
+            name: db::get(r, "name")?,
+            quantity: db::get(r, "quantity")?,
+            unit_price_cents: db::get(r, "unit_price_cents")?,
+            line_total_cents: db::get(r, "line_total_cents")?,
+        });
+    }
+    for o in &mut orders {
+        o.items = by_order.remove(&o.id).unwrap_or_default();
+    }
+    Ok(orders)
+}
+
+pub(super) async fn find_where(
+    c: &(impl ConnectionTrait + 'static),
+    cond: &str,
+    vals: Vec<Value>,
+) -> Result<Option<Order>, DbError> {
+    let row = db::one(c, &format!("SELECT {ORDER_COLUMNS} FROM orders o WHERE {cond}"), vals).await?;
+    match row {
+        Some(r) => Ok(with_items(c, vec![order_from_row(&r, false)?]).await?.pop()),
+        None => Ok(None),
+    }
+}
+
+/// An order of this user (another customer's order does not exist for them).
+pub async fn find_for_user(
+    c: &(impl ConnectionTrait + 'static),
+    user_id: i64,
+    id: i64,
+) -> Result<Option<Order>, DbError> {
+    find_where(c, "o.id = ? AND o.user_id = ?", vec![id.into(), user_id.into()]).await
+}
+
+pub async fn find(c: &(impl ConnectionTrait + 'static), id: i64) -> Result<Option<Order>, DbError> {
+    find_where(c, "o.id = ?", vec![id.into()]).await
+}
+
+pub(super) async fn find_by_key(
+    c: &(impl ConnectionTrait + 'static),
+    user_id: i64,
+    key: &str,
+) -> Result<Option<Order>, DbError> {
+    find_where(c, "o.user_id = ? AND o.idempotency_key = ?", vec![user_id.into(), key.into()]).await
+}
+
+pub async fn list_for_user(
+    c: &(impl ConnectionTrait + 'static),
+    user_id: i64,
+) -> Result<Vec<Order>, DbError> {
+    let rows = db::all(
+        c,
+        &format!("SELECT {ORDER_COLUMNS} FROM orders o WHERE o.user_id = ? ORDER BY o.id DESC LIMIT 200"),
+        vec![user_id.into()],
+    )
+    .await?;
+    let orders = rows.iter().map(|r| order_from_row(r, false)).collect::<Result<Vec<_>, _>>()?;
+    with_items(c, orders).await
+}
+
+pub async fn list_all(
+    c: &(impl ConnectionTrait + 'static),
+    status: Option<OrderStatus>,
+) -> Result<Vec<Order>, DbError> {
+    let (cond, vals): (&str, Vec<Value>) = match status {
+        Some(s) => ("WHERE o.status = ?", vec![s.as_str().into()]),
+        None => ("", vec![]),
+    };
+    let rows = db::all(
+        c,
+        &format!(
+            "SELECT {ORDER_COLUMNS}, u.email FROM orders o JOIN users u ON u.id = o.user_id {cond} ORDER BY o.id DESC LIMIT 200"
+        ),
+        vals,
+    )
+    .await?;
+    let orders = rows.iter().map(|r| order_from_row(r, true)).collect::<Result<Vec<_>, _>>()?;
+    with_items(c, orders).await
+}

@@ -1,0 +1,259 @@
+//! What changes an order: checkout (idempotent, one transaction), cancellation, and the admin's
+//! status transitions. See the area's docs ([`super`]) for why checkout inserts the order first.
+
+use crate::{
+    domain::{CartLine, CartOwner, OrderStatus},
+    edge::session::CurrentUser,
+    error::AppError,
+    infra::db::{self, DbError, TxError},
+    state::AppState,
+};
+
+use super::repo::{find, find_by_key, find_for_user, Order};
+
+/// A replayed checkout empties the cart of its order's lines only this long after the order
+/// was placed (less than the store remembers that it did so already).
+const REPLAY_TAKES_CART_MS: i64 = 10 * 60 * 1000;
+
+/// The result of a checkout: the order, and whether this call created it.
+pub struct Checkout {
+    pub order: Order,
+    pub created: bool,
+}
+
+enum Attempt {
+    Placed(i64),
+    AlreadyPlaced,
+}
+
+/// Turn the user's cart into an order, exactly once per idempotency key.
+#[tracing::instrument(skip_all, fields(user.id = user.id))]
+pub async fn checkout(state: &AppState, user: &CurrentUser, key: &str) -> Result<Checkout, AppError> {
+    let owner = CartOwner::Account(user.id);
+    if let Some(order) = find_by_key(&state.db, user.id, key).await? {
+        crate::infra::metrics::record_checkout("replayed");
+        take_replayed(state, &owner, &order).await;
+        return Ok(Checkout { order, created: false });
+    }
+    let lines = state.store.cart_get(&owner).await?;
+    if lines.is_empty() {
+        // A concurrent request with this key (a double click, a client or nginx retry) may have
+        // placed the order and emptied the cart between our look-up and here: it only empties
+        // the cart after its commit, so the order is visible now.
+        if let Some(order) = find_by_key(&state.db, user.id, key).await? {
+            crate::infra::metrics::record_checkout("replayed");
+            return Ok(Checkout { order, created: false });
+        }
+        crate::infra::metrics::record_checkout("empty_cart");
+        return Err(AppError::Unprocessable { code: "empty_cart", message: "your cart is empty".into() });
+    }
+    // Set when an attempt of *this* call sent COMMIT and lost the answer (a connection cut right
+    // after it, a statement timeout during a Galera stall): the commit may have happened, so a
+    // later attempt that finds the key taken found the order this call made.
+    let commit_unknown = std::sync::atomic::AtomicBool::new(false);
+    let attempt = db::retry("checkout", || place(state, user.id, key, &lines, &commit_unknown)).await;
+    let attempt = match attempt {
+        Ok(a) => a,
+        Err(e) => {
+            crate::infra::metrics::record_checkout(if matches!(e, AppError::Conflict { .. }) {
+                "out_of_stock"
+            } else {
+                "failed"
+            });
+            return Err(e);
+        }
+    };
+    match attempt {
+        Attempt::Placed(id) => {
+            // The order is committed; emptying the cart is best effort and must not fail the checkout.
+            if let Err(e) = state.store.cart_take(&owner, id, &lines).await {
+                tracing::warn!(order.id = id, error = %e, "order placed but cart not emptied");
+            }
+            crate::infra::metrics::record_checkout("placed");
+            state.stock_changed();
+            tracing::info!(order.id = id, "order placed");
+            let order = find(&state.db, id)
+                .await?
+                .ok_or_else(|| AppError::Unexpected(anyhow::anyhow!("order {id} vanished")))?;
+            Ok(Checkout { order, created: true })
+        }
+        Attempt::AlreadyPlaced => {
+            let created = commit_unknown.load(std::sync::atomic::Ordering::Relaxed);
+            crate::infra::metrics::record_checkout(if created { "placed" } else { "replayed" });
+            let order = find_by_key(&state.db, user.id, key)
+                .await?
+                .ok_or_else(|| AppError::Unavailable("the order is being placed, please retry".into()))?;
+            if created {
+                state.stock_changed();
+                tracing::info!(
+                    order.id = order.id,
+                    "order placed (its first attempt committed, the answer was lost)"
+                );
+            }
+            take_replayed(state, &owner, &order).await;
+            Ok(Checkout { order, created })
+        }
+    }
+}
+
+/// A replayed checkout: the first attempt may have committed and then lost its replica before
+/// it emptied the cart, so take the order's lines now. Once per order (the store keeps an
+/// operation key for it), and only while that key is remembered, so an old order replayed much
+/// later never touches today's cart. Best effort, like emptying the cart after a first checkout.
+async fn take_replayed(state: &AppState, owner: &CartOwner, order: &Order) {
+    if db::now_ms() - order.created_at >= REPLAY_TAKES_CART_MS {
+        return;
+    }
+    let lines: Vec<CartLine> =
+        order.items.iter().map(|i| CartLine { product_id: i.product_id, quantity: i.quantity }).collect();
+    if let Err(e) = state.store.cart_take(owner, order.id, &lines).await {
+        tracing::warn!(order.id = order.id, error = %e, "replayed order: cart not emptied");
+    }
+}
+
+/// One attempt of the checkout transaction. `commit_unknown` is set if its COMMIT went out and
+/// no answer came back (not for a conflict: a transaction that lost one was rolled back).
+async fn place(
+    state: &AppState,
+    user_id: i64,
+    key: &str,
+    lines: &[CartLine],
+    commit_unknown: &std::sync::atomic::AtomicBool,
+) -> Result<Attempt, TxError> {
+    let tx = db::begin(&state.db).await?;
+    let now = db::now_ms();
+    let inserted = db::exec(
+        &tx,
+        "INSERT INTO orders (user_id, idempotency_key, status, total_cents, currency, created_at, updated_at)
+         VALUES (?, ?, ?, 0, 'EUR', ?, ?)",
+        vec![user_id.into(), key.into(), OrderStatus::Placed.as_str().into(), now.into(), now.into()],
+    )
+    .await;
+    let order_id = match inserted {
+        Ok((_, id)) => id as i64,
+        Err(DbError::Unique(_)) => return Ok(Attempt::AlreadyPlaced),
+        Err(e) => return Err(e.into()),
+    };
+    let mut total = 0i64;
+    // Lines are sorted by product id: every checkout locks rows in the same order (no deadlock cycles).
+    for &CartLine { product_id: pid, quantity: qty } in lines {
+        let (taken, _) = db::exec(
+            &tx,
+            "UPDATE products SET stock = stock - ? WHERE id = ? AND stock >= ?",
+            vec![qty.into(), pid.into(), qty.into()],
+        )
+        .await?;
+        let row =
+            db::one(&tx, "SELECT sku, name, price_cents, stock FROM products WHERE id = ?", vec![pid.into()])
+                .await?;
+        let Some(row) = row else {
+            return Err(AppError::Conflict {
+                code: "product_unavailable",
+                message: format!("product {pid} in your cart is no longer sold; please remove it"),
+            }
+            .into());
+        };
+        let name: String = db::get(&row, "name")?;
+        if taken != 1 {
+            let stock: i64 = db::get(&row, "stock")?;
+            let message = if stock == 0 {
+                format!("“{name}” is sold out; please remove it from your cart")
+            } else {
+                format!("only {stock} of “{name}” left; please lower the quantity in your cart")
+            };
+            return Err(AppError::Conflict { code: "out_of_stock", message }.into());
+        }
+        let price: i64 = db::get(&row, "price_cents")?;
+        let sku: String = db::get(&row, "sku")?;
+        db::exec(
+            &tx,
+            "INSERT INTO order_items (order_id, product_id, sku, name, unit_price_cents, quantity, line_total_cents)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            vec![order_id.into(), pid.into(), sku.into(), name.into(), price.into(), qty.into(), (price * qty).into()],
+        )
+        .await?;
+        total += price * qty;
+    }
+    db::exec(&tx, "UPDATE orders SET total_cents = ? WHERE id = ?", vec![total.into(), order_id.into()])
+        .await?;
+    if let Err(e) = db::commit(tx).await {
+        if matches!(e, DbError::Timeout(_) | DbError::Unavailable(_)) {
+            commit_unknown.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        return Err(e.into());
+    }
+    Ok(Attempt::Placed(order_id))
+}
+
+/// Cancel a placed order of this user and return its stock.
+pub async fn cancel(state: &AppState, user_id: i64, id: i64) -> Result<Order, AppError> {
+    db::retry("cancel", || async {
+        let tx = db::begin(&state.db).await?;
+        let (n, _) = db::exec(
+            &tx,
+            "UPDATE orders SET status = ?, updated_at = ? WHERE id = ? AND user_id = ? AND status = ?",
+            vec![
+                OrderStatus::Cancelled.as_str().into(),
+                db::now_ms().into(),
+                id.into(),
+                user_id.into(),
+                OrderStatus::Placed.as_str().into(),
+            ],
+        )
+        .await?;
+        if n != 1 {
+            return match find_for_user(&tx, user_id, id).await? {
+                // Already cancelled (a retried request): same answer, stock returned only once.
+                Some(o) if o.status == OrderStatus::Cancelled => Ok(()),
+                None => Err(AppError::NotFound(format!("you have no order {id}")).into()),
+                Some(o) => Err(AppError::Conflict {
+                    code: "invalid_transition",
+                    message: format!("order {id} is {}; only placed orders can be cancelled", o.status),
+                }
+                .into()),
+            };
+        }
+        let items =
+            db::all(&tx, "SELECT product_id, quantity FROM order_items WHERE order_id = ?", vec![id.into()])
+                .await?;
+        let mut lines: Vec<CartLine> = items
+            .iter()
+            .map(|r| {
+                Ok(CartLine { product_id: db::get(r, "product_id")?, quantity: db::get(r, "quantity")? })
+            })
+            .collect::<Result<_, DbError>>()?;
+        lines.sort_unstable();
+        for CartLine { product_id: pid, quantity: qty } in lines {
+            db::exec(&tx, "UPDATE products SET stock = stock + ? WHERE id = ?", vec![qty.into(), pid.into()])
+                .await?;
+        }
+        db::commit(tx).await?;
+        Ok(())
+    })
+    .await?;
+    state.stock_changed();
+    tracing::info!(order.id = id, "order cancelled");
+    find(&state.db, id).await?.ok_or_else(|| AppError::NotFound(format!("no order {id}")))
+}
+
+/// Admin transition to `to` from the one status that may become it (placed → confirmed,
+/// confirmed → shipped; see [`OrderStatus::comes_from`]).
+pub async fn transition(state: &AppState, id: i64, to: OrderStatus) -> Result<Order, AppError> {
+    let from =
+        to.comes_from().ok_or_else(|| AppError::Unexpected(anyhow::anyhow!("no order can become {to}")))?;
+    let (n, _) = db::exec(
+        &state.db,
+        "UPDATE orders SET status = ?, updated_at = ? WHERE id = ? AND status = ?",
+        vec![to.as_str().into(), db::now_ms().into(), id.into(), from.as_str().into()],
+    )
+    .await?;
+    let order = find(&state.db, id).await?.ok_or_else(|| AppError::NotFound(format!("no order {id}")))?;
+    if n != 1 && order.status != to {
+        return Err(AppError::Conflict {
+            code: "invalid_transition",
+            message: format!("order {id} is {}; only {from} orders can become {to}", order.status),
+        });
+    }
+    tracing::info!(order.id = id, status = to.as_str(), "order status changed");
+    Ok(order)
+}

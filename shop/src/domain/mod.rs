@@ -1,0 +1,13 @@
+//! The shop's domain types, free of HTTP, SQL and state: what a product, an order's status, a
+//! cart's owner and line, and a validated input value are. Everything above uses them; they use
+//! nothing of the shop.
+
+mod cart;
+mod catalog;
+mod order;
+mod values;
+
+pub use cart::{CartLine, CartOwner, USER_CART_TTL};
+pub use catalog::{Category, Listing, Product};
+pub use order::{OrderStatus, STATUSES};
+pub use values::{Email, Password, PersonName, Quantity};

@@ -1,0 +1,45 @@
+//! The shared state of one process, handed to every handler and middleware as
+//! `web::Data<AppState>`. It sits below the edge and the areas (which all read it) and above the
+//! infrastructure it holds; [`crate::startup`] builds it.
+
+use std::sync::Arc;
+
+use sea_orm::DatabaseConnection;
+
+use crate::{
+    domain::{Listing, Product},
+    infra::cache::{ResponseCache, TtlCache},
+    infra::store::Store,
+    proxies::TrustedProxies,
+    settings::Settings,
+};
+
+/// Shared, read-only state of one process. Cheap to clone into every worker.
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub store: Store,
+    pub settings: Arc<Settings>,
+    pub hostname: String,
+    /// Rendered catalog responses, kept `SHOP_CATALOG_CACHE_MS` (see [`ResponseCache`]).
+    pub catalog_cache: ResponseCache,
+    /// Catalog listings (products, total, categories) for pages that cannot be cached whole.
+    pub catalog_data: TtlCache<Arc<Listing>>,
+    /// Single products by id (cart pricing and its advisory stock checks).
+    pub products: TtlCache<Arc<Product>>,
+    /// Turns true when the process begins its graceful stop: long-lived responses (the
+    /// heartbeat stream) end then, so the drain waits only for real requests.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
+    /// Proxies whose `X-Real-IP` / `X-Forwarded-Proto` are believed ([`crate::edge::security`]).
+    pub proxies: Arc<TrustedProxies>,
+    /// Heartbeat streams open now (capped at `ops::MAX_BEAT_STREAMS`).
+    pub beat_streams: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl AppState {
+    /// This replica changed stock (checkout, cancel): its cached catalog shows it at once.
+    pub fn stock_changed(&self) {
+        self.catalog_cache.invalidate_all();
+        self.catalog_data.invalidate_all();
+        self.products.invalidate_all();
+    }
+}
