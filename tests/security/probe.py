@@ -238,9 +238,16 @@ def d8_secure_cookie(args):
 def d9_ops(args):
     c = Http(args.base, args.ctx)
     if args.ops_hidden:
-        got = {p: c.request("GET", p, timeout=5).status for p in ["/metrics", "/heartbeat", "/readyz", "/healthz"]}
+        got, bare = {}, []
+        for p in ["/metrics", "/heartbeat", "/readyz", "/healthz"]:
+            r = c.request("GET", p, timeout=5)
+            got[p] = r.status
+            if r.getheader("X-Content-Type-Options") != "nosniff" or not r.getheader("Content-Security-Policy"):
+                bare.append(p)
         check("d9 operational endpoints are not reachable from outside", all(s in (403, 404) for s in got.values()),
               f"{got}")
+        check("d7 nginx's own answers carry the security headers too", not bare,
+              "the 404s of the operational endpoints" + (f"; without: {bare}" if bare else ""))
         return
     # the shop's own: heartbeat streams are capped
     socks = []

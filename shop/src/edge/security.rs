@@ -37,8 +37,16 @@ pub struct Client {
 
 impl Client {
     /// The address as a key for counters ("unknown" only for a request without a peer).
+    /// An IPv6 client is its /64: one host usually has a whole /64 to choose addresses from.
     pub fn key(&self) -> String {
-        self.ip.map(|ip| ip.to_string()).unwrap_or_else(|| "unknown".into())
+        match self.ip {
+            Some(IpAddr::V6(v6)) => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+            Some(ip) => ip.to_string(),
+            None => "unknown".into(),
+        }
     }
 }
 
@@ -124,6 +132,16 @@ fn add_security_headers(h: &mut actix_web::http::header::HeaderMap) {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ipv6_client_is_its_64() {
+        let a = Client { ip: Some("2001:db8:1:2::1".parse().unwrap()), https: false };
+        let b = Client { ip: Some("2001:db8:1:2:ffff::9".parse().unwrap()), https: false };
+        let c = Client { ip: Some("2001:db8:1:3::1".parse().unwrap()), https: false };
+        assert_eq!(a.key(), b.key());
+        assert_ne!(a.key(), c.key());
+        assert_eq!(Client { ip: Some("10.0.0.1".parse().unwrap()), https: false }.key(), "10.0.0.1");
+    }
 
     #[test]
     fn proxy_entries() {

@@ -2,8 +2,10 @@
 //! replicas.
 //!
 //! * An attempt is counted **before** its password is checked (one atomic increment that
-//!   reserves the try), so parallel requests cannot all pass a check made before any of them was
-//!   counted. A login that succeeds takes its reservation back.
+//!   reserves the try, refused once the limit is reached), so parallel requests cannot all pass a
+//!   check made before any of them was counted. A login that succeeds takes its reservation
+//!   back, and so does one that never got to check a password (the hashing pool refused it): the
+//!   count is exactly the passwords checked and failed, plus those being checked.
 //! * A browser that logged in to an account before carries a **device cookie** for it (signed,
 //!   bound to the account's email): its attempts are counted on that device alone, so an attacker
 //!   who exhausts the account's budget does not lock its owner out (the scheme of OWASP's "Slow
@@ -61,11 +63,15 @@ fn too_many(resets_in: Duration) -> AppError {
 }
 
 /// Who the attempts are counted for: the account when the email finds one (whatever spelling the
-/// database's collation matched), else the email as typed, lower-cased.
+/// database's collation matched), else a short digest of the email as typed (lower-cased): a
+/// flood of random addresses makes keys of a fixed, small size.
 pub fn subject(account_id: Option<i64>, email: &str) -> String {
+    use sha2::Digest;
     match account_id {
         Some(id) => format!("account:{id}"),
-        None => format!("email:{}", email.to_lowercase()),
+        None => {
+            format!("email:{}", &hex::encode(sha2::Sha256::digest(email.to_lowercase().as_bytes()))[..24])
+        }
     }
 }
 
@@ -101,20 +107,26 @@ pub async fn reserve_login(
     let store = &state.store;
     if let Some(device) = known_device(req, &state.settings.session_key, subject) {
         let key = format!("login:dev:{device}");
-        let (n, resets_in) = store.count_event(&key, WINDOW).await?;
+        let (n, resets_in) = store.count_event(&key, WINDOW, PER_DEVICE).await?;
         if n > PER_DEVICE {
             return Err(too_many(resets_in));
         }
         return Ok(Reservation { reset: key, undo: None, known_device: true });
     }
     let per_client = format!("login:{subject}:{}", client.key());
-    let (n, resets_in) = store.count_event(&per_client, WINDOW).await?;
+    let (n, resets_in) = store.count_event(&per_client, WINDOW, PER_CLIENT).await?;
     if n > PER_CLIENT {
         return Err(too_many(resets_in));
     }
+    // no account, no account-wide budget to protect: one key per guess, not two
+    if !subject.starts_with("account:") {
+        return Ok(Reservation { reset: per_client, undo: None, known_device: false });
+    }
     let per_account = format!("login:{subject}");
-    let (n, resets_in) = store.count_event(&per_account, WINDOW).await?;
+    let (n, resets_in) = store.count_event(&per_account, WINDOW, PER_ACCOUNT).await?;
     if n > PER_ACCOUNT {
+        // refused: this client's count gets its slot back (the attempt checked nothing)
+        let _ = store.count_undo(&per_client).await;
         return Err(too_many(resets_in));
     }
     Ok(Reservation { reset: per_client, undo: Some(per_account), known_device: false })
@@ -130,14 +142,34 @@ pub async fn login_succeeded(state: &AppState, r: &Reservation) -> Result<(), Ap
     Ok(())
 }
 
+/// The attempt did not get to check a password (the hashing pool refused it, a backend failed):
+/// it takes nothing of the limits. Without this, nginx asking the next replica after a 503
+/// charged one try per replica, and an owner could be locked out without a single wrong
+/// password. Best effort: a store error here leaves the count as it was.
+pub async fn login_not_checked(state: &AppState, r: &Reservation) {
+    let _ = state.store.count_undo(&r.reset).await;
+    if let Some(k) = &r.undo {
+        let _ = state.store.count_undo(k).await;
+    }
+}
+
+/// A reserved registration that did not happen (the hash or the insert failed) is given back.
+pub async fn registration_not_made(state: &AppState, client: &Client) {
+    if state.settings.register_limit > 0 {
+        let _ = state.store.count_undo(&format!("register:{}", client.key())).await;
+    }
+}
+
 /// Reserve one registration for this client address (`SHOP_REGISTER_LIMIT` per hour; 0: none).
 pub async fn reserve_registration(state: &AppState, client: &Client) -> Result<(), AppError> {
     let limit = state.settings.register_limit;
     if limit == 0 {
         return Ok(());
     }
-    let (n, resets_in) =
-        state.store.count_event(&format!("register:{}", client.key()), REGISTER_WINDOW).await?;
+    let (n, resets_in) = state
+        .store
+        .count_event(&format!("register:{}", client.key()), REGISTER_WINDOW, i64::from(limit))
+        .await?;
     if n > i64::from(limit) {
         let secs = resets_in.as_secs().max(1);
         return Err(AppError::TooManyRequests(

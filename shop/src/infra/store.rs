@@ -184,8 +184,13 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
 "#;
 
+/// Count one event unless `limit` (ARGV[2]) are counted already: then nothing changes and the
+/// answer is limit + 1. The first event starts the window (ARGV[1] ms).
 const INCR_SCRIPT: &str = r#"
-local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
+local n = tonumber(redis.call('HGET', KEYS[1], 'n') or '0')
+local limit = tonumber(ARGV[2])
+if n >= limit then return {limit + 1, redis.call('PTTL', KEYS[1])} end
+n = redis.call('HINCRBY', KEYS[1], 'n', 1)
 if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return {n, redis.call('PTTL', KEYS[1])}
 "#;
@@ -660,23 +665,34 @@ impl Store {
 
     // --- counters (login throttling) ------------------------------------------------------
 
-    /// Count one event in a fixed window starting at the first event; returns the count so far
-    /// (this one included) and how long until the window ends. One atomic step: parallel
-    /// callers each get a different count.
-    pub async fn count_event(&self, name: &str, window: Duration) -> StoreResult<(i64, Duration)> {
+    /// Count one event in a fixed window starting at the first event, unless `limit` events are
+    /// counted already (then nothing is counted and the answer is `limit + 1`); returns the count
+    /// with this event and how long until the window ends. One atomic step: parallel callers
+    /// each get a different count, and refused ones do not inflate it.
+    pub async fn count_event(
+        &self,
+        name: &str,
+        window: Duration,
+        limit: i64,
+    ) -> StoreResult<(i64, Duration)> {
         let key = self.key("count", name);
         match &self.backend {
             Backend::Memory(m) => Ok(Self::mem(m, |map| {
                 let e = map
                     .entry(key)
                     .or_insert_with(|| Entry { fields: HashMap::new(), expires: Instant::now() + window });
-                let n = e.fields.get("n").and_then(|v| v.parse::<i64>().ok()).unwrap_or(0) + 1;
-                e.fields.insert("n".into(), n.to_string());
+                let had = e.fields.get("n").and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+                let n = if had >= limit {
+                    limit + 1
+                } else {
+                    e.fields.insert("n".into(), (had + 1).to_string());
+                    had + 1
+                };
                 (n, e.expires.saturating_duration_since(Instant::now()))
             })),
             _ => {
-                let (n, pttl): (i64, i64) =
-                    self.script(INCR_SCRIPT, &key, &[window.as_millis().to_string()]).await?;
+                let args = [window.as_millis().to_string(), limit.to_string()];
+                let (n, pttl): (i64, i64) = self.script(INCR_SCRIPT, &key, &args).await?;
                 Ok((n, Duration::from_millis(pttl.max(0) as u64)))
             }
         }

@@ -114,11 +114,14 @@ pub(super) async fn on_hasher<T: Send + 'static>(
     let pool = HASHER
         .as_ref()
         .ok_or_else(|| AppError::Unexpected(anyhow::anyhow!("no password-hashing threads")))?;
-    let _admission = match client {
+    // the admission goes with the job: given back when the hash has run or the job is dropped,
+    // not when the request is (a client that hangs up does not free its place early)
+    let admission = match client {
         Some((addr, limit)) => {
             let mut m = pool.in_flight.lock().unwrap_or_else(|p| p.into_inner());
             let n = m.entry(addr.clone()).or_default();
-            if *n >= limit && lane == Lane::Other {
+            // both lanes: a flood of known-device logins from one address is refused too
+            if *n >= limit {
                 return Err(AppError::TooManyRequests(
                     "too many password checks from your address at the same moment; retry in a second".into(),
                     1,
@@ -138,7 +141,17 @@ pub(super) async fn on_hasher<T: Send + 'static>(
         }
         queue.push_back(HashJob {
             queued: std::time::Instant::now(),
-            run: Box::new(move || drop(tx.send(f()))),
+            run: Box::new(move || {
+                // the request is gone (client left, or timed out): no hash for nobody
+                if tx.is_closed() {
+                    return;
+                }
+                let result = f();
+                // the place is free before the answer goes out: the client's next request
+                // must find it free
+                drop(admission);
+                drop(tx.send(result));
+            }),
         });
     }
     pool.ready.notify_one();

@@ -47,12 +47,22 @@ pub(super) async fn register(
         return Err(email_taken());
     }
     throttle::reserve_registration(state, client).await?;
-    let hash = hash_password_for(
-        Some((client.key(), state.settings.hash_per_client)),
-        r.password.as_str().to_string(),
-    )
-    .await?;
-    let id = create(&state.db, &r.email, &r.name, &hash, Role::Customer).await?;
+    let made = async {
+        let hash = hash_password_for(
+            Some((client.key(), state.settings.hash_per_client)),
+            r.password.as_str().to_string(),
+        )
+        .await?;
+        create(&state.db, &r.email, &r.name, &hash, Role::Customer).await
+    }
+    .await;
+    let id = match made {
+        Ok(id) => id,
+        Err(e) => {
+            throttle::registration_not_made(state, client).await;
+            return Err(e);
+        }
+    };
     tracing::info!(user.id = id, "account registered");
     Ok(Account { id, email: r.email.into_inner(), name: r.name, role: Role::Customer })
 }
@@ -80,13 +90,20 @@ pub(super) async fn login(
     // counted before the hash: parallel attempts each take a slot of the limit
     let reservation = throttle::reserve_login(state, req, &client, &subject).await?;
     let lane = if reservation.known_device { Lane::KnownDevice } else { Lane::Other };
-    let ok = verify_password(
+    let checked = verify_password(
         lane,
         (client.key(), state.settings.hash_per_client),
         password,
         found.as_ref().map(|(_, h)| h.clone()),
     )
-    .await?;
+    .await;
+    let ok = match checked {
+        Ok(ok) => ok,
+        Err(e) => {
+            throttle::login_not_checked(state, &reservation).await;
+            return Err(e);
+        }
+    };
     let account = match (ok, found) {
         (true, Some((a, _))) => a,
         _ => return Err(AppError::Unauthorized("wrong email or password".into())),
