@@ -235,3 +235,34 @@ async fn cancel_returns_stock_and_orders_are_private() {
     let (st, _) = error_of(s.get("/api/orders/abc").await).await;
     assert_eq!(st, 404);
 }
+
+#[tokio::test]
+async fn nginx_retrying_the_same_checkout_gets_the_first_answer() {
+    // nginx sends a POST on to the next replica when the first dies after committing; the
+    // retry keeps the request id. The client sent one request: it gets one 201. Its own
+    // retry (another request id) is a replay: 200, the same order.
+    let app = spawn_app().await;
+    let s = app.customer().await;
+    let p = app.product(10).await;
+    assert_eq!(s.add(p, 1).await.status(), 200);
+    let k = key();
+    let send = |rid: &'static str| {
+        s.client
+            .post(s.url("/api/orders"))
+            .header("Idempotency-Key", &k)
+            .header("X-Request-Id", rid)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body("{}")
+            .send()
+    };
+    let first = send("rid-nginx-1").await.unwrap();
+    assert_eq!(first.status(), 201);
+    let id = first.json::<serde_json::Value>().await.unwrap()["id"].clone();
+    let proxy_retry = send("rid-nginx-1").await.unwrap();
+    assert_eq!(proxy_retry.status(), 201, "the same request, sent again by the proxy");
+    assert_eq!(proxy_retry.json::<serde_json::Value>().await.unwrap()["id"], id);
+    let client_retry = send("rid-client-2").await.unwrap();
+    assert_eq!(client_retry.status(), 200, "the client's own retry is a replay");
+    assert_eq!(client_retry.json::<serde_json::Value>().await.unwrap()["id"], id);
+    assert_eq!(app.stock(p).await, 9, "one order");
+}

@@ -26,14 +26,45 @@ enum Attempt {
     AlreadyPlaced,
 }
 
-/// Turn the user's cart into an order, exactly once per idempotency key.
+/// How long a checkout remembers the request id that placed it (see [`same_request`]).
+const PLACED_BY_TTL: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Whether a checkout that finds its key taken is the very request that took it, sent again by
+/// nginx (its retry on the next replica keeps the request id): the first replica committed and
+/// died before answering. The client sent one request, so it gets the answer of one: 201, not
+/// the 200 of a replay (which would tell it that it had retried). A client's own retry has
+/// another request id and gets the 200. Best effort: without the store's answer it is a replay.
+async fn same_request(state: &AppState, marker: &str, request_id: Option<&str>) -> bool {
+    let Some(rid) = request_id else { return false };
+    match state.store.marker_get(marker).await {
+        Ok(Some(placed_by)) => placed_by == rid,
+        Ok(None) => false,
+        Err(e) => {
+            tracing::warn!(error = %e, "checkout: could not read which request placed the order");
+            false
+        }
+    }
+}
+
+/// Turn the user's cart into an order, exactly once per idempotency key. `request_id`: the
+/// request's `X-Request-Id` (the same for nginx's retries of one client request).
 #[tracing::instrument(skip_all, fields(user.id = user.id))]
-pub async fn checkout(state: &AppState, user: &CurrentUser, key: &str) -> Result<Checkout, AppError> {
+pub async fn checkout(
+    state: &AppState,
+    user: &CurrentUser,
+    key: &str,
+    request_id: Option<&str>,
+) -> Result<Checkout, AppError> {
     let owner = CartOwner::Account(user.id);
+    let marker = format!("checkout:{}:{key}", user.id);
     if let Some(order) = find_by_key(&state.db, user.id, key).await? {
+        let created = same_request(state, &marker, request_id).await;
         crate::infra::metrics::record_checkout("replayed");
         take_replayed(state, &owner, &order).await;
-        return Ok(Checkout { order, created: false });
+        if created {
+            state.stock_changed();
+        }
+        return Ok(Checkout { order, created });
     }
     let lines = state.store.cart_get(&owner).await?;
     if lines.is_empty() {
@@ -42,7 +73,8 @@ pub async fn checkout(state: &AppState, user: &CurrentUser, key: &str) -> Result
         // the cart after its commit, so the order is visible now.
         if let Some(order) = find_by_key(&state.db, user.id, key).await? {
             crate::infra::metrics::record_checkout("replayed");
-            return Ok(Checkout { order, created: false });
+            let created = same_request(state, &marker, request_id).await;
+            return Ok(Checkout { order, created });
         }
         crate::infra::metrics::record_checkout("empty_cart");
         return Err(AppError::Unprocessable { code: "empty_cart", message: "your cart is empty".into() });
@@ -51,6 +83,12 @@ pub async fn checkout(state: &AppState, user: &CurrentUser, key: &str) -> Result
     // after it, a statement timeout during a Galera stall): the commit may have happened, so a
     // later attempt that finds the key taken found the order this call made.
     let commit_unknown = std::sync::atomic::AtomicBool::new(false);
+    // before the commit: a replica that dies right after it leaves this for nginx's retry
+    if let Some(rid) = request_id {
+        if let Err(e) = state.store.marker_put(&marker, rid, PLACED_BY_TTL).await {
+            tracing::warn!(error = %e, "checkout: could not remember which request places the order");
+        }
+    }
     let attempt = db::retry("checkout", || place(state, user.id, key, &lines, &commit_unknown)).await;
     let attempt = match attempt {
         Ok(a) => a,
@@ -78,7 +116,8 @@ pub async fn checkout(state: &AppState, user: &CurrentUser, key: &str) -> Result
             Ok(Checkout { order, created: true })
         }
         Attempt::AlreadyPlaced => {
-            let created = commit_unknown.load(std::sync::atomic::Ordering::Relaxed);
+            let created = commit_unknown.load(std::sync::atomic::Ordering::Relaxed)
+                || same_request(state, &marker, request_id).await;
             crate::infra::metrics::record_checkout(if created { "placed" } else { "replayed" });
             let order = find_by_key(&state.db, user.id, key)
                 .await?
