@@ -52,8 +52,18 @@ pub fn init(json: bool) -> tracing_appender::non_blocking::WorkerGuard {
 pub use crate::templates::hostname;
 
 fn valid_request_id(v: &HeaderValue) -> Option<String> {
+    valid_request_id_str(v).map(str::to_string)
+}
+
+fn valid_request_id_str(v: &HeaderValue) -> Option<&str> {
     let s = v.to_str().ok()?;
-    (!s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic())).then(|| s.to_string())
+    (!s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic())).then_some(s)
+}
+
+/// The request's own `X-Request-Id` (nginx's, or the client's), when it is one this envelope
+/// accepts; the id the envelope minted for a request without one is not a header.
+pub fn incoming_request_id(req: &actix_web::HttpRequest) -> Option<&str> {
+    req.headers().get(REQUEST_ID).and_then(valid_request_id_str)
 }
 
 /// Middleware: span with the request id, response headers, access log, request metrics.

@@ -53,7 +53,7 @@ pub async fn api_checkout(
         .to_str()
         .map_err(|_| AppError::field("Idempotency-Key", "must be visible ASCII"))?;
     let key = idempotency_key(key).map_err(|m| AppError::field("Idempotency-Key", m))?;
-    let c = checkout(&state, &user, &key, request_id(&req)).await?;
+    let c = checkout(&state, &user, &key, crate::edge::telemetry::incoming_request_id(&req)).await?;
     Ok(if c.created { HttpResponse::Created() } else { HttpResponse::Ok() }.json(c.order))
 }
 
@@ -129,12 +129,4 @@ pub async fn api_cancel(
     let user = session.require_user(&state.store).await?;
     let id = path_id(&id, "order")?;
     Ok(HttpResponse::Ok().json(cancel(&state, user.id, id).await?))
-}
-
-/// The request id nginx (or the client) sent, as [`crate::edge::telemetry`] reads it.
-pub(super) fn request_id(req: &HttpRequest) -> Option<&str> {
-    req.headers()
-        .get(crate::edge::telemetry::REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .filter(|s| !s.is_empty() && s.len() <= 128)
 }

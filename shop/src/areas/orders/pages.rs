@@ -66,7 +66,7 @@ pub(super) async fn form_checkout(
         .str("idempotency_key")
         .and_then(|k| idempotency_key(&k))
         .map_err(|m| AppError::field("idempotency_key", m))?;
-    match checkout(&state, &user, &key, super::api::request_id(&req)).await {
+    match checkout(&state, &user, &key, crate::edge::telemetry::incoming_request_id(&req)).await {
         Ok(c) => Ok(see_other(&format!("/orders/{}?notice=placed", c.order.id))),
         Err(e @ (AppError::Conflict { .. } | AppError::Unprocessable { .. })) => {
             let status = actix_web::ResponseError::status_code(&e);
