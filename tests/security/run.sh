@@ -6,11 +6,11 @@
 # (SHOP_REGISTER_LIMIT=3), stops both. Through nginx the same probe runs from
 # tests/cluster/run.sh.
 #
-#   tests/security/run.sh [SHOP_BINARY]     default: target/debug/shop (built if missing)
+#   tests/security/run.sh [SHOP_BINARY]     default: $CARGO_TARGET_DIR (or target)/debug/shop, built if missing
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-BIN=${1:-$ROOT/target/debug/shop}
+BIN=${1:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/shop}
 if [ ! -x "$BIN" ]; then
     (cd "$ROOT" && cargo build -q -p shop)
 fi
