@@ -146,7 +146,7 @@ stack_up() {
     if stack_answers; then
         log "using the stack running on $BASE"
         local c
-        c=$("${DC[@]}" ps -q shop | head -n1)
+        c=$("${DC[@]}" ps -q shop | sed -n 1p)
         if [ -n "$c" ] && ! grep -qx 'SHOP_REGISTER_LIMIT=0' <<< "$(docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' "$c")"; then
             log "WARNING: its shop limits registrations per address; the shoppers below may be refused (429):"
             log "  restart it with DISTSHOP_REGISTER_LIMIT=0 (docs/security.md)"
@@ -359,7 +359,7 @@ print(round(max([mib(l) for l in sys.stdin] or [0]), 1))') || m=0
 # on both sides.
 bench_single_node() {
     local net pw
-    net=$(docker inspect -f '{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}' "$("${DC[@]}" ps -q db | head -n1)" | tr ' ' '\n' | grep backend | head -n1)
+    net=$(docker inspect -f '{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}' "$("${DC[@]}" ps -q db | sed -n 1p)" | tr ' ' '\n' | grep backend | head -n1)
     pw=$(env_value "$ROOT" SHOP_DB_PASSWORD)
     local env=(-e GALERA_NODES=bench-single -e GALERA_NODE_NAME=bench-single -e GALERA_BOOTSTRAP_NODE=bench-single
         -e GALERA_SST_PASSWORD=bench-sst-pw -e GALERA_HEALTH_PASSWORD=bench-health-pw
@@ -372,7 +372,7 @@ bench_single_node() {
         sleep 1
     done
     local shop_env
-    shop_env=$(docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' "$("${DC[@]}" ps -q shop | head -n1)" | grep '^SHOP_')
+    shop_env=$(docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' "$("${DC[@]}" ps -q shop | sed -n 1p)" | grep '^SHOP_')
     local envf="$WORK/shop.env"
     printf '%s\n' "$shop_env" | grep -v '^SHOP_DATABASE_URL=' > "$envf"
     echo "SHOP_DATABASE_URL=mysql://shop:$pw@bench-single:3306/distshop" >> "$envf"

@@ -102,6 +102,8 @@ cleanup() {
     exit "$rc"
 }
 trap cleanup EXIT
+# which command ended the run (set -e): CI keeps only the end of the log
+trap '[ "$BASH_SUBSHELL" != 0 ] || log "command failed (exit $?) at line $LINENO: $BASH_COMMAND" >&2' ERR
 
 # --------------------------------------------------------------- preflight
 for p in "$PORT" "$HTTPS_PORT"; do
@@ -221,7 +223,7 @@ c3=$(curl -sS -D - -o /dev/null "$BASE/cart")
 check "the cart page is never cached" bash -c '! grep -qi "^X-Cache-Status: HIT" <<< "$1"' _ "$c3"
 
 # ------------------------------------ the edge: TLS, internal endpoints, timeouts
-NGINX_C=$("${DC[@]}" ps -q nginx | head -n1)
+NGINX_C=$("${DC[@]}" ps -q nginx | sed -n 1p)
 CA=$(mktemp)
 SLOWOUT=$(mktemp)
 # a request body that stops coming: nginx must cut it off after 10 s of
@@ -281,7 +283,7 @@ for path in //metrics /./readyz /%6Detrics /metrics/ /Healthz /x/../heartbeat; d
     done
 done
 check "other spellings of them (//metrics, /%6Detrics, /metrics/, /Healthz, ...) answer 404 too${not404:+ (not:$not404)}" test -z "$not404"
-inside=$(docker exec "$("${DC[@]}" ps -q shop | head -n1)" curl -fsS --max-time 3 http://127.0.0.1:8080/metrics 2>/dev/null | grep -c '^shop_' || true)
+inside=$(docker exec "$("${DC[@]}" ps -q shop | sed -n 1p)" curl -fsS --max-time 3 http://127.0.0.1:8080/metrics 2>/dev/null | grep -c '^shop_' || true)
 check "a replica still serves /metrics inside (docker exec: $inside shop_ lines)" test "${inside:-0}" -gt 0
 red=$(docker run --rm --entrypoint sh -e DISTSHOP_HTTP_REDIRECT=on -e DISTSHOP_HTTPS_PORT="$HTTPS_PORT" distshop/nginx:latest -c \
     'distshop-nginx-entrypoint nginx >/dev/null 2>&1 && curl -sS -o /dev/null -w "%{http_code} %{redirect_url} " "http://127.0.0.1/cart?x=1" && curl -sS -o /dev/null -w "%{http_code}" http://127.0.0.1/nginx-health' 2>&1) || true
@@ -471,7 +473,9 @@ LOADLOG=$(mktemp)
 shopper load "$BASE" --seconds 25 --max-requests 30000 --workers 3 --checkouts > "$LOADLOG" 2>&1 &
 LOADPID=$!
 sleep 4
-VICTIM=$("${DC[@]}" ps -q shop | head -n1)
+# sed, not head: head leaves at the first line, and a Go program (docker, the compose v2
+# plugin) killed by SIGPIPE on its next write fails the pipeline (docker reports 255)
+VICTIM=$("${DC[@]}" ps -q shop | sed -n 1p)
 docker pause "$VICTIM" >/dev/null
 t0=$(date +%s.%N)
 FREED=$(mktemp)

@@ -137,7 +137,7 @@ shop_cid() { # shop_cid [N]: replica N (compose index) or a random running one
     fi
     echo "${all[RANDOM % ${#all[@]}]}"
 }
-redis_cli() { docker exec "$(running_cids redis-1 | head -n1)" redis-cli "$@" | tr -d '\r'; }
+redis_cli() { docker exec "$(running_cids redis-1 | sed -n 1p)" redis-cli "$@" | tr -d '\r'; }
 redis_any_cli() { # first reachable redis node
     local c
     for s in redis-1 redis-2 redis-3 redis-4 redis-5 redis-6; do
@@ -151,7 +151,7 @@ redis_any_cli() { # first reachable redis node
     return 1
 }
 galera_status() { # galera_status N → wsrep_local_state_comment
-    docker exec "$(running_cids "galera-$1" | head -n1)" mariadb -N -B \
+    docker exec "$(running_cids "galera-$1" | sed -n 1p)" mariadb -N -B \
         -e "SHOW STATUS LIKE 'wsrep_local_state_comment'" 2>/dev/null | awk '{print $2}'
 }
 

@@ -171,7 +171,7 @@ fi
 
 # HTTPS on the node's published port, verified against the certificate the
 # nginx task made in its volume; the internal endpoints are not reachable
-nc=$(docker ps -q --filter "label=com.docker.swarm.service.name=${S}_nginx" | head -n1)
+nc=$(docker ps -q --filter "label=com.docker.swarm.service.name=${S}_nginx" | sed -n 1p)
 ca=$(mktemp)
 docker exec "$nc" cat /etc/nginx/tls/tls.crt > "$ca" 2>/dev/null || true
 code=$(curl -sS --max-time 5 --cacert "$ca" -o /dev/null -w '%{http_code}' "https://127.0.0.1:$HTTPS_PORT/api/categories" 2>&1) || true
@@ -233,7 +233,7 @@ fi
 # ------------------------------------------ heartbeat manager (global service)
 # one manager per node watches that node's shop tasks; a frozen task is
 # killed and Swarm starts a new one in its place
-mc=$(docker ps -q --filter "label=com.docker.swarm.service.name=${S}_manager" | head -n1)
+mc=$(docker ps -q --filter "label=com.docker.swarm.service.name=${S}_manager" | sed -n 1p)
 mstate() { docker exec "$mc" curl -fsS --max-time 2 http://127.0.0.1:9090/state 2>/dev/null; }
 alive=0
 for _ in $(seq 1 30); do
@@ -246,7 +246,7 @@ if [ -n "$mc" ] && [ "$alive" -ge 3 ]; then
 else
     bad "the manager sees $alive live shop tasks (container ${mc:-none})"
 fi
-victim=$(docker ps -q --filter "label=com.docker.swarm.service.name=${S}_shop" | head -n1)
+victim=$(docker ps -q --filter "label=com.docker.swarm.service.name=${S}_shop" | sed -n 1p)
 docker pause "$victim" >/dev/null
 t0=$(date +%s.%N)
 freed=""
