@@ -436,11 +436,12 @@ struct Migration {
 
 const MYSQL_TABLE: &str = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci";
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "catalog, accounts, orders",
-    mysql: &[
-        "CREATE TABLE IF NOT EXISTS products (
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "catalog, accounts, orders",
+        mysql: &[
+            "CREATE TABLE IF NOT EXISTS products (
             id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
             sku VARCHAR(32) NOT NULL,
             name VARCHAR(200) NOT NULL,
@@ -455,7 +456,7 @@ const MIGRATIONS: &[Migration] = &[Migration {
             CONSTRAINT ck_products_stock CHECK (stock >= 0),
             CONSTRAINT ck_products_price CHECK (price_cents >= 0)
         ) $TABLE",
-        "CREATE TABLE IF NOT EXISTS users (
+            "CREATE TABLE IF NOT EXISTS users (
             id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
             email VARCHAR(254) NOT NULL,
             name VARCHAR(100) NOT NULL,
@@ -464,7 +465,7 @@ const MIGRATIONS: &[Migration] = &[Migration {
             created_at BIGINT NOT NULL,
             UNIQUE KEY uq_users_email (email)
         ) $TABLE",
-        "CREATE TABLE IF NOT EXISTS orders (
+            "CREATE TABLE IF NOT EXISTS orders (
             id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
             user_id BIGINT NOT NULL,
             idempotency_key VARCHAR(64) NOT NULL,
@@ -477,7 +478,7 @@ const MIGRATIONS: &[Migration] = &[Migration {
             KEY ix_orders_status (status, id),
             CONSTRAINT fk_orders_user FOREIGN KEY (user_id) REFERENCES users (id)
         ) $TABLE",
-        "CREATE TABLE IF NOT EXISTS order_items (
+            "CREATE TABLE IF NOT EXISTS order_items (
             id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
             order_id BIGINT NOT NULL,
             product_id BIGINT NOT NULL,
@@ -490,9 +491,9 @@ const MIGRATIONS: &[Migration] = &[Migration {
             KEY ix_order_items_product (product_id),
             CONSTRAINT fk_order_items_order FOREIGN KEY (order_id) REFERENCES orders (id)
         ) $TABLE",
-    ],
-    sqlite: &[
-        "CREATE TABLE IF NOT EXISTS products (
+        ],
+        sqlite: &[
+            "CREATE TABLE IF NOT EXISTS products (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
             sku TEXT NOT NULL UNIQUE,
             name TEXT NOT NULL,
@@ -503,8 +504,8 @@ const MIGRATIONS: &[Migration] = &[Migration {
             category TEXT NOT NULL,
             created_at INTEGER NOT NULL
         )",
-        "CREATE INDEX IF NOT EXISTS ix_products_category ON products (category, id)",
-        "CREATE TABLE IF NOT EXISTS users (
+            "CREATE INDEX IF NOT EXISTS ix_products_category ON products (category, id)",
+            "CREATE TABLE IF NOT EXISTS users (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
             email TEXT NOT NULL UNIQUE,
             name TEXT NOT NULL,
@@ -512,7 +513,7 @@ const MIGRATIONS: &[Migration] = &[Migration {
             role TEXT NOT NULL DEFAULT 'customer',
             created_at INTEGER NOT NULL
         )",
-        "CREATE TABLE IF NOT EXISTS orders (
+            "CREATE TABLE IF NOT EXISTS orders (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
             user_id INTEGER NOT NULL REFERENCES users (id),
             idempotency_key TEXT NOT NULL,
@@ -523,8 +524,8 @@ const MIGRATIONS: &[Migration] = &[Migration {
             updated_at INTEGER NOT NULL,
             UNIQUE (user_id, idempotency_key)
         )",
-        "CREATE INDEX IF NOT EXISTS ix_orders_status ON orders (status, id)",
-        "CREATE TABLE IF NOT EXISTS order_items (
+            "CREATE INDEX IF NOT EXISTS ix_orders_status ON orders (status, id)",
+            "CREATE TABLE IF NOT EXISTS order_items (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
             order_id INTEGER NOT NULL REFERENCES orders (id),
             product_id INTEGER NOT NULL,
@@ -534,10 +535,18 @@ const MIGRATIONS: &[Migration] = &[Migration {
             quantity INTEGER NOT NULL,
             line_total_cents INTEGER NOT NULL
         )",
-        "CREATE INDEX IF NOT EXISTS ix_order_items_order ON order_items (order_id)",
-        "CREATE INDEX IF NOT EXISTS ix_order_items_product ON order_items (product_id)",
-    ],
-}];
+            "CREATE INDEX IF NOT EXISTS ix_order_items_order ON order_items (order_id)",
+            "CREATE INDEX IF NOT EXISTS ix_order_items_product ON order_items (product_id)",
+        ],
+    },
+    Migration {
+        version: 2,
+        name: "orders remember the request that placed them",
+        // nullable: orders placed before, and without a request id, have none
+        mysql: &["ALTER TABLE orders ADD COLUMN IF NOT EXISTS placed_by VARCHAR(128) NULL"],
+        sqlite: &["ALTER TABLE orders ADD COLUMN placed_by TEXT"],
+    },
+];
 
 /// The newest schema version this build knows.
 pub fn latest_version() -> i64 {
@@ -588,7 +597,15 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<i64, DbError> {
         tracing::info!(version = m.version, name = m.name, "applying migration");
         let statements = if backend == DbBackend::Sqlite { m.sqlite } else { m.mysql };
         for s in statements {
-            exec(db, &s.replace("$TABLE", MYSQL_TABLE), vec![]).await?;
+            match exec(db, &s.replace("$TABLE", MYSQL_TABLE), vec![]).await {
+                // SQLite has no `ADD COLUMN IF NOT EXISTS`: a column added by a run that stopped
+                // before it recorded the version is there already
+                Err(e) if backend == DbBackend::Sqlite && e.to_string().contains("duplicate column name") => {
+                }
+                r => {
+                    r?;
+                }
+            }
         }
         exec(db, record, vec![m.version.into(), m.name.into(), now_ms().into()]).await?;
     }

@@ -481,18 +481,6 @@ impl Store {
         self.del(&self.key("sess", id)).await
     }
 
-    // --- markers: a small fact remembered a while ------------------------------------------
-
-    /// Remember `value` under `name` for `ttl` (replaces an earlier one).
-    pub async fn marker_put(&self, name: &str, value: &str, ttl: Duration) -> StoreResult<()> {
-        self.put_hash(&self.key("mark", name), &[("v", value.to_string())], ttl).await
-    }
-
-    /// What [`Store::marker_put`] remembered under `name`, if it still does.
-    pub async fn marker_get(&self, name: &str) -> StoreResult<Option<String>> {
-        Ok(self.hgetall(&self.key("mark", name)).await?.remove("v"))
-    }
-
     // --- carts ----------------------------------------------------------------------------
 
     /// The cart lines of an owner, by product id. The owner is a [`CartOwner`](crate::domain::CartOwner) (displayed as

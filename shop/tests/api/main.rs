@@ -12,6 +12,7 @@ mod cart;
 mod catalog;
 mod helpers;
 mod html;
+mod migrations;
 mod openapi;
 mod ops;
 mod orders;

@@ -265,4 +265,13 @@ async fn nginx_retrying_the_same_checkout_gets_the_first_answer() {
     assert_eq!(client_retry.status(), 200, "the client's own retry is a replay");
     assert_eq!(client_retry.json::<serde_json::Value>().await.unwrap()["id"], id);
     assert_eq!(app.stock(p).await, 9, "one order");
+    // No look-up comes before the transaction: with the cart filled again, the key is found by
+    // the order's unique key, and the answers are the same.
+    assert_eq!(s.add(p, 1).await.status(), 200);
+    let proxy_retry = send("rid-nginx-1").await.unwrap();
+    assert_eq!(proxy_retry.status(), 201);
+    assert_eq!(proxy_retry.json::<serde_json::Value>().await.unwrap()["id"], id);
+    assert_eq!(send("rid-client-3").await.unwrap().status(), 200);
+    assert_eq!(app.stock(p).await, 9, "still one order");
+    assert_eq!(app.count("SELECT COUNT(*) AS n FROM orders", vec![]).await, 1);
 }

@@ -48,6 +48,10 @@ pub struct Order {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub customer_email: Option<String>,
+    /// The `X-Request-Id` of the request that placed it (nginx keeps it when it sends a request
+    /// again to the next replica): tells nginx's retry from a client's own. Not shown.
+    #[serde(skip)]
+    pub placed_by: Option<String>,
 }
 
 /// Orders, newest first (at most 200).
@@ -57,8 +61,8 @@ pub struct OrderList {
     pub items: Vec<Order>,
 }
 
-const ORDER_COLUMNS: &str =
-    "o.id, o.user_id, o.status, o.total_cents, o.currency, o.idempotency_key, o.created_at, o.updated_at";
+const ORDER_COLUMNS: &str = "o.id, o.user_id, o.status, o.total_cents, o.currency, o.idempotency_key, \
+     o.created_at, o.updated_at, o.placed_by";
 
 pub(super) fn order_from_row(r: &QueryResult, with_email: bool) -> Result<Order, DbError> {
     Ok(Order {
@@ -76,6 +80,7 @@ pub(super) fn order_from_row(r: &QueryResult, with_email: bool) -> Result<Order,
         updated_at: db::get(r, "updated_at")?,
         items: vec![],
         customer_email: if with_email { Some(db::get(r, "email")?) } else { None },
+        placed_by: db::get(r, "placed_by")?,
     })
 }
 

@@ -9,7 +9,7 @@ use crate::{
     state::AppState,
 };
 
-use super::repo::{find, find_by_key, find_for_user, Order};
+use super::repo::{find, find_by_key, find_for_user, Order, OrderItem};
 
 /// A replayed checkout empties the cart of its order's lines only this long after the order
 /// was placed (less than the store remembers that it did so already).
@@ -22,32 +22,27 @@ pub struct Checkout {
 }
 
 enum Attempt {
-    Placed(i64),
+    Placed(Order),
     AlreadyPlaced,
 }
 
-/// How long a checkout remembers the request id that placed it (see [`same_request`]).
-const PLACED_BY_TTL: std::time::Duration = std::time::Duration::from_secs(600);
-
-/// Whether a checkout that finds its key taken is the very request that took it, sent again by
-/// nginx (its retry on the next replica keeps the request id): the first replica committed and
+/// Whether the order a checkout found under its key was placed by this very request, sent again
+/// by nginx (its retry on the next replica keeps the request id): the first replica committed and
 /// died before answering. The client sent one request, so it gets the answer of one: 201, not
 /// the 200 of a replay (which would tell it that it had retried). A client's own retry has
-/// another request id and gets the 200. Best effort: without the store's answer it is a replay.
-async fn same_request(state: &AppState, marker: &str, request_id: Option<&str>) -> bool {
-    let Some(rid) = request_id else { return false };
-    match state.store.marker_get(marker).await {
-        Ok(Some(placed_by)) => placed_by == rid,
-        Ok(None) => false,
-        Err(e) => {
-            tracing::warn!(error = %e, "checkout: could not read which request placed the order");
-            false
-        }
-    }
+/// another request id and gets the 200. The order row says which request placed it: written in
+/// the same transaction, so it is exactly as durable as the order.
+fn placed_by_this(order: &Order, request_id: Option<&str>) -> bool {
+    matches!((order.placed_by.as_deref(), request_id), (Some(p), Some(r)) if p == r)
 }
 
 /// Turn the user's cart into an order, exactly once per idempotency key. `request_id`: the
 /// request's `X-Request-Id` (the same for nginx's retries of one client request).
+///
+/// No look-up of the key comes first: the order's unique key (user, idempotency key) is the
+/// authority, and the transaction's first statement runs into it when the key placed an order
+/// already. A first checkout costs one transaction and one cart write; a replay a rolled-back
+/// insert and the order's read.
 #[tracing::instrument(skip_all, fields(user.id = user.id))]
 pub async fn checkout(
     state: &AppState,
@@ -56,24 +51,18 @@ pub async fn checkout(
     request_id: Option<&str>,
 ) -> Result<Checkout, AppError> {
     let owner = CartOwner::Account(user.id);
-    let marker = format!("checkout:{}:{key}", user.id);
-    if let Some(order) = find_by_key(&state.db, user.id, key).await? {
-        let created = same_request(state, &marker, request_id).await;
-        crate::infra::metrics::record_checkout("replayed");
-        take_replayed(state, &owner, &order).await;
-        if created {
-            state.stock_changed();
-        }
-        return Ok(Checkout { order, created });
-    }
     let lines = state.store.cart_get(&owner).await?;
     if lines.is_empty() {
-        // A concurrent request with this key (a double click, a client or nginx retry) may have
-        // placed the order and emptied the cart between our look-up and here: it only empties
-        // the cart after its commit, so the order is visible now.
+        // The usual replay: the first attempt emptied the cart after its commit. (Or a concurrent
+        // request with this key — a double click, a client or nginx retry — placed the order and
+        // emptied the cart since: it only empties it after its commit, so the order is visible.)
         if let Some(order) = find_by_key(&state.db, user.id, key).await? {
-            crate::infra::metrics::record_checkout("replayed");
-            let created = same_request(state, &marker, request_id).await;
+            let created = placed_by_this(&order, request_id);
+            crate::infra::metrics::record_checkout(if created { "placed" } else { "replayed" });
+            if created {
+                state.stock_changed();
+            }
+            take_replayed(state, &owner, &order).await;
             return Ok(Checkout { order, created });
         }
         crate::infra::metrics::record_checkout("empty_cart");
@@ -83,13 +72,8 @@ pub async fn checkout(
     // after it, a statement timeout during a Galera stall): the commit may have happened, so a
     // later attempt that finds the key taken found the order this call made.
     let commit_unknown = std::sync::atomic::AtomicBool::new(false);
-    // before the commit: a replica that dies right after it leaves this for nginx's retry
-    if let Some(rid) = request_id {
-        if let Err(e) = state.store.marker_put(&marker, rid, PLACED_BY_TTL).await {
-            tracing::warn!(error = %e, "checkout: could not remember which request places the order");
-        }
-    }
-    let attempt = db::retry("checkout", || place(state, user.id, key, &lines, &commit_unknown)).await;
+    let attempt =
+        db::retry("checkout", || place(state, user.id, key, request_id, &lines, &commit_unknown)).await;
     let attempt = match attempt {
         Ok(a) => a,
         Err(e) => {
@@ -102,31 +86,28 @@ pub async fn checkout(
         }
     };
     match attempt {
-        Attempt::Placed(id) => {
+        Attempt::Placed(order) => {
             // The order is committed; emptying the cart is best effort and must not fail the checkout.
-            if let Err(e) = state.store.cart_take(&owner, id, &lines).await {
-                tracing::warn!(order.id = id, error = %e, "order placed but cart not emptied");
+            if let Err(e) = state.store.cart_take(&owner, order.id, &lines).await {
+                tracing::warn!(order.id = order.id, error = %e, "order placed but cart not emptied");
             }
             crate::infra::metrics::record_checkout("placed");
             state.stock_changed();
-            tracing::info!(order.id = id, "order placed");
-            let order = find(&state.db, id)
-                .await?
-                .ok_or_else(|| AppError::Unexpected(anyhow::anyhow!("order {id} vanished")))?;
+            tracing::info!(order.id = order.id, "order placed");
             Ok(Checkout { order, created: true })
         }
         Attempt::AlreadyPlaced => {
-            let created = commit_unknown.load(std::sync::atomic::Ordering::Relaxed)
-                || same_request(state, &marker, request_id).await;
-            crate::infra::metrics::record_checkout(if created { "placed" } else { "replayed" });
             let order = find_by_key(&state.db, user.id, key)
                 .await?
                 .ok_or_else(|| AppError::Unavailable("the order is being placed, please retry".into()))?;
+            let created = commit_unknown.load(std::sync::atomic::Ordering::Relaxed)
+                || placed_by_this(&order, request_id);
+            crate::infra::metrics::record_checkout(if created { "placed" } else { "replayed" });
             if created {
                 state.stock_changed();
                 tracing::info!(
                     order.id = order.id,
-                    "order placed (its first attempt committed, the answer was lost)"
+                    "order placed (an earlier attempt committed, its answer was lost)"
                 );
             }
             take_replayed(state, &owner, &order).await;
@@ -151,11 +132,13 @@ async fn take_replayed(state: &AppState, owner: &CartOwner, order: &Order) {
 }
 
 /// One attempt of the checkout transaction. `commit_unknown` is set if its COMMIT went out and
-/// no answer came back (not for a conflict: a transaction that lost one was rolled back).
+/// no answer came back (not for a conflict: a transaction that lost one was rolled back). The
+/// order it answers is made of the transaction's own rows, not read back after the commit.
 async fn place(
     state: &AppState,
     user_id: i64,
     key: &str,
+    request_id: Option<&str>,
     lines: &[CartLine],
     commit_unknown: &std::sync::atomic::AtomicBool,
 ) -> Result<Attempt, TxError> {
@@ -163,9 +146,16 @@ async fn place(
     let now = db::now_ms();
     let inserted = db::exec(
         &tx,
-        "INSERT INTO orders (user_id, idempotency_key, status, total_cents, currency, created_at, updated_at)
-         VALUES (?, ?, ?, 0, 'EUR', ?, ?)",
-        vec![user_id.into(), key.into(), OrderStatus::Placed.as_str().into(), now.into(), now.into()],
+        "INSERT INTO orders (user_id, idempotency_key, status, total_cents, currency, created_at, updated_at, placed_by)
+         VALUES (?, ?, ?, 0, 'EUR', ?, ?, ?)",
+        vec![
+            user_id.into(),
+            key.into(),
+            OrderStatus::Placed.as_str().into(),
+            now.into(),
+            now.into(),
+            request_id.map(str::to_string).into(),
+        ],
     )
     .await;
     let order_id = match inserted {
@@ -173,6 +163,7 @@ async fn place(
         Err(DbError::Unique(_)) => return Ok(Attempt::AlreadyPlaced),
         Err(e) => return Err(e.into()),
     };
+    let mut items = Vec::with_capacity(lines.len());
     let mut total = 0i64;
     // Lines are sorted by product id: every checkout locks rows in the same order (no deadlock cycles).
     for &CartLine { product_id: pid, quantity: qty } in lines {
@@ -208,9 +199,25 @@ async fn place(
             &tx,
             "INSERT INTO order_items (order_id, product_id, sku, name, unit_price_cents, quantity, line_total_cents)
              VALUES (?, ?, ?, ?, ?, ?, ?)",
-            vec![order_id.into(), pid.into(), sku.into(), name.into(), price.into(), qty.into(), (price * qty).into()],
+            vec![
+                order_id.into(),
+                pid.into(),
+                sku.clone().into(),
+                name.clone().into(),
+                price.into(),
+                qty.into(),
+                (price * qty).into(),
+            ],
         )
         .await?;
+        items.push(OrderItem {
+            product_id: pid,
+            sku,
+            name,
+            quantity: qty,
+            unit_price_cents: price,
+            line_total_cents: price * qty,
+        });
         total += price * qty;
     }
     db::exec(&tx, "UPDATE orders SET total_cents = ? WHERE id = ?", vec![total.into(), order_id.into()])
@@ -221,7 +228,19 @@ async fn place(
         }
         return Err(e.into());
     }
-    Ok(Attempt::Placed(order_id))
+    Ok(Attempt::Placed(Order {
+        id: order_id,
+        user_id,
+        status: OrderStatus::Placed,
+        total_cents: total,
+        currency: "EUR".into(),
+        idempotency_key: key.to_string(),
+        created_at: now,
+        updated_at: now,
+        items,
+        customer_email: None,
+        placed_by: request_id.map(str::to_string),
+    }))
 }
 
 /// Cancel a placed order of this user and return its stock.
