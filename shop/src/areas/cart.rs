@@ -51,7 +51,11 @@ pub struct CartView {
 
 /// The cart with current prices; lines of products that no longer exist are left out.
 pub async fn view(state: &AppState, owner: &CartOwner) -> Result<CartView, AppError> {
-    let lines = state.store.cart_get(owner).await?;
+    priced(state, state.store.cart_get(owner).await?).await
+}
+
+/// These lines (a cart as a change left it) with current prices.
+pub async fn priced(state: &AppState, lines: Vec<CartLine>) -> Result<CartView, AppError> {
     let ids: Vec<i64> = lines.iter().map(|l| l.product_id).collect();
     let products = catalog::cached_many(state, &ids).await?;
     let items: Vec<PricedLine> = lines
@@ -96,42 +100,42 @@ fn stock_message(p: &Product, in_cart: i64) -> String {
 }
 
 /// Add `quantity` to a line: the line stays within 1..=99 and the stock. With an idempotency
-/// key the add is applied at most once, however often the request is repeated.
+/// key the add is applied at most once, however often the request is repeated. Answers the
+/// cart as the add left it.
 pub async fn add(
     state: &AppState,
     owner: &CartOwner,
     product_id: i64,
     quantity: Quantity,
     op: Option<&str>,
-) -> Result<i64, AppError> {
+) -> Result<Vec<CartLine>, AppError> {
     let p = product_for_cart(state, product_id).await?;
     let max = p.stock.min(Quantity::MAX);
     if max < 1 {
         return Err(AppError::field("quantity", stock_message(&p, 0)));
     }
     match state.store.cart_add(owner, product_id, quantity.get(), max, false, ttl(state, owner), op).await? {
-        CartAdd::Added(n) => Ok(n),
-        CartAdd::OverLimit(cur) if p.stock >= Quantity::MAX => Err(AppError::field(
+        (CartAdd::Added(_), lines) => Ok(lines),
+        (CartAdd::OverLimit(cur), _) if p.stock >= Quantity::MAX => Err(AppError::field(
             "quantity",
             format!("at most {} of one product per order ({cur} already in your cart)", Quantity::MAX),
         )),
-        CartAdd::OverLimit(cur) => Err(AppError::field("quantity", stock_message(&p, cur))),
+        (CartAdd::OverLimit(cur), _) => Err(AppError::field("quantity", stock_message(&p, cur))),
     }
 }
 
-/// Set a line to exactly `quantity` (idempotent).
+/// Set a line to exactly `quantity` (idempotent). Answers the cart as the change left it.
 pub async fn set(
     state: &AppState,
     owner: &CartOwner,
     product_id: i64,
     quantity: Quantity,
-) -> Result<(), AppError> {
+) -> Result<Vec<CartLine>, AppError> {
     let p = product_for_cart(state, product_id).await?;
     if quantity.get() > p.stock {
         return Err(AppError::field("quantity", stock_message(&p, 0)));
     }
-    state.store.cart_set(owner, product_id, quantity.get(), ttl(state, owner)).await?;
-    Ok(())
+    Ok(state.store.cart_set(owner, product_id, quantity.get(), ttl(state, owner)).await?)
 }
 
 fn parse_line(f: &Fields, with_product: bool) -> Result<(i64, Quantity), AppError> {
@@ -220,8 +224,8 @@ async fn api_add(
         ),
     };
     let owner = session.cart_owner(&state.store).await?;
-    add(&state, &owner, pid, qty, op.as_deref()).await?;
-    Ok(HttpResponse::Ok().json(view(&state, &owner).await?))
+    let lines = add(&state, &owner, pid, qty, op.as_deref()).await?;
+    Ok(HttpResponse::Ok().json(priced(&state, lines).await?))
 }
 
 /// Set a line to a quantity (idempotent).
@@ -253,8 +257,8 @@ async fn api_set(
     let f = Fields::from_json(&read_body(&req, body).await?)?;
     let (_, qty) = parse_line(&f, false)?;
     let owner = session.cart_owner(&state.store).await?;
-    set(&state, &owner, pid, qty).await?;
-    Ok(HttpResponse::Ok().json(view(&state, &owner).await?))
+    let lines = set(&state, &owner, pid, qty).await?;
+    Ok(HttpResponse::Ok().json(priced(&state, lines).await?))
 }
 
 /// Remove a line (idempotent: removing a line that is not there is no error).
@@ -366,7 +370,7 @@ async fn form_update(
         Err(e) => Err(e),
     };
     match result {
-        Ok(()) => Ok(see_other("/cart?notice=updated")),
+        Ok(_) => Ok(see_other("/cart?notice=updated")),
         Err(e @ AppError::Validation(_)) => {
             cart_page(&state, &session, Some(e.public_message()), None, StatusCode::UNPROCESSABLE_ENTITY)
                 .await

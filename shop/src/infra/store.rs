@@ -79,6 +79,17 @@ const OP_TTL: Duration = Duration::from_secs(15 * 60);
 /// cannot add twice) is remembered: longer than any retry budget.
 const INTERNAL_OP_TTL: Duration = Duration::from_secs(120);
 
+/// A cart hash (product id → quantity) as lines, sorted by product id; junk fields are skipped.
+fn cart_lines(h: HashMap<String, String>) -> Vec<CartLine> {
+    let mut lines: Vec<CartLine> = h
+        .into_iter()
+        .filter_map(|(k, v)| Some(CartLine { product_id: k.parse().ok()?, quantity: v.parse().ok()? }))
+        .filter(|l| l.quantity > 0)
+        .collect();
+    lines.sort_unstable();
+    lines
+}
+
 fn encode_outcome(o: &CartAdd) -> String {
     match o {
         CartAdd::Added(n) => format!("1:{n}"),
@@ -136,7 +147,8 @@ if KEYS[2] then
   local done = redis.call('GET', KEYS[2])
   if done then
     local sep = string.find(done, ':')
-    return {tonumber(string.sub(done, 1, sep - 1)), tonumber(string.sub(done, sep + 1)), 1}
+    return {tonumber(string.sub(done, 1, sep - 1)), tonumber(string.sub(done, sep + 1)), 1,
+            redis.call('HGETALL', KEYS[1])}
   end
 end
 local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
@@ -157,7 +169,7 @@ else
   new = cur
 end
 if KEYS[2] then redis.call('SET', KEYS[2], ok .. ':' .. new, 'PX', ARGV[6]) end
-return {ok, new, 0}
+return {ok, new, 0, redis.call('HGETALL', KEYS[1])}
 "#;
 
 const TAKE_SCRIPT: &str = r#"
@@ -181,7 +193,7 @@ return 1
 const SET_LINE_SCRIPT: &str = r#"
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return 1
+return redis.call('HGETALL', KEYS[1])
 "#;
 
 /// Count one event unless `limit` (ARGV[2]) are counted already: then nothing changes and the
@@ -486,19 +498,13 @@ impl Store {
     /// The cart lines of an owner, by product id. The owner is a [`CartOwner`](crate::domain::CartOwner) (displayed as
     /// its key, `u:<user id>` or `s:<session id>`) — or that key as a string.
     pub async fn cart_get(&self, owner: &(impl Display + Sync + ?Sized)) -> StoreResult<Vec<CartLine>> {
-        let h = self.hgetall(&self.cart_key(owner)).await?;
-        let mut lines: Vec<CartLine> = h
-            .into_iter()
-            .filter_map(|(k, v)| Some(CartLine { product_id: k.parse().ok()?, quantity: v.parse().ok()? }))
-            .filter(|l| l.quantity > 0)
-            .collect();
-        lines.sort_unstable();
-        Ok(lines)
+        Ok(cart_lines(self.hgetall(&self.cart_key(owner)).await?))
     }
 
     /// Atomically add `delta` to a line. Above `max` the add is refused, or with `clamp` the line
     /// is set to `max`. Refreshes the cart's TTL. With an operation key `op`, the add happens at
     /// most once: a repeat (a client or proxy retrying the same request) gets the first outcome.
+    /// Answers the cart as the change left it too (read in the same script: no second round trip).
     #[allow(clippy::too_many_arguments)]
     pub async fn cart_add(
         &self,
@@ -509,16 +515,19 @@ impl Store {
         clamp: bool,
         ttl: Duration,
         op: Option<&str>,
-    ) -> StoreResult<CartAdd> {
+    ) -> StoreResult<(CartAdd, Vec<CartLine>)> {
         let key = self.cart_key(owner);
         let op_key = op.map(|o| self.cart_op_key(owner, o));
         match &self.backend {
             Backend::Memory(m) => Ok(Self::mem(m, |map| {
+                let lines_of = |map: &HashMap<String, Entry>, key: &str| {
+                    cart_lines(map.get(key).map(|e| e.fields.clone()).unwrap_or_default())
+                };
                 if let Some(done) = op_key.as_ref().and_then(|k| map.get(k)).and_then(|e| e.fields.get("r")) {
-                    return decode_outcome(done);
+                    return (decode_outcome(done), lines_of(map, &key));
                 }
                 let e = map
-                    .entry(key)
+                    .entry(key.clone())
                     .or_insert_with(|| Entry { fields: HashMap::new(), expires: Instant::now() + ttl });
                 let field = product_id.to_string();
                 let cur: i64 = e.fields.get(&field).and_then(|v| v.parse().ok()).unwrap_or(0);
@@ -539,7 +548,7 @@ impl Store {
                     let fields = HashMap::from([("r".to_string(), encode_outcome(&outcome))]);
                     map.insert(k, Entry { fields, expires: Instant::now() + OP_TTL });
                 }
-                outcome
+                (outcome, lines_of(map, &key))
             })),
             _ => {
                 // Without a client's key the add still gets one of its own, so that a retry of
@@ -561,36 +570,37 @@ impl Store {
                 ];
                 let keys = vec![key, op_key];
                 let cmd = Self::eval(ADD_SCRIPT, &keys, &args);
-                let (ok, n, _replayed): (i64, i64, i64) = self.write(&keys[0], cmd).await?;
-                Ok(if ok == 1 { CartAdd::Added(n.max(0)) } else { CartAdd::OverLimit(n) })
+                let (ok, n, _replayed, cart): (i64, i64, i64, HashMap<String, String>) =
+                    self.write(&keys[0], cmd).await?;
+                let outcome = if ok == 1 { CartAdd::Added(n.max(0)) } else { CartAdd::OverLimit(n) };
+                Ok((outcome, cart_lines(cart)))
             }
         }
     }
 
-    /// Set a line to exactly `quantity` (idempotent: repeating it changes nothing).
+    /// Set a line to exactly `quantity` (idempotent: repeating it changes nothing). Answers the
+    /// cart as the change left it (read in the same script).
     pub async fn cart_set(
         &self,
         owner: &(impl Display + Sync + ?Sized),
         product_id: i64,
         quantity: i64,
         ttl: Duration,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<Vec<CartLine>> {
         let key = self.cart_key(owner);
         match &self.backend {
-            Backend::Memory(m) => {
-                Self::mem(m, |map| {
-                    let e = map
-                        .entry(key)
-                        .or_insert_with(|| Entry { fields: HashMap::new(), expires: Instant::now() + ttl });
-                    e.fields.insert(product_id.to_string(), quantity.to_string());
-                    e.expires = Instant::now() + ttl;
-                });
-                Ok(())
-            }
+            Backend::Memory(m) => Ok(Self::mem(m, |map| {
+                let e = map
+                    .entry(key)
+                    .or_insert_with(|| Entry { fields: HashMap::new(), expires: Instant::now() + ttl });
+                e.fields.insert(product_id.to_string(), quantity.to_string());
+                e.expires = Instant::now() + ttl;
+                cart_lines(e.fields.clone())
+            })),
             _ => {
                 let args = [product_id.to_string(), quantity.to_string(), ttl.as_millis().to_string()];
                 let cmd = Self::eval(SET_LINE_SCRIPT, std::slice::from_ref(&key), &args);
-                self.write::<i64>(&key, cmd).await.map(|_| ())
+                self.write::<HashMap<String, String>>(&key, cmd).await.map(cart_lines)
             }
         }
     }

@@ -155,10 +155,19 @@ async fn an_add_with_an_idempotency_key_happens_once() {
             .send()
     };
     let k = key();
-    assert_eq!(add(k.clone()).await.unwrap().status(), 200);
-    // A retry (by the client or by nginx on another replica), also concurrent ones.
+    let first = add(k.clone()).await.unwrap();
+    assert_eq!(first.status(), 200);
+    let first: serde_json::Value = first.json().await.unwrap();
+    assert_eq!(first["items"][0]["quantity"], 2, "the answer is the cart after the add: {first}");
+    // A retry (by the client or by nginx on another replica), also concurrent ones: each answers
+    // the cart (read with the add, in the same store call), none adds again.
     let retries = futures_util::future::join_all((0..5).map(|_| add(k.clone()))).await;
-    assert!(retries.iter().all(|r| r.as_ref().unwrap().status() == 200));
+    for r in retries {
+        let r = r.unwrap();
+        assert_eq!(r.status(), 200);
+        let v: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(v["items"][0]["quantity"], 2, "{v}");
+    }
     assert_eq!(s.cart().await["items"][0]["quantity"], 2, "applied once");
     assert_eq!(add(key()).await.unwrap().status(), 200);
     assert_eq!(s.cart().await["items"][0]["quantity"], 4, "a new key is a new add");
