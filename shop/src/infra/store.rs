@@ -142,78 +142,19 @@ struct Entry {
     expires: Instant,
 }
 
-const ADD_SCRIPT: &str = r#"
-if KEYS[2] then
-  local done = redis.call('GET', KEYS[2])
-  if done then
-    local sep = string.find(done, ':')
-    return {tonumber(string.sub(done, 1, sep - 1)), tonumber(string.sub(done, sep + 1)), 1,
-            redis.call('HGETALL', KEYS[1])}
-  end
-end
-local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
-local new = cur + tonumber(ARGV[2])
-local max = tonumber(ARGV[3])
-local ok = 1
-if new > max then
-  if ARGV[5] == '1' then new = max else ok = 0 end
-end
-if ok == 1 then
-  if new <= 0 then
-    redis.call('HDEL', KEYS[1], ARGV[1])
-  else
-    redis.call('HSET', KEYS[1], ARGV[1], new)
-  end
-  redis.call('PEXPIRE', KEYS[1], ARGV[4])
-else
-  new = cur
-end
-if KEYS[2] then redis.call('SET', KEYS[2], ok .. ':' .. new, 'PX', ARGV[6]) end
-return {ok, new, 0, redis.call('HGETALL', KEYS[1])}
-"#;
+// The Lua scripts, each on keys of one slot (one cart, one counter), run with EVAL; what each
+// takes and answers is at the top of its file.
+const ADD_SCRIPT: &str = include_str!("lua/cart_add.lua");
 
-const TAKE_SCRIPT: &str = r#"
-if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
-redis.call('SET', KEYS[2], '1', 'PX', ARGV[1])
-for i = 2, #ARGV, 2 do
-  local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '0')
-  local new = cur - tonumber(ARGV[i + 1])
-  if new <= 0 then redis.call('HDEL', KEYS[1], ARGV[i]) else redis.call('HSET', KEYS[1], ARGV[i], new) end
-end
-return 1
-"#;
+const TAKE_SCRIPT: &str = include_str!("lua/cart_take.lua");
 
-const PUT_SCRIPT: &str = r#"
-redis.call('DEL', KEYS[1])
-for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
-return 1
-"#;
+const PUT_SCRIPT: &str = include_str!("lua/hash_put.lua");
 
-const SET_LINE_SCRIPT: &str = r#"
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return redis.call('HGETALL', KEYS[1])
-"#;
+const SET_LINE_SCRIPT: &str = include_str!("lua/cart_set.lua");
 
-/// Count one event unless `limit` (ARGV[2]) are counted already: then nothing changes and the
-/// answer is limit + 1. The first event starts the window (ARGV[1] ms).
-const INCR_SCRIPT: &str = r#"
-local n = tonumber(redis.call('HGET', KEYS[1], 'n') or '0')
-local limit = tonumber(ARGV[2])
-if n >= limit then return {limit + 1, redis.call('PTTL', KEYS[1])} end
-n = redis.call('HINCRBY', KEYS[1], 'n', 1)
-if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-return {n, redis.call('PTTL', KEYS[1])}
-"#;
+const INCR_SCRIPT: &str = include_str!("lua/count_event.lua");
 
-/// Take one back (a reserved attempt that succeeded), never below zero, never creating the key.
-const UNCOUNT_SCRIPT: &str = r#"
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local n = redis.call('HINCRBY', KEYS[1], 'n', -1)
-if n < 0 then redis.call('HSET', KEYS[1], 'n', 0); n = 0 end
-return n
-"#;
+const UNCOUNT_SCRIPT: &str = include_str!("lua/count_undo.lua");
 
 impl Store {
     /// In-process store for the embedded mode (one process only).
