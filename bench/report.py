@@ -97,9 +97,15 @@ for mix in ("browse", "shop"):
         p, r = R[f"peak_{mix}"], R.get(f"rate_{mix}", {})
         lat = r.get("latency", {})
         rows.append((f"{mix} mix: closed-loop peak (32 connections)", f"{f0(p['rps'])} rps, p99 {p['latency']['p99_ms']} ms, {p['server_errors'] + p['transport_errors']} failed", "", "", ""))
+        limit, ratio = "", ""
+        st = R.get(f"rate_{mix}_static", {}).get("latency", {})
+        if st and lat:
+            limit = f"p50 {st.get('p50_ms')} / p99 {st.get('p99_ms')} / p99.9 {st.get('p999_ms')} ms (nginx static, same paths, same rate)"
+            # p99 of the limit over ours: like the other ratios, 1.0 is the limit
+            ratio = f2(st["p99_ms"] / lat["p99_ms"]) if lat.get("p99_ms") else ""
         rows.append((f"{mix} mix: fixed rate {f0(r.get('target_rps'))} rps (70 % of peak), latency from the scheduled time",
                      f"p50 {lat.get('p50_ms')} / p99 {lat.get('p99_ms')} / p99.9 {lat.get('p999_ms')} ms, {r.get('server_errors', 0) + r.get('transport_errors', 0)} failed",
-                     "", "", ""))
+                     limit, ratio, ""))
         if mix == "browse" and lat:
             target("browse mix p99 < 20 ms at 70 % of peak", lat["p99_ms"] < 20, f"{lat['p99_ms']} ms")
 if "rate_shop_replica_kill" in R:

@@ -206,7 +206,8 @@ http {
         listen 80;
         root /srv;
         location = / { default_type "text/html; charset=utf-8"; try_files /index.html =404; }
-        location /products/ { default_type "text/html; charset=utf-8"; }
+        # any product: the one page fetched (the fixed-rate mix asks for ~250 of them)
+        location /products/ { default_type "text/html; charset=utf-8"; try_files $uri /product.html; }
         location = /api/products { default_type application/json; try_files /api/products.json =404; }
         location = /api/me { default_type application/json; try_files /me.json =404; }
     }
@@ -236,6 +237,7 @@ bench_stack() {
     mkdir -p "$S/products" "$S/api"
     curl -fsS "$BASE/" -o "$S/index.html"
     curl -fsS "$BASE/products/$pid" -o "$S/products/$pid"
+    cp "$S/products/$pid" "$S/product.html"
     curl -fsS "$BASE/api/products?per_page=24" -o "$S/api/products.json"
     # the cheapest request that reaches a replica: GET /api/me without a
     # session (401, never cached; the replicas' /healthz is internal)
@@ -277,6 +279,11 @@ bench_stack() {
         rate=$(python3 -c 'import json,sys; print(max(10, round(json.loads(sys.argv[1])["rps"] * 0.7)))' "$peak")
         record "rate_$mix" "$("$BENCH" rate --base "$BASE" --shoppers "$WORK/shoppers.json" --mix "$mix" --seconds "$RATE_SECS" --rate "$rate")"
         log "$mix: peak $(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["rps"])' "$peak") rps, fixed rate $rate"
+        if [ "$mix" = browse ]; then
+            # its limit, right after it: the same mix of paths at the same rate, answered
+            # by the static twin (the same bytes per path, published the same way)
+            record rate_browse_static "$("$BENCH" rate --base "$SB" --shoppers "$WORK/shoppers.json" --mix browse --seconds "$RATE_SECS" --rate "$rate")"
+        fi
     done
 
     log "the shop mix at the fixed rate while a replica is SIGKILLed (its process, from the host: Docker restarts it)"
