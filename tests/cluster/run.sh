@@ -103,7 +103,7 @@ cleanup() {
 }
 trap cleanup EXIT
 # which command ended the run (set -e): CI keeps only the end of the log
-trap '[ "$BASH_SUBSHELL" != 0 ] || log "command failed (exit $?) at line $LINENO: $BASH_COMMAND" >&2' ERR
+trap 'e=$?; [ "$BASH_SUBSHELL" != 0 ] || log "command failed (exit $e) at line $LINENO: $BASH_COMMAND" >&2' ERR
 
 # --------------------------------------------------------------- preflight
 for p in "$PORT" "$HTTPS_PORT"; do

@@ -26,14 +26,34 @@ enum Attempt {
     AlreadyPlaced,
 }
 
-/// Whether the order a checkout found under its key was placed by this very request, sent again
-/// by nginx (its retry on the next replica keeps the request id): the first replica committed and
-/// died before answering. The client sent one request, so it gets the answer of one: 201, not
-/// the 200 of a replay (which would tell it that it had retried). A client's own retry has
-/// another request id and gets the 200. The order row says which request placed it: written in
-/// the same transaction, so it is exactly as durable as the order.
-fn placed_by_this(order: &Order, request_id: Option<&str>) -> bool {
-    matches!((order.placed_by.as_deref(), request_id), (Some(p), Some(r)) if p == r)
+/// The answer for a key that has placed its order already. Created (201) when this very request
+/// placed it and the answer was lost: nginx sending the request again to the next replica (it
+/// keeps the request id) after the first committed and died. The client sent one request, so it
+/// gets the answer of one, not the 200 of a replay (which would tell it that it had retried). A
+/// client's own retry has another request id and gets the 200. The order row says which request
+/// placed it (written in the same transaction, as durable as the order); only where a request id
+/// is missing does this call's own lost commit (`commit_unknown`) decide.
+async fn answer_placed(
+    state: &AppState,
+    owner: &CartOwner,
+    order: Order,
+    request_id: Option<&str>,
+    commit_unknown: bool,
+) -> Checkout {
+    let created = match (order.placed_by.as_deref(), request_id) {
+        (Some(placed_by), Some(this)) => placed_by == this,
+        _ => commit_unknown,
+    };
+    crate::infra::metrics::record_checkout(if created { "placed" } else { "replayed" });
+    if created {
+        state.stock_changed();
+        tracing::info!(
+            order.id = order.id,
+            "order placed (an earlier attempt committed, its answer was lost)"
+        );
+    }
+    take_replayed(state, owner, &order).await;
+    Checkout { order, created }
 }
 
 /// Turn the user's cart into an order, exactly once per idempotency key. `request_id`: the
@@ -51,19 +71,24 @@ pub async fn checkout(
     request_id: Option<&str>,
 ) -> Result<Checkout, AppError> {
     let owner = CartOwner::Account(user.id);
-    let lines = state.store.cart_get(&owner).await?;
+    let lines = match state.store.cart_get(&owner).await {
+        Ok(lines) => lines,
+        // Without the cart no order can be placed, but a replay is answered from the database
+        // alone (a retry during a Redis failover gets its order).
+        Err(e) => {
+            if let Some(order) = find_by_key(&state.db, user.id, key).await? {
+                return Ok(answer_placed(state, &owner, order, request_id, false).await);
+            }
+            crate::infra::metrics::record_checkout("failed");
+            return Err(e.into());
+        }
+    };
     if lines.is_empty() {
         // The usual replay: the first attempt emptied the cart after its commit. (Or a concurrent
         // request with this key — a double click, a client or nginx retry — placed the order and
         // emptied the cart since: it only empties it after its commit, so the order is visible.)
         if let Some(order) = find_by_key(&state.db, user.id, key).await? {
-            let created = placed_by_this(&order, request_id);
-            crate::infra::metrics::record_checkout(if created { "placed" } else { "replayed" });
-            if created {
-                state.stock_changed();
-            }
-            take_replayed(state, &owner, &order).await;
-            return Ok(Checkout { order, created });
+            return Ok(answer_placed(state, &owner, order, request_id, false).await);
         }
         crate::infra::metrics::record_checkout("empty_cart");
         return Err(AppError::Unprocessable { code: "empty_cart", message: "your cart is empty".into() });
@@ -96,23 +121,20 @@ pub async fn checkout(
             tracing::info!(order.id = order.id, "order placed");
             Ok(Checkout { order, created: true })
         }
-        Attempt::AlreadyPlaced => {
-            let order = find_by_key(&state.db, user.id, key)
-                .await?
-                .ok_or_else(|| AppError::Unavailable("the order is being placed, please retry".into()))?;
-            let created = commit_unknown.load(std::sync::atomic::Ordering::Relaxed)
-                || placed_by_this(&order, request_id);
-            crate::infra::metrics::record_checkout(if created { "placed" } else { "replayed" });
-            if created {
-                state.stock_changed();
-                tracing::info!(
-                    order.id = order.id,
-                    "order placed (an earlier attempt committed, its answer was lost)"
-                );
+        Attempt::AlreadyPlaced => match find_by_key(&state.db, user.id, key).await? {
+            Some(order) => Ok(answer_placed(
+                state,
+                &owner,
+                order,
+                request_id,
+                commit_unknown.load(std::sync::atomic::Ordering::Relaxed),
+            )
+            .await),
+            None => {
+                crate::infra::metrics::record_checkout("failed");
+                Err(AppError::Unavailable("the order is being placed, please retry".into()))
             }
-            take_replayed(state, &owner, &order).await;
-            Ok(Checkout { order, created })
-        }
+        },
     }
 }
 
