@@ -71,34 +71,36 @@ pub async fn checkout(
     request_id: Option<&str>,
 ) -> Result<Checkout, AppError> {
     let owner = CartOwner::Account(user.id);
-    let lines = match state.store.cart_get(&owner).await {
-        Ok(lines) => lines,
-        // Without the cart no order can be placed, but a replay is answered from the database
-        // alone (a retry during a Redis failover gets its order).
-        Err(e) => {
+    let cart = state.store.cart_get(&owner).await;
+    let lines = match cart {
+        Ok(ref lines) if !lines.is_empty() => lines,
+        // An empty cart is the usual replay: the first attempt emptied it after its commit (or a
+        // concurrent request with this key — a double click, a client or nginx retry — placed
+        // the order and emptied it since, after its commit, so the order is visible). Without the
+        // cart no order can be placed, but a replay is answered from the database alone (a retry
+        // during a Redis failover gets its order).
+        _ => {
             if let Some(order) = find_by_key(&state.db, user.id, key).await? {
                 return Ok(answer_placed(state, &owner, order, request_id, false).await);
             }
-            crate::infra::metrics::record_checkout("failed");
-            return Err(e.into());
+            return Err(match cart {
+                Ok(_) => {
+                    crate::infra::metrics::record_checkout("empty_cart");
+                    AppError::Unprocessable { code: "empty_cart", message: "your cart is empty".into() }
+                }
+                Err(e) => {
+                    crate::infra::metrics::record_checkout("failed");
+                    e.into()
+                }
+            });
         }
     };
-    if lines.is_empty() {
-        // The usual replay: the first attempt emptied the cart after its commit. (Or a concurrent
-        // request with this key — a double click, a client or nginx retry — placed the order and
-        // emptied the cart since: it only empties it after its commit, so the order is visible.)
-        if let Some(order) = find_by_key(&state.db, user.id, key).await? {
-            return Ok(answer_placed(state, &owner, order, request_id, false).await);
-        }
-        crate::infra::metrics::record_checkout("empty_cart");
-        return Err(AppError::Unprocessable { code: "empty_cart", message: "your cart is empty".into() });
-    }
     // Set when an attempt of *this* call sent COMMIT and lost the answer (a connection cut right
     // after it, a statement timeout during a Galera stall): the commit may have happened, so a
     // later attempt that finds the key taken found the order this call made.
     let commit_unknown = std::sync::atomic::AtomicBool::new(false);
     let attempt =
-        db::retry("checkout", || place(state, user.id, key, request_id, &lines, &commit_unknown)).await;
+        db::retry("checkout", || place(state, user.id, key, request_id, lines, &commit_unknown)).await;
     let attempt = match attempt {
         Ok(a) => a,
         Err(e) => {
@@ -113,7 +115,7 @@ pub async fn checkout(
     match attempt {
         Attempt::Placed(order) => {
             // The order is committed; emptying the cart is best effort and must not fail the checkout.
-            if let Err(e) = state.store.cart_take(&owner, order.id, &lines).await {
+            if let Err(e) = state.store.cart_take(&owner, order.id, lines).await {
                 tracing::warn!(order.id = order.id, error = %e, "order placed but cart not emptied");
             }
             crate::infra::metrics::record_checkout("placed");
@@ -216,7 +218,14 @@ async fn place(
             return Err(AppError::Conflict { code: "out_of_stock", message }.into());
         }
         let price: i64 = db::get(&row, "price_cents")?;
-        let sku: String = db::get(&row, "sku")?;
+        let item = OrderItem {
+            product_id: pid,
+            sku: db::get(&row, "sku")?,
+            name,
+            quantity: qty,
+            unit_price_cents: price,
+            line_total_cents: price * qty,
+        };
         db::exec(
             &tx,
             "INSERT INTO order_items (order_id, product_id, sku, name, unit_price_cents, quantity, line_total_cents)
@@ -224,22 +233,15 @@ async fn place(
             vec![
                 order_id.into(),
                 pid.into(),
-                sku.clone().into(),
-                name.clone().into(),
+                item.sku.as_str().into(),
+                item.name.as_str().into(),
                 price.into(),
                 qty.into(),
-                (price * qty).into(),
+                item.line_total_cents.into(),
             ],
         )
         .await?;
-        items.push(OrderItem {
-            product_id: pid,
-            sku,
-            name,
-            quantity: qty,
-            unit_price_cents: price,
-            line_total_cents: price * qty,
-        });
+        items.push(item);
         total += price * qty;
     }
     db::exec(&tx, "UPDATE orders SET total_cents = ? WHERE id = ?", vec![total.into(), order_id.into()])
