@@ -19,6 +19,10 @@ pub enum AppError {
     Validation(FieldErrors),
     #[error("{0}")]
     Unauthorized(String),
+    /// Not logged in, on a page that wants an account: the API answers 401, a page redirects to
+    /// the login page, which comes back to this path afterwards.
+    #[error("please log in first")]
+    LoginRequired { back: String },
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]
@@ -49,7 +53,7 @@ impl AppError {
         match self {
             AppError::BadRequest(_) => "bad_request",
             AppError::Validation(_) => "validation_failed",
-            AppError::Unauthorized(_) => "unauthorized",
+            AppError::Unauthorized(_) | AppError::LoginRequired { .. } => "unauthorized",
             AppError::Forbidden(_) => "forbidden",
             AppError::NotFound(_) => "not_found",
             AppError::Conflict { code, .. } | AppError::Unprocessable { code, .. } => code,
@@ -111,7 +115,7 @@ impl ResponseError for AppError {
         match self {
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::Validation(_) | AppError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            AppError::Unauthorized(_) | AppError::LoginRequired { .. } => StatusCode::UNAUTHORIZED,
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::Conflict { .. } => StatusCode::CONFLICT,
@@ -173,10 +177,19 @@ pub struct HtmlError(#[from] pub AppError);
 
 impl ResponseError for HtmlError {
     fn status_code(&self) -> StatusCode {
-        self.0.status_code()
+        match self.0 {
+            AppError::LoginRequired { .. } => StatusCode::SEE_OTHER,
+            _ => self.0.status_code(),
+        }
     }
 
     fn error_response(&self) -> HttpResponse {
+        if let AppError::LoginRequired { back } = &self.0 {
+            let next = serde_urlencoded::to_string([("next", back)]).unwrap_or_default();
+            return HttpResponse::SeeOther()
+                .insert_header((actix_web::http::header::LOCATION, format!("/login?{next}")))
+                .finish();
+        }
         self.0.log();
         let status = self.status_code();
         let title = status.canonical_reason().unwrap_or("Error");

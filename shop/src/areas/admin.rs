@@ -5,6 +5,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::{
     areas::orders::{self, OrderList, OrderStatus, STATUSES},
+    edge::extract::{Admin, Form, PageUser},
     edge::input::path_id,
     edge::session::Session,
     edge::web::{page, query_map, render, see_other, EmptyBody},
@@ -39,8 +40,7 @@ fn parse_status(raw: Option<&String>) -> Result<Option<OrderStatus>, AppError> {
         (status = 503, description = "A backend did not answer in time; retry", body = ApiError),
     )
 )]
-async fn api_list(state: web::Data<AppState>, session: Session, req: HttpRequest) -> ApiResult<HttpResponse> {
-    session.require_admin(&state.store).await?;
+async fn api_list(state: web::Data<AppState>, _: Admin, req: HttpRequest) -> ApiResult<HttpResponse> {
     let status = parse_status(query_map(&req)?.get("status"))?;
     Ok(HttpResponse::Ok().json(OrderList { items: orders::list_all(&state.db, status).await? }))
 }
@@ -63,12 +63,7 @@ async fn api_list(state: web::Data<AppState>, session: Session, req: HttpRequest
         (status = 503, description = "A backend did not answer in time; retry", body = ApiError),
     )
 )]
-async fn api_confirm(
-    state: web::Data<AppState>,
-    session: Session,
-    id: web::Path<String>,
-) -> ApiResult<HttpResponse> {
-    session.require_admin(&state.store).await?;
+async fn api_confirm(state: web::Data<AppState>, _: Admin, id: web::Path<String>) -> ApiResult<HttpResponse> {
     let id = path_id(&id, "order")?;
     Ok(HttpResponse::Ok().json(orders::transition(&state, id, OrderStatus::Confirmed).await?))
 }
@@ -91,12 +86,7 @@ async fn api_confirm(
         (status = 503, description = "A backend did not answer in time; retry", body = ApiError),
     )
 )]
-async fn api_ship(
-    state: web::Data<AppState>,
-    session: Session,
-    id: web::Path<String>,
-) -> ApiResult<HttpResponse> {
-    session.require_admin(&state.store).await?;
+async fn api_ship(state: web::Data<AppState>, _: Admin, id: web::Path<String>) -> ApiResult<HttpResponse> {
     let id = path_id(&id, "order")?;
     Ok(HttpResponse::Ok().json(orders::transition(&state, id, OrderStatus::Shipped).await?))
 }
@@ -104,12 +94,12 @@ async fn api_ship(
 async fn page_orders(
     state: web::Data<AppState>,
     session: Session,
+    PageUser(user): PageUser,
     req: HttpRequest,
 ) -> HtmlResult<HttpResponse> {
-    if session.user(&state.store).await?.is_none() {
-        return Ok(see_other("/login?next=/admin/orders"));
+    if !user.is_admin() {
+        return Err(AppError::Forbidden("this needs an admin account".into()).into());
     }
-    session.require_admin(&state.store).await?;
     let q = query_map(&req)?;
     let status = parse_status(q.get("status"))?;
     let (mut ctx, _) = page(&state, &session, "Admin: orders").await?;
@@ -124,10 +114,8 @@ async fn form_action(
     state: web::Data<AppState>,
     session: Session,
     path: web::Path<(String, String)>,
-    req: HttpRequest,
-    body: web::Payload,
+    Form(f): Form,
 ) -> HtmlResult<HttpResponse> {
-    let f = crate::edge::web::form(&req, body, &session).await?;
     session.require_admin(&state.store).await?;
     let (id, action) = path.into_inner();
     let id = path_id(&id, "order")?;

@@ -11,7 +11,8 @@ use utoipa::ToSchema;
 use crate::{
     areas::catalog::{self, Product},
     domain::{CartLine, CartOwner, USER_CART_TTL},
-    edge::input::{idempotency_key, parse_id, path_id, read_body, Fields, Quantity, Validator},
+    edge::extract::{Form, JsonFields, OptionalIdempotencyKey, ProductInPath},
+    edge::input::{idempotency_key, parse_id, Fields, Quantity, Validator},
     edge::session::Session,
     edge::web::{page, query_map, render_status, see_other},
     error::{ApiError, ApiResult, AppError, HtmlError, HtmlResult},
@@ -210,19 +211,11 @@ async fn api_add(
     state: web::Data<AppState>,
     session: Session,
     req: HttpRequest,
-    body: web::Payload,
+    JsonFields(f): JsonFields,
 ) -> ApiResult<HttpResponse> {
-    let f = Fields::from_json(&read_body(&req, body).await?)?;
     let (pid, qty) = parse_line(&f, true)?;
-    let op = match req.headers().get("idempotency-key") {
-        None => None,
-        Some(v) => Some(
-            v.to_str()
-                .map_err(|_| "must be visible ASCII".to_string())
-                .and_then(idempotency_key)
-                .map_err(|m| AppError::field("Idempotency-Key", m))?,
-        ),
-    };
+    // after the body's fields (see edge::extract)
+    let OptionalIdempotencyKey(op) = OptionalIdempotencyKey::of(&req)?;
     let owner = session.cart_owner(&state.store).await?;
     let lines = add(&state, &owner, pid, qty, op.as_deref()).await?;
     Ok(HttpResponse::Ok().json(priced(&state, lines).await?))
@@ -249,12 +242,9 @@ async fn api_add(
 async fn api_set(
     state: web::Data<AppState>,
     session: Session,
-    req: HttpRequest,
-    id: web::Path<String>,
-    body: web::Payload,
+    ProductInPath(pid): ProductInPath,
+    JsonFields(f): JsonFields,
 ) -> ApiResult<HttpResponse> {
-    let pid = path_id(&id, "product")?;
-    let f = Fields::from_json(&read_body(&req, body).await?)?;
     let (_, qty) = parse_line(&f, false)?;
     let owner = session.cart_owner(&state.store).await?;
     let lines = set(&state, &owner, pid, qty).await?;
@@ -278,9 +268,8 @@ async fn api_set(
 async fn api_remove(
     state: web::Data<AppState>,
     session: Session,
-    id: web::Path<String>,
+    ProductInPath(pid): ProductInPath,
 ) -> ApiResult<HttpResponse> {
-    let pid = path_id(&id, "product")?;
     let owner = session.cart_owner(&state.store).await?;
     state.store.cart_remove(&owner, pid).await?;
     Ok(HttpResponse::Ok().json(view(&state, &owner).await?))
@@ -320,13 +309,7 @@ async fn page_cart(
     .await
 }
 
-async fn form_add(
-    state: web::Data<AppState>,
-    session: Session,
-    req: HttpRequest,
-    body: web::Payload,
-) -> HtmlResult<HttpResponse> {
-    let f = crate::edge::web::form(&req, body, &session).await?;
+async fn form_add(state: web::Data<AppState>, session: Session, Form(f): Form) -> HtmlResult<HttpResponse> {
     let owner = session.cart_owner(&state.store).await?;
     let result = match parse_line(&f, true) {
         Ok((pid, qty)) => {
@@ -360,10 +343,8 @@ async fn form_add(
 async fn form_update(
     state: web::Data<AppState>,
     session: Session,
-    req: HttpRequest,
-    body: web::Payload,
+    Form(f): Form,
 ) -> HtmlResult<HttpResponse> {
-    let f = crate::edge::web::form(&req, body, &session).await?;
     let owner = session.cart_owner(&state.store).await?;
     let result = match parse_line(&f, true) {
         Ok((pid, qty)) => set(&state, &owner, pid, qty).await,
@@ -382,10 +363,8 @@ async fn form_update(
 async fn form_remove(
     state: web::Data<AppState>,
     session: Session,
-    req: HttpRequest,
-    body: web::Payload,
+    Form(f): Form,
 ) -> HtmlResult<HttpResponse> {
-    let f = crate::edge::web::form(&req, body, &session).await?;
     let pid = f.int("product_id").and_then(parse_id).map_err(|m| AppError::field("product_id", m))?;
     let owner = session.cart_owner(&state.store).await?;
     state.store.cart_remove(&owner, pid).await?;

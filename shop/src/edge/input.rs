@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use actix_web::{http::header, web, HttpRequest};
+use actix_web::{dev::Payload, http::header, web, HttpRequest};
 use futures_util::StreamExt;
 
 use crate::error::AppError;
@@ -20,7 +20,7 @@ const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Read the whole body, refusing more than [`BODY_LIMIT`] bytes (413) and a body that does not
 /// finish within `SHOP_BODY_TIMEOUT_MS` (408: a client that stops sending holds nothing for long).
-pub async fn read_body(req: &HttpRequest, payload: web::Payload) -> Result<web::Bytes, AppError> {
+pub async fn read_body(req: &HttpRequest, payload: Payload) -> Result<web::Bytes, AppError> {
     let timeout = req
         .app_data::<web::Data<crate::state::AppState>>()
         .map(|s| s.settings.body_timeout)
@@ -30,7 +30,7 @@ pub async fn read_body(req: &HttpRequest, payload: web::Payload) -> Result<web::
         .unwrap_or(Err(AppError::RequestTimeout))
 }
 
-async fn read_body_unbounded(req: &HttpRequest, mut payload: web::Payload) -> Result<web::Bytes, AppError> {
+async fn read_body_unbounded(req: &HttpRequest, mut payload: Payload) -> Result<web::Bytes, AppError> {
     if let Some(len) = req.headers().get(header::CONTENT_LENGTH) {
         let len = len.to_str().ok().and_then(|v| v.parse::<usize>().ok());
         if len.is_some_and(|l| l > BODY_LIMIT) {

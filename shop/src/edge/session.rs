@@ -184,6 +184,12 @@ impl Session {
         self.user(store).await?.ok_or_else(|| AppError::Unauthorized("please log in first".into()))
     }
 
+    /// The logged-in user; without one, an error that a page renders as a redirect to the login
+    /// page coming back to `back` (and the API as 401).
+    pub async fn login_first(&self, store: &Store, back: &str) -> Result<CurrentUser, AppError> {
+        self.user(store).await?.ok_or_else(|| AppError::LoginRequired { back: back.to_string() })
+    }
+
     /// An admin, or 401/403.
     pub async fn require_admin(&self, store: &Store) -> Result<CurrentUser, AppError> {
         let u = self.require_user(store).await?;

@@ -100,7 +100,11 @@ pub async fn form_page(
 }
 
 /// Read an HTML form post and check its CSRF token (403 without a valid one).
-pub async fn form(req: &HttpRequest, payload: web::Payload, session: &Session) -> Result<Fields, HtmlError> {
+pub async fn form(
+    req: &HttpRequest,
+    payload: actix_web::dev::Payload,
+    session: &Session,
+) -> Result<Fields, HtmlError> {
     let body = crate::edge::input::read_body(req, payload).await?;
     let fields = Fields::from_form(&body)?;
     let token = fields.opt_str("csrf_token").ok().flatten();

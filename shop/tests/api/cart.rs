@@ -188,3 +188,67 @@ async fn an_add_with_an_idempotency_key_happens_once() {
     }
     assert_eq!(s.cart().await["items"][0]["quantity"], 5);
 }
+
+/// When several inputs are bad, which error a client gets is part of the API (handlers check in
+/// a fixed order; see `edge::extract` on why that order is not left to the extractors).
+#[tokio::test]
+async fn the_first_bad_input_decides_the_error() {
+    let app = spawn_app().await;
+    let s = app.customer().await;
+    let send = |method: reqwest::Method, path: &str, key: Option<&str>, body: &'static str| {
+        let mut r =
+            s.client.request(method, s.url(path)).header("Content-Type", "application/json").body(body);
+        if let Some(k) = key {
+            r = r.header("Idempotency-Key", k);
+        }
+        r.send()
+    };
+    // a path that is not an id: 404, whatever the body
+    let (st, _) =
+        error_of(send(reqwest::Method::PUT, "/api/cart/items/abc", None, "{bad").await.unwrap()).await;
+    assert_eq!(st, 404);
+    // a body that is not JSON: 400, before the key
+    let (st, _) =
+        error_of(send(reqwest::Method::POST, "/api/cart/items", Some("bad key!"), "{bad").await.unwrap())
+            .await;
+    assert_eq!(st, 400);
+    // the body's fields before the key
+    let (st, e) = error_of(
+        send(
+            reqwest::Method::POST,
+            "/api/cart/items",
+            Some("bad key!"),
+            r#"{"product_id": 1, "quantity": 0}"#,
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert!(
+        st == 422
+            && e["error"]["fields"]["quantity"].is_string()
+            && e["error"]["fields"].get("Idempotency-Key").is_none(),
+        "{e}"
+    );
+    // checkout: not logged in is a 401 before a missing key's 422
+    let anon = app.shopper();
+    let r = anon
+        .client
+        .post(anon.url("/api/orders"))
+        .header("Content-Type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = s
+        .client
+        .post(s.url("/api/orders"))
+        .header("Content-Type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    let (st, e) = error_of(r).await;
+    assert!(st == 422 && e["error"]["fields"]["Idempotency-Key"].is_string(), "{e}");
+}

@@ -112,4 +112,17 @@ async fn a_shopper_buys_through_the_html_pages_and_the_admin_confirms() {
     assert_eq!(s.post_form("/logout", &[("csrf_token", &token)]).await.status(), 303);
     assert!(s.get("/").await.text().await.unwrap().contains("Log in"));
     assert_eq!(s.get("/orders").await.status(), 303, "orders need a login");
+    // each page that needs a login sends the visitor there, and the login comes back to it
+    let order_page = format!("/orders/{order_id}");
+    for (path, next) in [
+        ("/orders", "%2Forders".to_string()),
+        ("/checkout", "%2Fcheckout".to_string()),
+        (loc.as_str(), format!("%2Forders%2F{order_id}")),
+        (order_page.as_str(), format!("%2Forders%2F{order_id}")),
+        ("/admin/orders?status=placed", "%2Fadmin%2Forders%3Fstatus%3Dplaced".to_string()),
+    ] {
+        let r = s.get(path).await;
+        assert_eq!(r.status(), 303, "{path}");
+        assert_eq!(r.headers()[reqwest::header::LOCATION], format!("/login?next={next}").as_str(), "{path}");
+    }
 }

@@ -5,7 +5,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::{
-    edge::input::{Email, Fields, Validator},
+    edge::extract::{JsonFields, User},
+    edge::input::{Email, Validator},
     edge::security,
     edge::session::Session,
     edge::web::EmptyBody,
@@ -73,9 +74,8 @@ pub struct LoggedOut {
 pub async fn api_register(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Payload,
+    JsonFields(f): JsonFields,
 ) -> ApiResult<HttpResponse> {
-    let f = Fields::from_json(&crate::edge::input::read_body(&req, body).await?)?;
     let account = register(&state, &security::client_of(&req), parse_registration(&f)?).await?;
     Ok(HttpResponse::Created().json(account))
 }
@@ -105,9 +105,8 @@ pub async fn api_login(
     state: web::Data<AppState>,
     session: Session,
     req: HttpRequest,
-    body: web::Payload,
+    JsonFields(f): JsonFields,
 ) -> ApiResult<HttpResponse> {
-    let f = Fields::from_json(&crate::edge::input::read_body(&req, body).await?)?;
     let mut v = Validator::default();
     let email = v.check("email", f.str("email").and_then(|s| Email::parse(&s)));
     let password = v.check(
@@ -162,8 +161,7 @@ pub async fn api_logout(state: web::Data<AppState>, session: Session) -> ApiResu
         (status = 503, description = "A backend did not answer in time; retry", body = ApiError),
     )
 )]
-pub async fn api_me(state: web::Data<AppState>, session: Session) -> ApiResult<HttpResponse> {
-    let u = session.require_user(&state.store).await?;
+pub async fn api_me(state: web::Data<AppState>, User(u): User) -> ApiResult<HttpResponse> {
     let account = find_by_id(&state.db, u.id)
         .await?
         .ok_or_else(|| AppError::Unauthorized("the account no longer exists".into()))?;

@@ -3,6 +3,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::{
+    edge::extract::Form,
     edge::input::Email,
     edge::security,
     edge::session::Session,
@@ -31,9 +32,8 @@ pub(super) async fn form_login(
     state: web::Data<AppState>,
     session: Session,
     req: HttpRequest,
-    body: web::Payload,
+    Form(f): Form,
 ) -> HtmlResult<HttpResponse> {
-    let f = crate::edge::web::form(&req, body, &session).await?;
     let next = safe_next(f.opt_str("next").ok().flatten().as_deref());
     let email_raw = f.opt_str("email").ok().flatten().unwrap_or_default();
     let password = f.opt_str("password").ok().flatten().unwrap_or_default();
@@ -81,9 +81,8 @@ pub(super) async fn form_register(
     state: web::Data<AppState>,
     session: Session,
     req: HttpRequest,
-    body: web::Payload,
+    Form(f): Form,
 ) -> HtmlResult<HttpResponse> {
-    let f = crate::edge::web::form(&req, body, &session).await?;
     let entered = serde_json::json!({
         "email": f.opt_str("email").ok().flatten().unwrap_or_default(),
         "name": f.opt_str("name").ok().flatten().unwrap_or_default(),
@@ -131,10 +130,8 @@ pub(super) async fn form_register(
 pub(super) async fn form_logout(
     state: web::Data<AppState>,
     session: Session,
-    req: HttpRequest,
-    body: web::Payload,
+    _form: Form,
 ) -> HtmlResult<HttpResponse> {
-    crate::edge::web::form(&req, body, &session).await?;
     session.logout(&state.store).await?;
     Ok(see_other("/?notice=logged_out"))
 }

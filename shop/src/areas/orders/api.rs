@@ -3,7 +3,8 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::{
-    edge::input::{idempotency_key, path_id},
+    edge::extract::{IdempotencyKey, IgnoredBody, User},
+    edge::input::path_id,
     edge::session::Session,
     edge::web::EmptyBody,
     error::{ApiError, ApiResult, AppError},
@@ -42,17 +43,11 @@ pub async fn api_checkout(
     state: web::Data<AppState>,
     session: Session,
     req: HttpRequest,
-    body: web::Payload,
+    _body: IgnoredBody,
 ) -> ApiResult<HttpResponse> {
-    let _ = crate::edge::input::read_body(&req, body).await?;
+    // in this order, after the body: 401 before a missing key's 422 (see edge::extract)
     let user = session.require_user(&state.store).await?;
-    let key = req
-        .headers()
-        .get("idempotency-key")
-        .ok_or_else(|| AppError::field("Idempotency-Key", "header is required (a fresh UUID per checkout)"))?
-        .to_str()
-        .map_err(|_| AppError::field("Idempotency-Key", "must be visible ASCII"))?;
-    let key = idempotency_key(key).map_err(|m| AppError::field("Idempotency-Key", m))?;
+    let IdempotencyKey(key) = IdempotencyKey::of(&req)?;
     let c = checkout(&state, &user, &key, crate::edge::telemetry::incoming_request_id(&req)).await?;
     Ok(if c.created { HttpResponse::Created() } else { HttpResponse::Ok() }.json(c.order))
 }
@@ -70,8 +65,7 @@ pub async fn api_checkout(
         (status = 503, description = "A backend did not answer in time; retry", body = ApiError),
     )
 )]
-pub async fn api_list(state: web::Data<AppState>, session: Session) -> ApiResult<HttpResponse> {
-    let user = session.require_user(&state.store).await?;
+pub async fn api_list(state: web::Data<AppState>, User(user): User) -> ApiResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(OrderList { items: list_for_user(&state.db, user.id).await? }))
 }
 
@@ -92,10 +86,9 @@ pub async fn api_list(state: web::Data<AppState>, session: Session) -> ApiResult
 )]
 pub async fn api_get(
     state: web::Data<AppState>,
-    session: Session,
+    User(user): User,
     id: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let user = session.require_user(&state.store).await?;
     let id = path_id(&id, "order")?;
     let order = find_for_user(&state.db, user.id, id)
         .await?
@@ -123,10 +116,9 @@ pub async fn api_get(
 )]
 pub async fn api_cancel(
     state: web::Data<AppState>,
-    session: Session,
+    User(user): User,
     id: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let user = session.require_user(&state.store).await?;
     let id = path_id(&id, "order")?;
     Ok(HttpResponse::Ok().json(cancel(&state, user.id, id).await?))
 }

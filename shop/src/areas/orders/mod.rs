@@ -19,7 +19,6 @@ pub mod repo;
 pub mod rules;
 
 pub use crate::domain::{OrderStatus, STATUSES};
-pub use pages::user_or_login;
 pub use repo::{find, find_for_user, list_all, list_for_user, Order, OrderItem, OrderList};
 pub use rules::{cancel, checkout, transition, Checkout};
 

@@ -5,6 +5,7 @@ use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
 use crate::{
     areas::cart,
     domain::CartOwner,
+    edge::extract::{Form, PageUser},
     edge::input::{idempotency_key, path_id},
     edge::session::{CurrentUser, Session},
     edge::web::{page, query_map, render, render_status, see_other},
@@ -17,29 +18,14 @@ use super::{
     rules::{cancel, checkout},
 };
 
-/// The user, or a redirect to the login page that comes back here.
-pub async fn user_or_login(
-    state: &AppState,
-    session: &Session,
-    back: &str,
-) -> Result<Result<CurrentUser, HttpResponse>, AppError> {
-    Ok(match session.user(&state.store).await? {
-        Some(u) => Ok(u),
-        None => Err(see_other(&format!(
-            "/login?next={}",
-            serde_urlencoded::to_string([("", back)]).unwrap_or_default().trim_start_matches('=')
-        ))),
-    })
-}
-
 async fn checkout_page(
     state: &AppState,
     session: &Session,
+    user: &CurrentUser,
     error: Option<String>,
     status: StatusCode,
 ) -> HtmlResult<HttpResponse> {
-    let (mut ctx, user) = page(state, session, "Checkout").await?;
-    let Some(user) = user else { return Ok(see_other("/login?next=/checkout")) };
+    let (mut ctx, _) = page(state, session, "Checkout").await?;
     let cart = cart::view(state, &CartOwner::Account(user.id)).await?;
     ctx.insert("cart", &cart);
     ctx.insert("idempotency_key", &uuid::Uuid::new_v4().to_string());
@@ -47,21 +33,21 @@ async fn checkout_page(
     Ok(render_status(status, "orders/checkout.html", &ctx)?)
 }
 
-pub(super) async fn page_checkout(state: web::Data<AppState>, session: Session) -> HtmlResult<HttpResponse> {
-    checkout_page(&state, &session, None, StatusCode::OK).await
+pub(super) async fn page_checkout(
+    state: web::Data<AppState>,
+    session: Session,
+    PageUser(user): PageUser,
+) -> HtmlResult<HttpResponse> {
+    checkout_page(&state, &session, &user, None, StatusCode::OK).await
 }
 
 pub(super) async fn form_checkout(
     state: web::Data<AppState>,
     session: Session,
     req: HttpRequest,
-    body: web::Payload,
+    Form(f): Form,
 ) -> HtmlResult<HttpResponse> {
-    let f = crate::edge::web::form(&req, body, &session).await?;
-    let user = match user_or_login(&state, &session, "/checkout").await? {
-        Ok(u) => u,
-        Err(redirect) => return Ok(redirect),
-    };
+    let user = session.login_first(&state.store, "/checkout").await?;
     let key = f
         .str("idempotency_key")
         .and_then(|k| idempotency_key(&k))
@@ -70,17 +56,17 @@ pub(super) async fn form_checkout(
         Ok(c) => Ok(see_other(&format!("/orders/{}?notice=placed", c.order.id))),
         Err(e @ (AppError::Conflict { .. } | AppError::Unprocessable { .. })) => {
             let status = actix_web::ResponseError::status_code(&e);
-            checkout_page(&state, &session, Some(e.public_message()), status).await
+            checkout_page(&state, &session, &user, Some(e.public_message()), status).await
         }
         Err(e) => Err(HtmlError(e)),
     }
 }
 
-pub(super) async fn page_orders(state: web::Data<AppState>, session: Session) -> HtmlResult<HttpResponse> {
-    let user = match user_or_login(&state, &session, "/orders").await? {
-        Ok(u) => u,
-        Err(redirect) => return Ok(redirect),
-    };
+pub(super) async fn page_orders(
+    state: web::Data<AppState>,
+    session: Session,
+    PageUser(user): PageUser,
+) -> HtmlResult<HttpResponse> {
     let (mut ctx, _) = page(&state, &session, "Your orders").await?;
     ctx.insert("orders", &list_for_user(&state.db, user.id).await?);
     Ok(render("orders/list.html", &ctx)?)
@@ -93,10 +79,8 @@ pub(super) async fn page_order(
     req: HttpRequest,
 ) -> HtmlResult<HttpResponse> {
     let id = path_id(&id, "order")?;
-    let user = match user_or_login(&state, &session, &format!("/orders/{id}")).await? {
-        Ok(u) => u,
-        Err(redirect) => return Ok(redirect),
-    };
+    // the id is checked first: a malformed one is a 404 whether logged in or not
+    let user = session.login_first(&state.store, &format!("/orders/{id}")).await?;
     let order = find_for_user(&state.db, user.id, id)
         .await?
         .ok_or_else(|| AppError::NotFound("You have no such order.".into()))?;
@@ -110,15 +94,11 @@ pub(super) async fn form_cancel(
     state: web::Data<AppState>,
     session: Session,
     id: web::Path<String>,
-    req: HttpRequest,
-    body: web::Payload,
+    _form: Form,
 ) -> HtmlResult<HttpResponse> {
-    crate::edge::web::form(&req, body, &session).await?;
     let id = path_id(&id, "order")?;
-    let user = match user_or_login(&state, &session, &format!("/orders/{id}")).await? {
-        Ok(u) => u,
-        Err(redirect) => return Ok(redirect),
-    };
+    // after the login, back to the order's page (this path takes POSTs only)
+    let user = session.login_first(&state.store, &format!("/orders/{id}")).await?;
     cancel(&state, user.id, id).await?;
     Ok(see_other(&format!("/orders/{id}?notice=cancelled")))
 }
