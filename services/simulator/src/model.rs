@@ -427,6 +427,8 @@ impl OrderBook {
 }
 
 /// Backoff before retry `attempt` (1-based): 100 ms doubling, capped, or the server's Retry-After.
+/// Not the shop's back-off (`shop::infra::retry`, jittered, bounded by time): a shopper honours
+/// the server's `Retry-After` and, without jitter, a seeded run repeats itself.
 pub fn backoff_ms(attempt: u32, retry_after_s: Option<u64>) -> u64 {
     let exp = 100u64.saturating_mul(1u64 << attempt.saturating_sub(1).min(6));
     let base = exp.min(2000);

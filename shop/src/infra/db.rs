@@ -34,13 +34,6 @@ fn retry_budget() -> Duration {
     Duration::from_millis(RETRY_BUDGET_MS.load(Ordering::Relaxed))
 }
 
-/// The pause before attempt `attempt + 1`: exponential from 25 ms, capped at 400 ms, with full
-/// jitter on top so replicas that lost the same node do not come back in lockstep.
-fn backoff(attempt: u32) -> Duration {
-    let base = (25u64 << attempt.min(4)).min(400);
-    Duration::from_millis(base + rand::random::<u64>() % base)
-}
-
 /// What went wrong with a database call, classified for retry and for the user.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -303,23 +296,16 @@ where
     if !on_pool::<C>() {
         return bounded(f()).await;
     }
-    let start = std::time::Instant::now();
-    let mut attempt = 0;
-    loop {
-        match bounded(f()).await {
-            Err(e) if e.is_retryable() => {
-                let pause = backoff(attempt);
-                if start.elapsed() + pause >= retry_budget() {
-                    return Err(e);
-                }
-                crate::infra::metrics::record_tx_retry(what);
-                tracing::info!(what, attempt, error = %e, "retrying read");
-                tokio::time::sleep(pause).await;
-                attempt += 1;
-            }
-            r => return r,
-        }
-    }
+    crate::infra::retry::within(
+        retry_budget(),
+        DbError::is_retryable,
+        |attempt, e| {
+            crate::infra::metrics::record_tx_retry(what);
+            tracing::info!(what, attempt, error = %e, "retrying read");
+        },
+        || bounded(f()),
+    )
+    .await
 }
 
 /// All rows of a query (retried on the pool, see [`read`]).
@@ -394,29 +380,24 @@ impl From<TxError> for AppError {
 /// backoff, for as long as the retry budget (`SHOP_DB_RETRY_MS`) allows; then the client gets a
 /// 503. Only for work that is safe to repeat: the closure starts from scratch each time, and a
 /// commit whose answer was lost is recognised by the next attempt (checkout's idempotency key).
-pub async fn retry<T, F, Fut>(what: &'static str, mut f: F) -> Result<T, AppError>
+pub async fn retry<T, F, Fut>(what: &'static str, f: F) -> Result<T, AppError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, TxError>>,
 {
-    let start = std::time::Instant::now();
-    let mut attempt = 0;
-    loop {
-        match f().await {
-            Ok(v) => return Ok(v),
-            Err(TxError::Db(e)) if e.is_retryable() => {
-                let pause = backoff(attempt);
-                if start.elapsed() + pause >= retry_budget() {
-                    return Err(e.into());
-                }
-                crate::infra::metrics::record_tx_retry(what);
+    crate::infra::retry::within(
+        retry_budget(),
+        |e| matches!(e, TxError::Db(d) if d.is_retryable()),
+        |attempt, e| {
+            crate::infra::metrics::record_tx_retry(what);
+            if let TxError::Db(e) = e {
                 tracing::info!(tx = what, attempt, error = %e, "retrying transaction");
-                tokio::time::sleep(pause).await;
-                attempt += 1;
             }
-            Err(e) => return Err(e.into()),
-        }
-    }
+        },
+        f,
+    )
+    .await
+    .map_err(AppError::from)
 }
 
 pub fn now_ms() -> i64 {
@@ -650,14 +631,5 @@ mod tests {
     fn only_the_pool_retries_single_statements() {
         assert!(on_pool::<DatabaseConnection>());
         assert!(!on_pool::<sea_orm::DatabaseTransaction>());
-    }
-
-    #[test]
-    fn backoff_grows_is_capped_and_jittered() {
-        for attempt in 0..20 {
-            let base = (25u64 << attempt.min(4)).min(400);
-            let d = backoff(attempt).as_millis() as u64;
-            assert!((base..2 * base).contains(&d), "{attempt}: {d}");
-        }
     }
 }

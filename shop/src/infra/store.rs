@@ -240,29 +240,21 @@ impl Store {
     /// [`StoreError::is_retryable`]), with jittered backoff, within the retry budget. Every call
     /// that goes through here is safe to repeat: reads, writes that set a value, and increments
     /// that carry an operation key (see [`Store::cart_add`], [`Store::cart_take`]).
-    async fn retrying<T, F, Fut>(&self, mut f: F) -> StoreResult<T>
+    async fn retrying<T, F, Fut>(&self, f: F) -> StoreResult<T>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = StoreResult<T>>,
     {
-        let start = Instant::now();
-        let mut attempt = 0u32;
-        loop {
-            match f().await {
-                Err(e) if e.is_retryable() => {
-                    let base = (25u64 << attempt.min(4)).min(400);
-                    let pause = Duration::from_millis(base + rand::random::<u64>() % base);
-                    if start.elapsed() + pause >= self.retry_budget {
-                        return Err(e);
-                    }
-                    crate::infra::metrics::record_store_retry();
-                    tracing::info!(attempt, error = %e, "retrying session-store call");
-                    tokio::time::sleep(pause).await;
-                    attempt += 1;
-                }
-                r => return r,
-            }
-        }
+        crate::infra::retry::within(
+            self.retry_budget,
+            StoreError::is_retryable,
+            |attempt, e| {
+                crate::infra::metrics::record_store_retry();
+                tracing::info!(attempt, error = %e, "retrying session-store call");
+            },
+            f,
+        )
+        .await
     }
 
     async fn cmd<T: FromRedisValue>(&self, cmd: Cmd) -> StoreResult<T> {
