@@ -83,9 +83,9 @@ async fn writes_waiting_for_a_replica_do_not_queue_behind_each_other() {
     let mut writes = Vec::new();
     for product in 1..=4 {
         let (store, owner) = (store.clone(), owner.clone());
-        writes.push(tokio::spawn(
-            async move { store.cart_add(&owner, product, 1, 99, false, TTL, None).await },
-        ));
+        writes.push(tokio::spawn(async move {
+            store.cart_add(&owner, shop::domain::ProductId(product), 1, 99, false, TTL, None).await
+        }));
     }
     for (i, w) in writes.into_iter().enumerate() {
         let r = w.await.expect("join");

@@ -364,7 +364,10 @@ async fn lost_orders_and_tampered_carts_are_caught() {
             let users = db.query_all_raw(q("SELECT id FROM users WHERE email LIKE 'sim-%'")).await.unwrap();
             for u in users {
                 let uid: i64 = u.try_get("", "id").unwrap();
-                store.cart_set(&format!("u:{uid}"), 1, 1, Duration::from_secs(3600)).await.unwrap();
+                store
+                    .cart_set(&format!("u:{uid}"), shop::domain::ProductId(1), 1, Duration::from_secs(3600))
+                    .await
+                    .unwrap();
             }
             id
         }

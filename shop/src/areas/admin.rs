@@ -5,6 +5,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::{
     areas::orders::{self, OrderList, OrderStatus, STATUSES},
+    domain::OrderId,
     edge::extract::{Admin, Form, PageUser},
     edge::input::path_id,
     edge::session::Session,
@@ -64,7 +65,7 @@ async fn api_list(state: web::Data<AppState>, _: Admin, req: HttpRequest) -> Api
     )
 )]
 async fn api_confirm(state: web::Data<AppState>, _: Admin, id: web::Path<String>) -> ApiResult<HttpResponse> {
-    let id = path_id(&id, "order")?;
+    let id = OrderId(path_id(&id, "order")?);
     Ok(HttpResponse::Ok().json(orders::transition(&state, id, OrderStatus::Confirmed).await?))
 }
 
@@ -87,7 +88,7 @@ async fn api_confirm(state: web::Data<AppState>, _: Admin, id: web::Path<String>
     )
 )]
 async fn api_ship(state: web::Data<AppState>, _: Admin, id: web::Path<String>) -> ApiResult<HttpResponse> {
-    let id = path_id(&id, "order")?;
+    let id = OrderId(path_id(&id, "order")?);
     Ok(HttpResponse::Ok().json(orders::transition(&state, id, OrderStatus::Shipped).await?))
 }
 
@@ -118,7 +119,7 @@ async fn form_action(
 ) -> HtmlResult<HttpResponse> {
     session.require_admin(&state.store).await?;
     let (id, action) = path.into_inner();
-    let id = path_id(&id, "order")?;
+    let id = OrderId(path_id(&id, "order")?);
     let to = match action.as_str() {
         "confirm" => OrderStatus::Confirmed,
         "ship" => OrderStatus::Shipped,

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use crate::{
     areas::catalog::{self, Product},
-    domain::{CartLine, CartOwner, USER_CART_TTL},
+    domain::{CartLine, CartOwner, ProductId, USER_CART_TTL},
     edge::extract::{Form, JsonFields, OptionalIdempotencyKey, ProductInPath},
     edge::input::{idempotency_key, parse_id, Fields, Quantity, Validator},
     edge::session::Session,
@@ -24,8 +24,8 @@ use crate::{
 #[derive(Debug, Serialize, Clone, ToSchema)]
 #[schema(as = CartLine)]
 pub struct PricedLine {
-    #[schema(minimum = 1)]
-    pub product_id: i64,
+    #[schema(value_type = i64, minimum = 1)]
+    pub product_id: ProductId,
     pub sku: String,
     pub name: String,
     #[schema(minimum = 1, maximum = 99)]
@@ -57,7 +57,7 @@ pub async fn view(state: &AppState, owner: &CartOwner) -> Result<CartView, AppEr
 
 /// These lines (a cart as a change left it) with current prices.
 pub async fn priced(state: &AppState, lines: Vec<CartLine>) -> Result<CartView, AppError> {
-    let ids: Vec<i64> = lines.iter().map(|l| l.product_id).collect();
+    let ids: Vec<ProductId> = lines.iter().map(|l| l.product_id).collect();
     let products = catalog::cached_many(state, &ids).await?;
     let items: Vec<PricedLine> = lines
         .into_iter()
@@ -86,7 +86,7 @@ fn ttl(state: &AppState, owner: &CartOwner) -> std::time::Duration {
     }
 }
 
-async fn product_for_cart(state: &AppState, product_id: i64) -> Result<Arc<Product>, AppError> {
+async fn product_for_cart(state: &AppState, product_id: ProductId) -> Result<Arc<Product>, AppError> {
     catalog::cached(state, product_id)
         .await?
         .ok_or_else(|| AppError::field("product_id", format!("there is no product with id {product_id}")))
@@ -106,7 +106,7 @@ fn stock_message(p: &Product, in_cart: i64) -> String {
 pub async fn add(
     state: &AppState,
     owner: &CartOwner,
-    product_id: i64,
+    product_id: ProductId,
     quantity: Quantity,
     op: Option<&str>,
 ) -> Result<Vec<CartLine>, AppError> {
@@ -129,7 +129,7 @@ pub async fn add(
 pub async fn set(
     state: &AppState,
     owner: &CartOwner,
-    product_id: i64,
+    product_id: ProductId,
     quantity: Quantity,
 ) -> Result<Vec<CartLine>, AppError> {
     let p = product_for_cart(state, product_id).await?;
@@ -139,14 +139,14 @@ pub async fn set(
     Ok(state.store.cart_set(owner, product_id, quantity.get(), ttl(state, owner)).await?)
 }
 
-fn parse_line(f: &Fields, with_product: bool) -> Result<(i64, Quantity), AppError> {
+fn parse_line(f: &Fields, with_product: bool) -> Result<(ProductId, Quantity), AppError> {
     let mut v = Validator::default();
     let pid =
         if with_product { v.check("product_id", f.int("product_id").and_then(parse_id)) } else { Some(0) };
     let qty = v.check("quantity", f.int("quantity").and_then(Quantity::new));
     v.finish()?;
     match (pid, qty) {
-        (Some(p), Some(q)) => Ok((p, q)),
+        (Some(p), Some(q)) => Ok((ProductId(p), q)),
         _ => Err(AppError::BadRequest("product_id and quantity are required".into())),
     }
 }
@@ -324,7 +324,7 @@ async fn form_add(state: web::Data<AppState>, session: Session, Form(f): Form) -
             // Show the product page again with the message, if the product exists.
             let pid = f.int("product_id").ok().filter(|p| *p > 0);
             let product = match pid {
-                Some(p) => catalog::get(&state.db, p).await?,
+                Some(p) => catalog::get(&state.db, ProductId(p)).await?,
                 None => None,
             };
             let Some(p) = product else { return Err(HtmlError(e)) };
@@ -366,6 +366,7 @@ async fn form_remove(
     Form(f): Form,
 ) -> HtmlResult<HttpResponse> {
     let pid = f.int("product_id").and_then(parse_id).map_err(|m| AppError::field("product_id", m))?;
+    let pid = ProductId(pid);
     let owner = session.cart_owner(&state.store).await?;
     state.store.cart_remove(&owner, pid).await?;
     Ok(see_other("/cart?notice=removed"))

@@ -9,6 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 
 pub use crate::domain::{Category, Listing, Product};
 use crate::{
+    domain::ProductId,
     edge::input::path_id,
     edge::session::Session,
     edge::web::{html, json_bytes, page, query_map, render_bytes, to_json_bytes},
@@ -121,7 +122,7 @@ pub async fn list(
     Ok((items, total))
 }
 
-pub async fn get(c: &(impl ConnectionTrait + 'static), id: i64) -> Result<Option<Product>, DbError> {
+pub async fn get(c: &(impl ConnectionTrait + 'static), id: ProductId) -> Result<Option<Product>, DbError> {
     db::one(c, &format!("SELECT {COLUMNS} FROM products WHERE id = ?"), vec![id.into()])
         .await?
         .map(|r| product_from_row(&r))
@@ -131,8 +132,8 @@ pub async fn get(c: &(impl ConnectionTrait + 'static), id: i64) -> Result<Option
 /// Several products by id, in one query.
 pub async fn get_many(
     c: &(impl ConnectionTrait + 'static),
-    ids: &[i64],
-) -> Result<HashMap<i64, Product>, DbError> {
+    ids: &[ProductId],
+) -> Result<HashMap<ProductId, Product>, DbError> {
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
@@ -166,7 +167,7 @@ impl Weight for Product {
 
 /// One product as this replica's cache has it (at most `SHOP_CATALOG_CACHE_MS` old): for carts,
 /// whose stock checks are advisory (checkout's conditional `UPDATE` is the authority).
-pub async fn cached(state: &AppState, id: i64) -> Result<Option<Arc<Product>>, AppError> {
+pub async fn cached(state: &AppState, id: ProductId) -> Result<Option<Arc<Product>>, AppError> {
     let found = state
         .products
         .get_or_make(id.to_string(), async {
@@ -181,7 +182,10 @@ pub async fn cached(state: &AppState, id: i64) -> Result<Option<Arc<Product>>, A
 }
 
 /// Several products from the cache, the missing ones in one query.
-pub async fn cached_many(state: &AppState, ids: &[i64]) -> Result<HashMap<i64, Arc<Product>>, AppError> {
+pub async fn cached_many(
+    state: &AppState,
+    ids: &[ProductId],
+) -> Result<HashMap<ProductId, Arc<Product>>, AppError> {
     let mut found = HashMap::with_capacity(ids.len());
     let mut missing = vec![];
     for id in ids {
@@ -307,7 +311,7 @@ async fn api_list(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<Htt
     )
 )]
 async fn api_get(state: web::Data<AppState>, id: web::Path<String>) -> ApiResult<HttpResponse> {
-    let id = path_id(&id, "product")?;
+    let id = ProductId(path_id(&id, "product")?);
     let body = state
         .catalog_cache
         .get_or_make(format!("api:product:{id}"), async {
@@ -407,7 +411,7 @@ async fn page_product(
     id: web::Path<String>,
     req: HttpRequest,
 ) -> HtmlResult<HttpResponse> {
-    let id = path_id(&id, "product")?;
+    let id = ProductId(path_id(&id, "product")?);
     let notice = query_map(&req)?.get("notice").and_then(|n| crate::edge::web::notice(n));
     if session.has_cookie() {
         return Ok(html(render_product(&state, &session, id, notice).await?));
@@ -420,7 +424,7 @@ async fn page_product(
 async fn render_product(
     state: &AppState,
     session: &Session,
-    id: i64,
+    id: ProductId,
     notice: Option<&str>,
 ) -> Result<Bytes, AppError> {
     let p =

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use super::{ProductId, UserId};
+
 /// How long an account's cart lives after its last change (a session's cart lives as long as
 /// its session, `SHOP_SESSION_TTL`).
 pub const USER_CART_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -10,7 +12,7 @@ pub const USER_CART_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 /// session store is `u:{account id}` or `s:{session id}` (its `Display`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CartOwner {
-    Account(i64),
+    Account(UserId),
     Session(String),
 }
 
@@ -33,14 +35,14 @@ impl std::fmt::Display for CartOwner {
 /// What the session store keeps of a cart line: the product and how many.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct CartLine {
-    pub product_id: i64,
+    pub product_id: ProductId,
     pub quantity: i64,
 }
 
 /// A line compares with its `(product id, quantity)` pair (the store's tests write lines so).
 impl PartialEq<(i64, i64)> for CartLine {
     fn eq(&self, (product_id, quantity): &(i64, i64)) -> bool {
-        self.product_id == *product_id && self.quantity == *quantity
+        self.product_id.0 == *product_id && self.quantity == *quantity
     }
 }
 
@@ -50,8 +52,8 @@ mod tests {
 
     #[test]
     fn owners_have_distinct_keys() {
-        assert_eq!(CartOwner::Account(7).to_string(), "u:7");
+        assert_eq!(CartOwner::Account(UserId(7)).to_string(), "u:7");
         assert_eq!(CartOwner::Session("ab".into()).to_string(), "s:ab");
-        assert!(CartOwner::Account(7).is_account() && !CartOwner::Session("7".into()).is_account());
+        assert!(CartOwner::Account(UserId(7)).is_account() && !CartOwner::Session("7".into()).is_account());
     }
 }

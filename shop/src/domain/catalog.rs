@@ -4,10 +4,12 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::ProductId;
+
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct Product {
-    #[schema(minimum = 1)]
-    pub id: i64,
+    #[schema(value_type = i64, minimum = 1)]
+    pub id: ProductId,
     pub sku: String,
     pub name: String,
     pub description: String,

@@ -4,10 +4,12 @@
 
 mod cart;
 mod catalog;
+mod ids;
 mod order;
 mod values;
 
 pub use cart::{CartLine, CartOwner, USER_CART_TTL};
 pub use catalog::{Category, Listing, Product};
+pub use ids::{OrderId, ProductId, UserId};
 pub use order::{OrderStatus, STATUSES};
 pub use values::{Email, Password, PersonName, Quantity};

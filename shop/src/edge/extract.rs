@@ -146,7 +146,7 @@ impl FromRequest for OptionalIdempotencyKey {
 
 /// The product id in the path (`/api/cart/items/{product_id}`): anything but a positive integer
 /// is a 404. Ready at once, so a bad path fails before the body is read.
-pub struct ProductInPath(pub i64);
+pub struct ProductInPath(pub crate::domain::ProductId);
 
 impl FromRequest for ProductInPath {
     type Error = AppError;
@@ -154,7 +154,9 @@ impl FromRequest for ProductInPath {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let raw = req.match_info().get("product_id").unwrap_or_default();
-        std::future::ready(crate::edge::input::path_id(raw, "product").map(ProductInPath))
+        std::future::ready(
+            crate::edge::input::path_id(raw, "product").map(|id| ProductInPath(crate::domain::ProductId(id))),
+        )
     }
 }
 

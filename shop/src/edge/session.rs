@@ -21,7 +21,12 @@ use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
 
-use crate::{domain::CartOwner, error::AppError, infra::store::Store, state::AppState};
+use crate::{
+    domain::{CartOwner, UserId},
+    error::AppError,
+    infra::store::Store,
+    state::AppState,
+};
 
 pub const COOKIE_NAME: &str = "distshop_session";
 
@@ -53,7 +58,7 @@ impl Role {
 /// The logged-in account, as the session knows it.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct CurrentUser {
-    pub id: i64,
+    pub id: UserId,
     pub name: String,
     pub role: Role,
 }
@@ -167,7 +172,7 @@ impl Session {
         let user = if from_cookie {
             store.session_get(&id).await?.and_then(|f| {
                 Some(CurrentUser {
-                    id: f.get("uid")?.parse().ok()?,
+                    id: UserId(f.get("uid")?.parse().ok()?),
                     name: f.get("name").cloned().unwrap_or_default(),
                     role: Role::parse(f.get("role").map(String::as_str).unwrap_or("")),
                 })

@@ -65,7 +65,7 @@ fn too_many(resets_in: Duration) -> AppError {
 /// Who the attempts are counted for: the account when the email finds one (whatever spelling the
 /// database's collation matched), else a short digest of the email as typed (lower-cased): a
 /// flood of random addresses makes keys of a fixed, small size.
-pub fn subject(account_id: Option<i64>, email: &str) -> String {
+pub fn subject(account_id: Option<crate::domain::UserId>, email: &str) -> String {
     use sha2::Digest;
     match account_id {
         Some(id) => format!("account:{id}"),

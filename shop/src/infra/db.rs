@@ -18,9 +18,28 @@ use sea_orm::{
 };
 
 use crate::{
+    domain::{OrderId, ProductId, UserId},
     error::{AppError, HtmlError},
     settings::Settings,
 };
+
+/// A typed id is bound as its number and read from its number.
+macro_rules! id_values {
+    ($($id:ident),*) => {$(
+        impl From<$id> for Value {
+            fn from(id: $id) -> Self {
+                id.0.into()
+            }
+        }
+
+        impl sea_orm::TryGetable for $id {
+            fn try_get_by<I: sea_orm::ColIdx>(res: &QueryResult, index: I) -> Result<Self, sea_orm::TryGetError> {
+                i64::try_get_by(res, index).map($id)
+            }
+        }
+    )*};
+}
+id_values!(OrderId, ProductId, UserId);
 
 static STATEMENT_TIMEOUT_MS: AtomicU64 = AtomicU64::new(2000);
 static RETRY_BUDGET_MS: AtomicU64 = AtomicU64::new(6000);

@@ -23,7 +23,7 @@ use std::{
 use redis::{aio::ConnectionManager, cluster_async::ClusterConnection, Cmd, FromRedisValue};
 
 use crate::{
-    domain::CartLine,
+    domain::{CartLine, OrderId, ProductId},
     error::{AppError, HtmlError},
     settings::Settings,
 };
@@ -83,7 +83,9 @@ const INTERNAL_OP_TTL: Duration = Duration::from_secs(120);
 fn cart_lines(h: HashMap<String, String>) -> Vec<CartLine> {
     let mut lines: Vec<CartLine> = h
         .into_iter()
-        .filter_map(|(k, v)| Some(CartLine { product_id: k.parse().ok()?, quantity: v.parse().ok()? }))
+        .filter_map(|(k, v)| {
+            Some(CartLine { product_id: ProductId(k.parse().ok()?), quantity: v.parse().ok()? })
+        })
         .filter(|l| l.quantity > 0)
         .collect();
     lines.sort_unstable();
@@ -442,7 +444,7 @@ impl Store {
     pub async fn cart_add(
         &self,
         owner: &(impl Display + Sync + ?Sized),
-        product_id: i64,
+        product_id: ProductId,
         delta: i64,
         max: i64,
         clamp: bool,
@@ -516,7 +518,7 @@ impl Store {
     pub async fn cart_set(
         &self,
         owner: &(impl Display + Sync + ?Sized),
-        product_id: i64,
+        product_id: ProductId,
         quantity: i64,
         ttl: Duration,
     ) -> StoreResult<Vec<CartLine>> {
@@ -542,7 +544,7 @@ impl Store {
     pub async fn cart_remove(
         &self,
         owner: &(impl Display + Sync + ?Sized),
-        product_id: i64,
+        product_id: ProductId,
     ) -> StoreResult<()> {
         let key = self.cart_key(owner);
         match &self.backend {
@@ -551,7 +553,7 @@ impl Store {
                 Ok(())
             }
             _ => self
-                .write::<i64>(&key, redis::cmd("HDEL").arg(&key).arg(product_id).clone())
+                .write::<i64>(&key, redis::cmd("HDEL").arg(&key).arg(product_id.0).clone())
                 .await
                 .map(|_| ()),
         }
@@ -563,7 +565,7 @@ impl Store {
     pub async fn cart_take(
         &self,
         owner: &(impl Display + Sync + ?Sized),
-        order_id: i64,
+        order_id: OrderId,
         lines: &[CartLine],
     ) -> StoreResult<()> {
         if lines.is_empty() {

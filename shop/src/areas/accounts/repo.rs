@@ -5,6 +5,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::{
+    domain::UserId,
     edge::input::Email,
     edge::session::Role,
     error::AppError,
@@ -13,8 +14,8 @@ use crate::{
 
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct Account {
-    #[schema(minimum = 1)]
-    pub id: i64,
+    #[schema(value_type = i64, minimum = 1)]
+    pub id: UserId,
     /// Lower-cased, as registered. No `format` is claimed: the shop accepts internationalised
     /// addresses (`jürgen@bücher.de`), which are not a JSON Schema `email`, and a few that are
     /// not strictly an `idn-email` either (`input::Email` checks plausibility, not RFC 5321).
@@ -80,7 +81,10 @@ pub(super) async fn find_by_email(
     .transpose()
 }
 
-pub async fn find_by_id(c: &(impl ConnectionTrait + 'static), id: i64) -> Result<Option<Account>, DbError> {
+pub async fn find_by_id(
+    c: &(impl ConnectionTrait + 'static),
+    id: UserId,
+) -> Result<Option<Account>, DbError> {
     let row = db::one(c, "SELECT id, email, name, role FROM users WHERE id = ?", vec![id.into()]).await?;
     row.map(|r| {
         Ok(Account {

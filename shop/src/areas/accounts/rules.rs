@@ -4,7 +4,7 @@ use actix_web::HttpRequest;
 
 use crate::{
     areas::catalog,
-    domain::{CartLine, CartOwner, USER_CART_TTL},
+    domain::{CartLine, CartOwner, ProductId, UserId, USER_CART_TTL},
     edge::input::{Email, Fields, Password, PersonName, Quantity, Validator},
     edge::security::{self, Client},
     edge::session::{CurrentUser, Role, Session},
@@ -63,7 +63,8 @@ pub(super) async fn register(
             return Err(e);
         }
     };
-    tracing::info!(user.id = id, "account registered");
+    let id = UserId(id);
+    tracing::info!(user.id = id.0, "account registered");
     Ok(Account { id, email: r.email.into_inner(), name: r.name, role: Role::Customer })
 }
 
@@ -115,7 +116,7 @@ pub(super) async fn login(
     if let Some(anon) = anonymous_cart {
         merge_cart(state, &anon, &CartOwner::Account(account.id)).await?;
     }
-    tracing::info!(user.id = account.id, known_device = reservation.known_device, "logged in");
+    tracing::info!(user.id = account.id.0, known_device = reservation.known_device, "logged in");
     let device_cookie = throttle::device_cookie(
         &state.settings.session_key,
         &subject,
@@ -130,7 +131,7 @@ pub(super) async fn merge_cart(state: &AppState, from: &CartOwner, to: &CartOwne
     if lines.is_empty() {
         return Ok(());
     }
-    let ids: Vec<i64> = lines.iter().map(|l| l.product_id).collect();
+    let ids: Vec<ProductId> = lines.iter().map(|l| l.product_id).collect();
     let products = catalog::get_many(&state.db, &ids).await?;
     for CartLine { product_id: pid, quantity: qty } in lines {
         // Sold-out products are dropped; the rest is capped at stock and at 99.

@@ -3,6 +3,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::{
+    domain::OrderId,
     edge::extract::{IdempotencyKey, IgnoredBody, User},
     edge::input::path_id,
     edge::session::Session,
@@ -89,7 +90,7 @@ pub async fn api_get(
     User(user): User,
     id: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let id = path_id(&id, "order")?;
+    let id = OrderId(path_id(&id, "order")?);
     let order = find_for_user(&state.db, user.id, id)
         .await?
         .ok_or_else(|| AppError::NotFound(format!("you have no order {id}")))?;
@@ -119,6 +120,6 @@ pub async fn api_cancel(
     User(user): User,
     id: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let id = path_id(&id, "order")?;
+    let id = OrderId(path_id(&id, "order")?);
     Ok(HttpResponse::Ok().json(cancel(&state, user.id, id).await?))
 }

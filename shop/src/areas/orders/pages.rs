@@ -4,7 +4,7 @@ use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
 
 use crate::{
     areas::cart,
-    domain::CartOwner,
+    domain::{CartOwner, OrderId},
     edge::extract::{Form, PageUser},
     edge::input::{idempotency_key, path_id},
     edge::session::{CurrentUser, Session},
@@ -78,7 +78,7 @@ pub(super) async fn page_order(
     id: web::Path<String>,
     req: HttpRequest,
 ) -> HtmlResult<HttpResponse> {
-    let id = path_id(&id, "order")?;
+    let id = OrderId(path_id(&id, "order")?);
     // the id is checked first: a malformed one is a 404 whether logged in or not
     let user = session.login_first(&state.store, &format!("/orders/{id}")).await?;
     let order = find_for_user(&state.db, user.id, id)
@@ -96,7 +96,7 @@ pub(super) async fn form_cancel(
     id: web::Path<String>,
     _form: Form,
 ) -> HtmlResult<HttpResponse> {
-    let id = path_id(&id, "order")?;
+    let id = OrderId(path_id(&id, "order")?);
     // after the login, back to the order's page (this path takes POSTs only)
     let user = session.login_first(&state.store, &format!("/orders/{id}")).await?;
     cancel(&state, user.id, id).await?;

@@ -7,15 +7,15 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::{
-    domain::OrderStatus,
+    domain::{OrderId, OrderStatus, ProductId, UserId},
     infra::db::{self, DbError},
 };
 
 /// A line of an order, with the price it was sold at.
 #[derive(Debug, Serialize, Clone, ToSchema)]
 pub struct OrderItem {
-    #[schema(minimum = 1)]
-    pub product_id: i64,
+    #[schema(value_type = i64, minimum = 1)]
+    pub product_id: ProductId,
     pub sku: String,
     pub name: String,
     #[schema(minimum = 1, maximum = 99)]
@@ -28,10 +28,10 @@ pub struct OrderItem {
 
 #[derive(Debug, Serialize, Clone, ToSchema)]
 pub struct Order {
-    #[schema(minimum = 1)]
-    pub id: i64,
-    #[schema(minimum = 1)]
-    pub user_id: i64,
+    #[schema(value_type = i64, minimum = 1)]
+    pub id: OrderId,
+    #[schema(value_type = i64, minimum = 1)]
+    pub user_id: UserId,
     pub status: OrderStatus,
     #[schema(minimum = 0)]
     pub total_cents: i64,
@@ -102,7 +102,7 @@ pub(super) async fn with_items(
         orders.iter().map(|o| o.id.into()).collect(),
     )
     .await?;
-    let mut by_order: HashMap<i64, Vec<OrderItem>> = HashMap::new();
+    let mut by_order: HashMap<OrderId, Vec<OrderItem>> = HashMap::new();
     for r in &rows {
         by_order.entry(db::get(r, "order_id")?).or_default().push(OrderItem {
             product_id: db::get(r, "product_id")?,
@@ -134,19 +134,19 @@ pub(super) async fn find_where(
 /// An order of this user (another customer's order does not exist for them).
 pub async fn find_for_user(
     c: &(impl ConnectionTrait + 'static),
-    user_id: i64,
-    id: i64,
+    user_id: UserId,
+    id: OrderId,
 ) -> Result<Option<Order>, DbError> {
     find_where(c, "o.id = ? AND o.user_id = ?", vec![id.into(), user_id.into()]).await
 }
 
-pub async fn find(c: &(impl ConnectionTrait + 'static), id: i64) -> Result<Option<Order>, DbError> {
+pub async fn find(c: &(impl ConnectionTrait + 'static), id: OrderId) -> Result<Option<Order>, DbError> {
     find_where(c, "o.id = ?", vec![id.into()]).await
 }
 
 pub(super) async fn find_by_key(
     c: &(impl ConnectionTrait + 'static),
-    user_id: i64,
+    user_id: UserId,
     key: &str,
 ) -> Result<Option<Order>, DbError> {
     find_where(c, "o.user_id = ? AND o.idempotency_key = ?", vec![user_id.into(), key.into()]).await
@@ -154,7 +154,7 @@ pub(super) async fn find_by_key(
 
 pub async fn list_for_user(
     c: &(impl ConnectionTrait + 'static),
-    user_id: i64,
+    user_id: UserId,
 ) -> Result<Vec<Order>, DbError> {
     let rows = db::all(
         c,

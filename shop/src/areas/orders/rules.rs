@@ -2,7 +2,7 @@
 //! status transitions. See the area's docs ([`super`]) for why checkout inserts the order first.
 
 use crate::{
-    domain::{CartLine, CartOwner, OrderStatus},
+    domain::{CartLine, CartOwner, OrderId, OrderStatus, UserId},
     edge::session::CurrentUser,
     error::AppError,
     infra::db::{self, DbError, TxError},
@@ -48,7 +48,7 @@ async fn answer_placed(
     if created {
         state.stock_changed();
         tracing::info!(
-            order.id = order.id,
+            order.id = order.id.0,
             "order placed (an earlier attempt committed, its answer was lost)"
         );
     }
@@ -63,7 +63,7 @@ async fn answer_placed(
 /// authority, and the transaction's first statement runs into it when the key placed an order
 /// already. A first checkout costs one transaction and one cart write; a replay a rolled-back
 /// insert and the order's read.
-#[tracing::instrument(skip_all, fields(user.id = user.id))]
+#[tracing::instrument(skip_all, fields(user.id = user.id.0))]
 pub async fn checkout(
     state: &AppState,
     user: &CurrentUser,
@@ -116,11 +116,11 @@ pub async fn checkout(
         Attempt::Placed(order) => {
             // The order is committed; emptying the cart is best effort and must not fail the checkout.
             if let Err(e) = state.store.cart_take(&owner, order.id, lines).await {
-                tracing::warn!(order.id = order.id, error = %e, "order placed but cart not emptied");
+                tracing::warn!(order.id = order.id.0, error = %e, "order placed but cart not emptied");
             }
             crate::infra::metrics::record_checkout("placed");
             state.stock_changed();
-            tracing::info!(order.id = order.id, "order placed");
+            tracing::info!(order.id = order.id.0, "order placed");
             Ok(Checkout { order, created: true })
         }
         Attempt::AlreadyPlaced => match find_by_key(&state.db, user.id, key).await? {
@@ -151,7 +151,7 @@ async fn take_replayed(state: &AppState, owner: &CartOwner, order: &Order) {
     let lines: Vec<CartLine> =
         order.items.iter().map(|i| CartLine { product_id: i.product_id, quantity: i.quantity }).collect();
     if let Err(e) = state.store.cart_take(owner, order.id, &lines).await {
-        tracing::warn!(order.id = order.id, error = %e, "replayed order: cart not emptied");
+        tracing::warn!(order.id = order.id.0, error = %e, "replayed order: cart not emptied");
     }
 }
 
@@ -160,7 +160,7 @@ async fn take_replayed(state: &AppState, owner: &CartOwner, order: &Order) {
 /// order it answers is made of the transaction's own rows, not read back after the commit.
 async fn place(
     state: &AppState,
-    user_id: i64,
+    user_id: UserId,
     key: &str,
     request_id: Option<&str>,
     lines: &[CartLine],
@@ -183,7 +183,7 @@ async fn place(
     )
     .await;
     let order_id = match inserted {
-        Ok((_, id)) => id as i64,
+        Ok((_, id)) => OrderId(id as i64),
         Err(DbError::Unique(_)) => return Ok(Attempt::AlreadyPlaced),
         Err(e) => return Err(e.into()),
     };
@@ -268,7 +268,7 @@ async fn place(
 }
 
 /// Cancel a placed order of this user and return its stock.
-pub async fn cancel(state: &AppState, user_id: i64, id: i64) -> Result<Order, AppError> {
+pub async fn cancel(state: &AppState, user_id: UserId, id: OrderId) -> Result<Order, AppError> {
     db::retry("cancel", || async {
         let tx = db::begin(&state.db).await?;
         let (n, _) = db::exec(
@@ -314,13 +314,13 @@ pub async fn cancel(state: &AppState, user_id: i64, id: i64) -> Result<Order, Ap
     })
     .await?;
     state.stock_changed();
-    tracing::info!(order.id = id, "order cancelled");
+    tracing::info!(order.id = id.0, "order cancelled");
     find(&state.db, id).await?.ok_or_else(|| AppError::NotFound(format!("no order {id}")))
 }
 
 /// Admin transition to `to` from the one status that may become it (placed → confirmed,
 /// confirmed → shipped; see [`OrderStatus::comes_from`]).
-pub async fn transition(state: &AppState, id: i64, to: OrderStatus) -> Result<Order, AppError> {
+pub async fn transition(state: &AppState, id: OrderId, to: OrderStatus) -> Result<Order, AppError> {
     let from =
         to.comes_from().ok_or_else(|| AppError::Unexpected(anyhow::anyhow!("no order can become {to}")))?;
     let (n, _) = db::exec(
@@ -336,6 +336,6 @@ pub async fn transition(state: &AppState, id: i64, to: OrderStatus) -> Result<Or
             message: format!("order {id} is {}; only {from} orders can become {to}", order.status),
         });
     }
-    tracing::info!(order.id = id, status = to.as_str(), "order status changed");
+    tracing::info!(order.id = id.0, status = to.as_str(), "order status changed");
     Ok(order)
 }
