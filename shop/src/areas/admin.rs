@@ -7,9 +7,9 @@ use crate::{
     areas::orders::{self, OrderList, OrderStatus, STATUSES},
     domain::OrderId,
     edge::extract::{Admin, Form, PageUser},
-    edge::input::path_id,
+    edge::input::{path_id, Paging},
     edge::session::Session,
-    edge::web::{page, query_map, render, see_other, EmptyBody},
+    edge::web::{insert_pager, page, query_map, render, see_other, EmptyBody},
     error::{ApiError, ApiResult, AppError, HtmlResult},
     state::AppState,
 };
@@ -30,20 +30,26 @@ fn parse_status(raw: Option<&String>) -> Result<Option<OrderStatus>, AppError> {
     path = "/api/admin/orders",
     operation_id = "adminListOrders",
     tag = "admin",
-    params(("status" = Option<orders::OrderStatus>, Query, description = "Only orders of this status")),
+    params(
+        ("status" = Option<orders::OrderStatus>, Query, description = "Only orders of this status"),
+        ("page" = Option<u64>, Query, minimum = 1, maximum = 10000, description = "Page, from 1 (default 1)"),
+        ("per_page" = Option<u64>, Query, minimum = 1, maximum = 200, description = "Orders per page (default 200)"),
+    ),
     security(("session" = [])),
     responses(
-        (status = 200, description = "The orders (the latest 200), each with `customer_email`", body = OrderList),
+        (status = 200, description = "A page of the orders, each with `customer_email`, and `total` on all pages", body = OrderList),
         (status = 400, description = "Malformed query string", body = ApiError),
         (status = 401, description = "Not logged in", body = ApiError),
         (status = 403, description = "Not an admin account", body = ApiError),
-        (status = 422, description = "`status` is not one of placed, confirmed, shipped, cancelled", body = ApiError),
+        (status = 422, description = "`status` is not one of placed, confirmed, shipped, cancelled, or `page`/`per_page` out of range; `fields` names each", body = ApiError),
         (status = 503, description = "A backend did not answer in time; retry", body = ApiError),
     )
 )]
 async fn api_list(state: web::Data<AppState>, _: Admin, req: HttpRequest) -> ApiResult<HttpResponse> {
-    let status = parse_status(query_map(&req)?.get("status"))?;
-    Ok(HttpResponse::Ok().json(OrderList { items: orders::list_all(&state.db, status).await? }))
+    let q = query_map(&req)?;
+    let status = parse_status(q.get("status"))?;
+    let paging = Paging::parse(&q, orders::API_PER_PAGE, orders::MAX_PER_PAGE)?;
+    Ok(HttpResponse::Ok().json(OrderList::new(orders::list_all(&state.db, status, paging).await?, paging)))
 }
 
 /// Confirm a placed order (again on a confirmed one: 200, no change).
@@ -103,8 +109,14 @@ async fn page_orders(
     }
     let q = query_map(&req)?;
     let status = parse_status(q.get("status"))?;
+    let paging = Paging::parse(&q, orders::PAGE_PER_PAGE, orders::MAX_PER_PAGE)?;
+    let (list, total) = orders::list_all(&state.db, status, paging).await?;
     let (mut ctx, _) = page(&state, &session, "Admin: orders").await?;
-    ctx.insert("orders", &orders::list_all(&state.db, status).await?);
+    ctx.insert("orders", &list);
+    insert_pager(&mut ctx, paging, total, |n| match status {
+        Some(s) => format!("/admin/orders?status={s}&page={n}"),
+        None => format!("/admin/orders?page={n}"),
+    });
     ctx.insert("status", &status);
     ctx.insert("statuses", &STATUSES);
     ctx.insert("notice", &q.get("notice").and_then(|n| crate::edge::web::notice(n)));

@@ -146,6 +146,55 @@ impl Validator {
     }
 }
 
+/// Which page of a list: `page` (from 1) and `per_page`, from a query string (422 `fields`
+/// when out of range).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Paging {
+    pub page: u64,
+    pub per_page: u64,
+}
+
+impl Paging {
+    pub const MAX_PAGE: u64 = 10_000;
+
+    pub fn parse(
+        m: &HashMap<String, String>,
+        default_per_page: u64,
+        max_per_page: u64,
+    ) -> Result<Self, AppError> {
+        let mut v = Validator::default();
+        let num = |name: &str, default: u64, max: u64| -> Result<u64, String> {
+            match m.get(name).map(|s| s.trim()) {
+                None | Some("") => Ok(default),
+                Some(s) => match s.parse::<u64>() {
+                    Ok(n) if (1..=max).contains(&n) => Ok(n),
+                    _ => Err(format!("must be a whole number from 1 to {max}")),
+                },
+            }
+        };
+        let page = v.check("page", num("page", 1, Self::MAX_PAGE)).unwrap_or(1);
+        let per_page =
+            v.check("per_page", num("per_page", default_per_page, max_per_page)).unwrap_or(default_per_page);
+        v.finish()?;
+        Ok(Paging { page, per_page })
+    }
+
+    /// `LIMIT`, as SQL binds it (SQLite has no unsigned 64-bit integers).
+    pub fn limit(&self) -> i64 {
+        self.per_page as i64
+    }
+
+    /// `OFFSET`: the rows before this page.
+    pub fn skip(&self) -> i64 {
+        ((self.page - 1) * self.per_page) as i64
+    }
+
+    /// How many pages `total` rows make (at least 1).
+    pub fn pages(&self, total: i64) -> u64 {
+        (total.max(0) as u64).div_ceil(self.per_page).max(1)
+    }
+}
+
 /// A positive database id from a field or path segment.
 pub fn parse_id(n: i64) -> Result<i64, String> {
     if n >= 1 {

@@ -99,6 +99,22 @@ pub async fn form_page(
     Ok((ctx, user))
 }
 
+/// A list page's pager: `page`, `pages`, `total` and the links to the pages before and after
+/// (`link(n)` makes page n's address).
+pub fn insert_pager(
+    ctx: &mut Context,
+    paging: crate::edge::input::Paging,
+    total: i64,
+    link: impl Fn(u64) -> String,
+) {
+    let pages = paging.pages(total);
+    ctx.insert("page", &paging.page);
+    ctx.insert("pages", &pages);
+    ctx.insert("total", &total);
+    ctx.insert("prev_link", &(paging.page > 1).then(|| link(paging.page - 1)));
+    ctx.insert("next_link", &(paging.page < pages).then(|| link(paging.page + 1)));
+}
+
 /// Read an HTML form post and check its CSRF token (403 without a valid one).
 pub async fn form(
     req: &HttpRequest,

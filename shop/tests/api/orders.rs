@@ -275,3 +275,78 @@ async fn nginx_retrying_the_same_checkout_gets_the_first_answer() {
     assert_eq!(app.stock(p).await, 9, "still one order");
     assert_eq!(app.count("SELECT COUNT(*) AS n FROM orders", vec![]).await, 1);
 }
+
+/// The order history has pages (the same shape as the catalog's): nothing a shopper ordered
+/// drops out of it, however many orders they have.
+#[tokio::test]
+async fn the_order_history_pages_through_every_order() {
+    let app = spawn_app().await;
+    let s = app.customer().await;
+    let other = app.customer().await;
+    let p = app.product(100).await;
+    let mut placed = Vec::new();
+    for _ in 0..5 {
+        assert_eq!(s.add(p, 1).await.status(), 200);
+        let v: Value = s.checkout(&key()).await.json().await.unwrap();
+        placed.push(v["id"].as_i64().unwrap());
+    }
+    assert_eq!(other.add(p, 1).await.status(), 200);
+    assert_eq!(other.checkout(&key()).await.status(), 201);
+    placed.reverse(); // newest first
+                      // no parameters: one page of up to 200, as before pages existed
+    let (st, all) = s.get_json("/api/orders").await;
+    assert_eq!(st, 200);
+    assert_eq!(
+        (all["page"].as_u64(), all["per_page"].as_u64(), all["total"].as_i64()),
+        (Some(1), Some(200), Some(5))
+    );
+    let ids = |v: &Value| {
+        v["items"].as_array().unwrap().iter().map(|o| o["id"].as_i64().unwrap()).collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&all), placed);
+    // pages of 2: 2 + 2 + 1, newest first, every order once
+    let mut seen = Vec::new();
+    for page in 1..=3 {
+        let (st, v) = s.get_json(&format!("/api/orders?page={page}&per_page=2")).await;
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(v["total"], 5);
+        seen.extend(ids(&v));
+    }
+    assert_eq!(seen, placed);
+    let (_, past) = s.get_json("/api/orders?page=4&per_page=2").await;
+    assert_eq!(
+        (ids(&past).len(), past["total"].as_i64()),
+        (0, Some(5)),
+        "past the end: empty, total still there"
+    );
+    for bad in ["page=0", "per_page=0", "per_page=201", "page=x", "page=10001"] {
+        let (st, e) = error_of(s.get(&format!("/api/orders?{bad}")).await).await;
+        assert_eq!(st, 422, "{bad}: {e}");
+        assert!(e["error"]["fields"].as_object().is_some_and(|f| f.len() == 1), "{bad}: {e}");
+    }
+    // the admin's list pages the same way, over all customers
+    let admin = app.admin().await;
+    let (st, v) = admin.get_json("/api/admin/orders?status=placed&per_page=4").await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!((ids(&v).len(), v["total"].as_i64()), (4, Some(6)));
+    let (_, v2) = admin.get_json("/api/admin/orders?status=placed&per_page=4&page=2").await;
+    assert_eq!(ids(&v2).len(), 2);
+    // the pages: 20 a page, links between them
+    let html = s.get("/orders").await.text().await.unwrap();
+    assert!(html.contains("5 orders") && !html.contains("page=2\""), "one page only");
+    for _ in 0..16 {
+        assert_eq!(s.add(p, 1).await.status(), 200);
+        assert_eq!(s.checkout(&key()).await.status(), 201);
+    }
+    let html = s.get("/orders").await.text().await.unwrap();
+    assert!(html.contains("21 orders · page 1 of 2") && html.contains("orders?page=2\""), "{html}");
+    let html = s.get("/orders?page=2").await.text().await.unwrap();
+    assert!(html.contains(&format!("#{}", placed[4])), "the oldest order is on page 2");
+    assert!(html.contains("orders?page=1\""), "a link back to page 1");
+    assert_eq!(s.get("/orders?page=0").await.status(), 422);
+    let html = admin.get("/admin/orders?status=placed").await.text().await.unwrap();
+    assert!(
+        html.contains("22 orders · page 1 of 2") && html.contains("orders?status=placed&amp;page=2\""),
+        "{html}"
+    );
+}

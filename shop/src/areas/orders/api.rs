@@ -5,15 +5,16 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use crate::{
     domain::OrderId,
     edge::extract::{IdempotencyKey, IgnoredBody, User},
-    edge::input::path_id,
+    edge::input::{path_id, Paging},
     edge::session::Session,
+    edge::web::query_map,
     edge::web::EmptyBody,
     error::{ApiError, ApiResult, AppError},
     state::AppState,
 };
 
 use super::{
-    repo::{find_for_user, list_for_user, Order, OrderList},
+    repo::{find_for_user, list_for_user, Order, OrderList, API_PER_PAGE, MAX_PER_PAGE},
     rules::{cancel, checkout},
 };
 
@@ -53,21 +54,32 @@ pub async fn api_checkout(
     Ok(if c.created { HttpResponse::Created() } else { HttpResponse::Ok() }.json(c.order))
 }
 
-/// The customer's orders, newest first.
+/// The customer's orders, newest first, a page at a time.
 #[utoipa::path(
     get,
     path = "/api/orders",
     operation_id = "listOrders",
     tag = "orders",
+    params(
+        ("page" = Option<u64>, Query, minimum = 1, maximum = 10000, description = "Page, from 1 (default 1)"),
+        ("per_page" = Option<u64>, Query, minimum = 1, maximum = 200, description = "Orders per page (default 200)"),
+    ),
     security(("session" = [])),
     responses(
-        (status = 200, description = "The orders (the latest 200)", body = OrderList),
+        (status = 200, description = "A page of the orders, with `total` on all pages", body = OrderList),
+        (status = 400, description = "Malformed query string", body = ApiError),
         (status = 401, description = "Not logged in", body = ApiError),
+        (status = 422, description = "`page` or `per_page` out of range; `fields` names each", body = ApiError),
         (status = 503, description = "A backend did not answer in time; retry", body = ApiError),
     )
 )]
-pub async fn api_list(state: web::Data<AppState>, User(user): User) -> ApiResult<HttpResponse> {
-    Ok(HttpResponse::Ok().json(OrderList { items: list_for_user(&state.db, user.id).await? }))
+pub async fn api_list(
+    state: web::Data<AppState>,
+    User(user): User,
+    req: HttpRequest,
+) -> ApiResult<HttpResponse> {
+    let paging = Paging::parse(&query_map(&req)?, API_PER_PAGE, MAX_PER_PAGE)?;
+    Ok(HttpResponse::Ok().json(OrderList::new(list_for_user(&state.db, user.id, paging).await?, paging)))
 }
 
 /// One of the customer's orders.

@@ -19,7 +19,10 @@ pub mod repo;
 pub mod rules;
 
 pub use crate::domain::{OrderStatus, STATUSES};
-pub use repo::{find, find_for_user, list_all, list_for_user, Order, OrderItem, OrderList};
+pub use repo::{
+    find, find_for_user, list_all, list_for_user, Order, OrderItem, OrderList, API_PER_PAGE, MAX_PER_PAGE,
+    PAGE_PER_PAGE,
+};
 pub use rules::{cancel, checkout, transition, Checkout};
 
 pub fn configure_api(cfg: &mut web::ServiceConfig) {

@@ -6,15 +6,15 @@ use crate::{
     areas::cart,
     domain::{CartOwner, OrderId},
     edge::extract::{Form, PageUser},
-    edge::input::{idempotency_key, path_id},
+    edge::input::{idempotency_key, path_id, Paging},
     edge::session::{CurrentUser, Session},
-    edge::web::{page, query_map, render, render_status, see_other},
+    edge::web::{insert_pager, page, query_map, render, render_status, see_other},
     error::{AppError, HtmlError, HtmlResult},
     state::AppState,
 };
 
 use super::{
-    repo::{find_for_user, list_for_user},
+    repo::{find_for_user, list_for_user, MAX_PER_PAGE, PAGE_PER_PAGE},
     rules::{cancel, checkout},
 };
 
@@ -66,9 +66,13 @@ pub(super) async fn page_orders(
     state: web::Data<AppState>,
     session: Session,
     PageUser(user): PageUser,
+    req: HttpRequest,
 ) -> HtmlResult<HttpResponse> {
+    let paging = Paging::parse(&query_map(&req)?, PAGE_PER_PAGE, MAX_PER_PAGE)?;
+    let (orders, total) = list_for_user(&state.db, user.id, paging).await?;
     let (mut ctx, _) = page(&state, &session, "Your orders").await?;
-    ctx.insert("orders", &list_for_user(&state.db, user.id).await?);
+    ctx.insert("orders", &orders);
+    insert_pager(&mut ctx, paging, total, |n| format!("/orders?page={n}"));
     Ok(render("orders/list.html", &ctx)?)
 }
 

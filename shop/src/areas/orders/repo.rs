@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 
 use crate::{
     domain::{OrderId, OrderStatus, ProductId, UserId},
+    edge::input::Paging,
     infra::db::{self, DbError},
 };
 
@@ -54,11 +55,32 @@ pub struct Order {
     pub placed_by: Option<String>,
 }
 
-/// Orders, newest first (at most 200).
+/// A page of orders, newest first: the same shape as the catalog's pages.
 #[derive(Serialize, ToSchema)]
 pub struct OrderList {
     #[schema(max_items = 200)]
     pub items: Vec<Order>,
+    #[schema(minimum = 1, maximum = 10000)]
+    pub page: u64,
+    #[schema(minimum = 1, maximum = 200)]
+    pub per_page: u64,
+    /// Orders on all pages.
+    #[schema(minimum = 0)]
+    pub total: i64,
+}
+
+/// An API client that names no `per_page` gets 200 orders, as before pages existed.
+pub const API_PER_PAGE: u64 = 200;
+/// The most orders one page holds.
+pub const MAX_PER_PAGE: u64 = 200;
+
+/// A page of the HTML lists.
+pub const PAGE_PER_PAGE: u64 = 20;
+
+impl OrderList {
+    pub fn new((items, total): (Vec<Order>, i64), paging: Paging) -> Self {
+        OrderList { items, page: paging.page, per_page: paging.per_page, total }
+    }
 }
 
 const ORDER_COLUMNS: &str = "o.id, o.user_id, o.status, o.total_cents, o.currency, o.idempotency_key, \
@@ -152,36 +174,55 @@ pub(super) async fn find_by_key(
     find_where(c, "o.user_id = ? AND o.idempotency_key = ?", vec![user_id.into(), key.into()]).await
 }
 
+/// How many rows a `SELECT COUNT(*) AS n …` counted.
+async fn count(c: &(impl ConnectionTrait + 'static), sql: &str, vals: Vec<Value>) -> Result<i64, DbError> {
+    match db::one(c, sql, vals).await? {
+        Some(r) => db::get(&r, "n"),
+        None => Ok(0),
+    }
+}
+
+/// A page of the user's orders, newest first, and how many they have.
 pub async fn list_for_user(
     c: &(impl ConnectionTrait + 'static),
     user_id: UserId,
-) -> Result<Vec<Order>, DbError> {
+    paging: Paging,
+) -> Result<(Vec<Order>, i64), DbError> {
+    let total = count(c, "SELECT COUNT(*) AS n FROM orders WHERE user_id = ?", vec![user_id.into()]).await?;
     let rows = db::all(
         c,
-        &format!("SELECT {ORDER_COLUMNS} FROM orders o WHERE o.user_id = ? ORDER BY o.id DESC LIMIT 200"),
-        vec![user_id.into()],
+        &format!(
+            "SELECT {ORDER_COLUMNS} FROM orders o WHERE o.user_id = ? ORDER BY o.id DESC LIMIT ? OFFSET ?"
+        ),
+        vec![user_id.into(), paging.limit().into(), paging.skip().into()],
     )
     .await?;
     let orders = rows.iter().map(|r| order_from_row(r, false)).collect::<Result<Vec<_>, _>>()?;
-    with_items(c, orders).await
+    Ok((with_items(c, orders).await?, total))
 }
 
+/// A page of all customers' orders (of one status, if given), newest first, and how many.
 pub async fn list_all(
     c: &(impl ConnectionTrait + 'static),
     status: Option<OrderStatus>,
-) -> Result<Vec<Order>, DbError> {
+    paging: Paging,
+) -> Result<(Vec<Order>, i64), DbError> {
     let (cond, vals): (&str, Vec<Value>) = match status {
         Some(s) => ("WHERE o.status = ?", vec![s.as_str().into()]),
         None => ("", vec![]),
     };
+    let total = count(c, &format!("SELECT COUNT(*) AS n FROM orders o {cond}"), vals.clone()).await?;
+    let mut page_vals = vals;
+    page_vals.extend([paging.limit().into(), paging.skip().into()]);
     let rows = db::all(
         c,
         &format!(
-            "SELECT {ORDER_COLUMNS}, u.email FROM orders o JOIN users u ON u.id = o.user_id {cond} ORDER BY o.id DESC LIMIT 200"
+            "SELECT {ORDER_COLUMNS}, u.email FROM orders o JOIN users u ON u.id = o.user_id {cond} \
+             ORDER BY o.id DESC LIMIT ? OFFSET ?"
         ),
-        vals,
+        page_vals,
     )
     .await?;
     let orders = rows.iter().map(|r| order_from_row(r, true)).collect::<Result<Vec<_>, _>>()?;
-    with_items(c, orders).await
+    Ok((with_items(c, orders).await?, total))
 }
