@@ -2,13 +2,14 @@
 
 use std::{collections::HashMap, sync::Arc};
 
-use actix_web::{web, web::Bytes, HttpRequest, HttpResponse};
+use actix_web::{http::header, web, web::Bytes, HttpRequest, HttpResponse};
 use sea_orm::{ConnectionTrait, QueryResult, Value};
 use serde::Serialize;
 use utoipa::{IntoParams, ToSchema};
 
 pub use crate::domain::{Category, Listing, Product};
 use crate::{
+    areas::picture,
     domain::ProductId,
     edge::input::path_id,
     edge::session::Session,
@@ -440,6 +441,17 @@ async fn render_product(
     render_bytes("catalog/product.html", &ctx)
 }
 
+/// `GET /products/{id}/picture.svg`: the product's picture (see [`picture::svg`]; 404 for no such
+/// product), kept by browsers for a week: it changes only with the product's name.
+async fn page_picture(state: web::Data<AppState>, id: web::Path<String>) -> ApiResult<HttpResponse> {
+    let id = ProductId(path_id(&id, "product")?);
+    let p = cached(&state, id).await?.ok_or_else(|| AppError::NotFound("no such product".into()))?;
+    Ok(HttpResponse::Ok()
+        .content_type("image/svg+xml")
+        .insert_header((header::CACHE_CONTROL, "public, max-age=604800"))
+        .body(picture::svg(&p)))
+}
+
 pub fn configure_api(cfg: &mut web::ServiceConfig) {
     cfg.route("/products", web::get().to(api_list))
         .route("/products/{id}", web::get().to(api_get))
@@ -447,7 +459,9 @@ pub fn configure_api(cfg: &mut web::ServiceConfig) {
 }
 
 pub fn configure_pages(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", web::get().to(page_list)).route("/products/{id}", web::get().to(page_product));
+    cfg.route("/", web::get().to(page_list))
+        .route("/products/{id}", web::get().to(page_product))
+        .route("/products/{id}/picture.svg", web::get().to(page_picture));
 }
 
 #[cfg(test)]

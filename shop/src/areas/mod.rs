@@ -9,4 +9,5 @@ pub mod cart;
 pub mod catalog;
 pub mod ops;
 pub mod orders;
+pub mod picture;
 pub mod seed;

@@ -204,3 +204,60 @@ async fn caching_can_be_turned_off() {
     app.set_stock(p, 4).await;
     assert_eq!(s.get_json(&format!("/api/products/{p}")).await.1["stock"], 4);
 }
+
+/// Every product has a picture (SVG drawn from its category and name), shown on the grid and its
+/// page, and the grid adds to the cart without JavaScript.
+#[tokio::test]
+async fn products_have_pictures_and_the_grid_adds_to_the_cart() {
+    let app = spawn_app().await;
+    let s = app.shopper();
+    let p = app.product(3).await;
+    let r = s.get(&format!("/products/{p}/picture.svg")).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()[reqwest::header::CONTENT_TYPE], "image/svg+xml");
+    assert!(r.headers()[reqwest::header::CACHE_CONTROL].to_str().unwrap().contains("max-age="));
+    assert!(r.headers()[reqwest::header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap()
+        .starts_with("default-src 'none'"));
+    let body = r.text().await.unwrap();
+    assert!(body.starts_with("<svg") && body.ends_with("</svg>"), "{body}");
+    assert_eq!(
+        s.get(&format!("/products/{p}/picture.svg")).await.text().await.unwrap(),
+        body,
+        "the same picture every time"
+    );
+    for bad in ["/products/999999/picture.svg", "/products/abc/picture.svg", "/products/0/picture.svg"] {
+        assert_eq!(s.get(bad).await.status(), 404, "{bad}");
+    }
+    // the product page and the grid show it; the grid has an add button for what is in stock
+    let page = s.get(&format!("/products/{p}")).await.text().await.unwrap();
+    assert!(page.contains(&format!("/products/{p}/picture.svg")), "product page");
+    let (_, listing) = s.get_json("/api/products?per_page=100").await;
+    let sold_out = listing["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["stock"] == 0)
+        .map(|x| x["id"].as_i64().unwrap());
+    let grid = s.get("/?per_page=100").await.text().await.unwrap();
+    assert!(grid.contains("alt=\"") && grid.contains("/picture.svg\""), "the grid shows pictures");
+    assert!(grid.contains("action=\"/cart/add\""), "add buttons on the grid");
+    if let Some(id) = sold_out {
+        assert!(
+            !grid.contains(&format!("name=\"product_id\" value=\"{id}\"")),
+            "no add button for a sold-out product"
+        );
+    }
+    // a visitor without a session adds from the grid (same origin, no token on a cacheable page)
+    let r = s
+        .client
+        .post(s.url("/cart/add"))
+        .header("Origin", &app.base)
+        .form(&[("csrf_token", ""), ("product_id", &p.to_string()), ("quantity", "1")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(s.cart().await["items"][0]["product_id"], p);
+}
