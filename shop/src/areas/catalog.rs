@@ -37,11 +37,75 @@ fn product_from_row(r: &QueryResult) -> Result<Product, DbError> {
     }
 }
 
+/// The order of a catalog listing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sort {
+    /// By category, then name (the shelf order).
+    #[default]
+    Category,
+    Name,
+    /// Cheapest first.
+    Price,
+    /// Dearest first.
+    PriceDesc,
+}
+
+impl Sort {
+    pub const ALL: [Sort; 4] = [Sort::Category, Sort::Name, Sort::Price, Sort::PriceDesc];
+
+    fn parse(s: &str) -> Result<Sort, String> {
+        Sort::ALL
+            .into_iter()
+            .find(|x| x.as_str() == s)
+            .ok_or_else(|| "must be one of category, name, price, price_desc".to_string())
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sort::Category => "category",
+            Sort::Name => "name",
+            Sort::Price => "price",
+            Sort::PriceDesc => "price_desc",
+        }
+    }
+
+    /// The `ORDER BY` (a fixed text per variant: nothing from the request reaches the SQL).
+    fn order_by(self) -> &'static str {
+        match self {
+            Sort::Category => "category, name, id",
+            Sort::Name => "name, id",
+            Sort::Price => "price_cents, name, id",
+            Sort::PriceDesc => "price_cents DESC, name, id",
+        }
+    }
+}
+
+/// A price in euros as a visitor types it (`12`, `12.5`, `12.50`), in cents.
+fn parse_euros(s: &str) -> Result<i64, String> {
+    let bad = || "must be an amount in euros like 12 or 12.50".to_string();
+    let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
+    if whole.is_empty()
+        || whole.len() > 7
+        || frac.len() > 2
+        || !(whole.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()))
+    {
+        return Err(bad());
+    }
+    let whole: i64 = whole.parse().map_err(|_| bad())?;
+    let frac: i64 = if frac.is_empty() { 0 } else { format!("{frac:0<2}").parse().map_err(|_| bad())? };
+    Ok(whole * 100 + frac)
+}
+
 /// A validated catalog query.
 #[derive(Debug, Default, Serialize)]
 pub struct ListQuery {
     pub q: Option<String>,
     pub category: Option<String>,
+    pub sort: Sort,
+    /// Only products costing at least / at most this many cents.
+    pub price_min: Option<i64>,
+    pub price_max: Option<i64>,
     pub page: u64,
     pub per_page: u64,
 }
@@ -67,11 +131,23 @@ impl ListQuery {
         };
         let q = v.check("q", text("q", 100)).flatten();
         let category = v.check("category", text("category", 64)).flatten();
+        let sort = v
+            .check("sort", text("sort", 16).and_then(|s| s.as_deref().map(Sort::parse).transpose()))
+            .flatten()
+            .unwrap_or_default();
+        let price = |name: &str| text(name, 16).and_then(|s| s.as_deref().map(parse_euros).transpose());
+        let price_min = v.check("price_min", price("price_min")).flatten();
+        let price_max = v.check("price_max", price("price_max")).flatten();
+        if let (Some(lo), Some(hi)) = (price_min, price_max) {
+            if lo > hi {
+                v.check::<()>("price_max", Err("must not be below price_min".into()));
+            }
+        }
         let page = v.check("page", num("page", 1, 10_000)).unwrap_or(1);
         let per_page =
             v.check("per_page", num("per_page", default_per_page, 100)).unwrap_or(default_per_page);
         v.finish()?;
-        Ok(ListQuery { q, category, page, per_page })
+        Ok(ListQuery { q, category, sort, price_min, price_max, page, per_page })
     }
 }
 
@@ -104,6 +180,14 @@ pub async fn list(
         where_.push("category = ?".into());
         vals.push(cat.clone().into());
     }
+    if let Some(lo) = q.price_min {
+        where_.push("price_cents >= ?".into());
+        vals.push(lo.into());
+    }
+    if let Some(hi) = q.price_max {
+        where_.push("price_cents <= ?".into());
+        vals.push(hi.into());
+    }
     let w = where_.join(" AND ");
     let total = db::one(c, &format!("SELECT COUNT(*) AS n FROM products WHERE {w}"), vals.clone())
         .await?
@@ -115,7 +199,7 @@ pub async fn list(
     page_vals.push((((q.page - 1) * q.per_page) as i64).into());
     let rows = db::all(
         c,
-        &format!("SELECT {COLUMNS} FROM products WHERE {w} ORDER BY category, name, id LIMIT ? OFFSET ?"),
+        &format!("SELECT {COLUMNS} FROM products WHERE {w} ORDER BY {} LIMIT ? OFFSET ?", q.sort.order_by()),
         page_vals,
     )
     .await?;
@@ -239,6 +323,16 @@ pub struct ProductsQuery {
     /// Only this category (exact name, see `GET /api/categories`).
     #[param(max_length = 64)]
     pub category: Option<String>,
+    /// The order: `category` (then name; the default), `name`, `price` (cheapest first) or
+    /// `price_desc`.
+    #[param(pattern = "^(category|name|price|price_desc)$")]
+    pub sort: Option<String>,
+    /// Only products costing at least this much, in euros (`12`, `12.5`, `12.50`).
+    #[param(pattern = "^[0-9]{1,7}(\\.[0-9]{1,2})?$", example = "10")]
+    pub price_min: Option<String>,
+    /// Only products costing at most this much, in euros; not below `price_min`.
+    #[param(pattern = "^[0-9]{1,7}(\\.[0-9]{1,2})?$", example = "50")]
+    pub price_max: Option<String>,
     /// Page number, from 1.
     #[param(minimum = 1, maximum = 10000, default = 1)]
     pub page: Option<u64>,
@@ -275,9 +369,9 @@ pub struct CategoryList {
     tag = "catalog",
     params(ProductsQuery),
     responses(
-        (status = 200, description = "A page of products, in category, name, id order", body = ProductPage),
+        (status = 200, description = "A page of products, in the order `sort` asks (by default category, name, id)", body = ProductPage),
         (status = 400, description = "Malformed query string", body = ApiError),
-        (status = 422, description = "A parameter out of range; `fields` names each", body = ApiError),
+        (status = 422, description = "A parameter out of range, or `price_max` below `price_min`; `fields` names each", body = ApiError),
         (status = 503, description = "The database did not answer in time; retry", body = ApiError),
     )
 )]
@@ -395,6 +489,14 @@ async fn render_list(
     if let Some(c) = &q.category {
         base.push(("category", c.clone()));
     }
+    if q.sort != Sort::default() {
+        base.push(("sort", q.sort.as_str().to_string()));
+    }
+    for (name, cents) in [("price_min", q.price_min), ("price_max", q.price_max)] {
+        if let Some(c) = cents {
+            base.push((name, format!("{}.{:02}", c / 100, c % 100)));
+        }
+    }
     let link = |p: u64| {
         let mut v = base.clone();
         v.push(("page", p.to_string()));
@@ -403,6 +505,22 @@ async fn render_list(
     ctx.insert("prev_link", &(q.page > 1).then(|| link(q.page - 1)));
     ctx.insert("next_link", &(q.page < pages).then(|| link(q.page + 1)));
     ctx.insert("notice", &notice);
+    let sorts: Vec<(&str, &str)> = Sort::ALL
+        .iter()
+        .map(|s| {
+            let label = match s {
+                Sort::Category => "Category",
+                Sort::Name => "Name",
+                Sort::Price => "Price: low to high",
+                Sort::PriceDesc => "Price: high to low",
+            };
+            (s.as_str(), label)
+        })
+        .collect();
+    ctx.insert("sorts", &sorts);
+    let euros = |c: Option<i64>| c.map(|c| format!("{}.{:02}", c / 100, c % 100)).unwrap_or_default();
+    ctx.insert("price_min_text", &euros(q.price_min));
+    ctx.insert("price_max_text", &euros(q.price_max));
     render_bytes("catalog/list.html", &ctx)
 }
 

@@ -77,7 +77,18 @@ fn motif(category: &str, v: u64, ink: &str) -> String {
 
 /// The SVG of a product's picture.
 pub fn svg(p: &Product) -> String {
-    let hue = fnv(&p.category) % 360;
+    // the seed catalog's categories get hues far apart; any other, one from its name
+    let hue = match p.category.as_str() {
+        "Books" => 200,
+        "Clothing" => 170,
+        "Electronics" => 230,
+        "Garden" => 110,
+        "Home & Kitchen" => 265,
+        "Office Supplies" => 30,
+        "Sports & Outdoors" => 5,
+        "Toys & Games" => 320,
+        other => fnv(other) % 360,
+    };
     let v = fnv(&p.name);
     let shade = 88 + (v % 6); // background lightness, a little per product
     let bg = format!("hsl({hue} 45% {shade}%)");

@@ -261,3 +261,54 @@ async fn products_have_pictures_and_the_grid_adds_to_the_cart() {
     assert_eq!(r.status(), 303);
     assert_eq!(s.cart().await["items"][0]["product_id"], p);
 }
+
+/// The catalog sorts by name or price and filters by a price range, in the API and on the page,
+/// and the page's links keep both.
+#[tokio::test]
+async fn sorting_and_a_price_range() {
+    let app = spawn_app().await;
+    let s = app.shopper();
+    let prices = |v: &Value| {
+        v["items"].as_array().unwrap().iter().map(|p| p["price_cents"].as_i64().unwrap()).collect::<Vec<_>>()
+    };
+    let (st, cheap) = s.get_json("/api/products?sort=price&per_page=100").await;
+    assert_eq!(st, 200);
+    let p = prices(&cheap);
+    assert!(p.windows(2).all(|w| w[0] <= w[1]), "cheapest first: {p:?}");
+    let (_, dear) = s.get_json("/api/products?sort=price_desc&per_page=100").await;
+    let d = prices(&dear);
+    assert!(d.windows(2).all(|w| w[0] >= w[1]), "dearest first: {d:?}");
+    let (_, named) = s.get_json("/api/products?sort=name&per_page=100").await;
+    let names: Vec<String> =
+        named["items"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap().to_string()).collect();
+    // SQLite compares bytes, MariaDB by its collation (case and punctuation weigh differently):
+    // both agree on the order of the first letters
+    let firsts: Vec<String> =
+        names.iter().map(|n| n.chars().take(1).collect::<String>().to_lowercase()).collect();
+    assert!(firsts.windows(2).all(|w| w[0] <= w[1]), "by name: {names:?}");
+    // a range in euros: both ends included, the total counts only what is in it
+    let (_, all) = s.get_json("/api/products?per_page=1").await;
+    let (st, mid) = s.get_json("/api/products?price_min=10&price_max=25.5&per_page=100").await;
+    assert_eq!(st, 200);
+    assert!(prices(&mid).iter().all(|c| (1000..=2550).contains(c)), "{:?}", prices(&mid));
+    assert!(mid["total"].as_i64().unwrap() > 0 && mid["total"].as_i64() < all["total"].as_i64());
+    let (_, exact) = s.get_json(&format!("/api/products?price_min={0}&price_max={0}", "25.50")).await;
+    assert!(prices(&exact).iter().all(|c| *c == 2550));
+    for (bad, field) in [
+        ("sort=cheap", "sort"),
+        ("price_min=abc", "price_min"),
+        ("price_min=1.234", "price_min"),
+        ("price_min=-1", "price_min"),
+        ("price_max=1e3", "price_max"),
+        ("price_min=30&price_max=20", "price_max"),
+    ] {
+        let (st, e) = error_of(s.get(&format!("/api/products?{bad}")).await).await;
+        assert!(st == 422 && e["error"]["fields"][field].is_string(), "{bad}: {e}");
+    }
+    // the page: the form shows the choice, the pager keeps it
+    let html = s.get("/?sort=price_desc&price_min=5&per_page=10").await.text().await.unwrap();
+    assert!(html.contains(r#"<option value="price_desc" selected>"#), "the sort is selected");
+    assert!(html.contains(r#"name="price_min" value="5.00""#), "the range is shown");
+    assert!(html.contains("sort=price_desc&amp;price_min=5.00&amp;page=2"), "the pager keeps sort and range");
+    assert_eq!(s.get("/?price_min=x").await.status(), 422);
+}
