@@ -113,9 +113,12 @@ async fn page_orders(
     let (list, total) = orders::list_all(&state.db, status, paging).await?;
     let (mut ctx, _) = page(&state, &session, "Admin: orders").await?;
     ctx.insert("orders", &list);
-    insert_pager(&mut ctx, paging, total, |n| match status {
-        Some(s) => format!("/admin/orders?status={s}&page={n}"),
-        None => format!("/admin/orders?page={n}"),
+    insert_pager(&mut ctx, paging, total, |n| {
+        let page = paging.page_query(n, orders::PAGE_PER_PAGE);
+        match status {
+            Some(s) => format!("/admin/orders?status={s}&{page}"),
+            None => format!("/admin/orders?{page}"),
+        }
     });
     ctx.insert("status", &status);
     ctx.insert("statuses", &STATUSES);
@@ -141,7 +144,12 @@ async fn form_action(
     // the list the admin came from; else the one the order just left
     let from = to.comes_from().unwrap_or(OrderStatus::Placed);
     let back = parse_status(f.opt_str("status").ok().flatten().as_ref()).ok().flatten().unwrap_or(from);
-    Ok(see_other(&format!("/admin/orders?status={back}&notice={to}")))
+    // and the page of that list the admin was on (a bad value: the first page)
+    let page = f.int("page").ok().filter(|p| (2..=Paging::MAX_PAGE as i64).contains(p));
+    Ok(see_other(&match page {
+        Some(p) => format!("/admin/orders?status={back}&page={p}&notice={to}"),
+        None => format!("/admin/orders?status={back}&notice={to}"),
+    }))
 }
 
 pub fn configure_api(cfg: &mut web::ServiceConfig) {

@@ -20,6 +20,9 @@ use crate::{
     state::AppState,
 };
 
+/// Products on a catalog page when the visitor names no `per_page`.
+const PAGE_PER_PAGE: u64 = 24;
+
 const COLUMNS: &str = "id, sku, name, description, price_cents, currency, stock, category";
 
 fn product_from_row(r: &QueryResult) -> Result<Product, DbError> {
@@ -452,7 +455,7 @@ async fn page_list(
     req: HttpRequest,
 ) -> HtmlResult<HttpResponse> {
     let params = query_map(&req)?;
-    let q = ListQuery::parse(&params, 24)?;
+    let q = ListQuery::parse(&params, PAGE_PER_PAGE)?;
     let notice = params.get("notice").and_then(|n| crate::edge::web::notice(n));
     if session.has_cookie() {
         return Ok(html(render_list(&state, &session, &q, notice).await?));
@@ -497,6 +500,9 @@ async fn render_list(
             base.push((name, format!("{}.{:02}", c / 100, c % 100)));
         }
     }
+    if q.per_page != PAGE_PER_PAGE {
+        base.push(("per_page", q.per_page.to_string()));
+    }
     let link = |p: u64| {
         let mut v = base.clone();
         v.push(("page", p.to_string()));
@@ -518,6 +524,7 @@ async fn render_list(
         })
         .collect();
     ctx.insert("sorts", &sorts);
+    ctx.insert("page_per_page", &PAGE_PER_PAGE);
     let euros = |c: Option<i64>| c.map(|c| format!("{}.{:02}", c / 100, c % 100)).unwrap_or_default();
     ctx.insert("price_min_text", &euros(q.price_min));
     ctx.insert("price_max_text", &euros(q.price_max));
@@ -560,14 +567,30 @@ async fn render_product(
 }
 
 /// `GET /products/{id}/picture.svg`: the product's picture (see [`picture::svg`]; 404 for no such
-/// product), kept by browsers for a week: it changes only with the product's name.
-async fn page_picture(state: web::Data<AppState>, id: web::Path<String>) -> ApiResult<HttpResponse> {
+/// product). Browsers keep it a day, then ask again with its `ETag` (a renamed product's picture
+/// changes by the next day; an unchanged one costs a 304).
+async fn page_picture(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    req: HttpRequest,
+) -> ApiResult<HttpResponse> {
     let id = ProductId(path_id(&id, "product")?);
     let p = cached(&state, id).await?.ok_or_else(|| AppError::NotFound("no such product".into()))?;
+    let svg = picture::svg(&p);
+    let etag = picture::etag(&svg);
+    let cache = (header::CACHE_CONTROL, "public, max-age=86400");
+    let seen = req.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok());
+    if seen.is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*")) {
+        return Ok(HttpResponse::NotModified()
+            .insert_header(cache)
+            .insert_header((header::ETAG, etag))
+            .finish());
+    }
     Ok(HttpResponse::Ok()
         .content_type("image/svg+xml")
-        .insert_header((header::CACHE_CONTROL, "public, max-age=604800"))
-        .body(picture::svg(&p)))
+        .insert_header(cache)
+        .insert_header((header::ETAG, etag))
+        .body(svg))
 }
 
 pub fn configure_api(cfg: &mut web::ServiceConfig) {

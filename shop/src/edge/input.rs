@@ -189,6 +189,16 @@ impl Paging {
         ((self.page - 1) * self.per_page) as i64
     }
 
+    /// The query-string tail of page `n` with this page size: `page=n`, and `&per_page=…` when
+    /// it is not `default_per_page` (a pager keeps the size the visitor chose).
+    pub fn page_query(&self, n: u64, default_per_page: u64) -> String {
+        if self.per_page == default_per_page {
+            format!("page={n}")
+        } else {
+            format!("page={n}&per_page={}", self.per_page)
+        }
+    }
+
     /// How many pages `total` rows make (at least 1).
     pub fn pages(&self, total: i64) -> u64 {
         (total.max(0) as u64).div_ceil(self.per_page).max(1)

@@ -227,6 +227,16 @@ async fn products_have_pictures_and_the_grid_adds_to_the_cart() {
         body,
         "the same picture every time"
     );
+    // revalidation: the same ETag again is a 304 without a body
+    let url = s.url(&format!("/products/{p}/picture.svg"));
+    let etag = s.get(&format!("/products/{p}/picture.svg")).await.headers()[reqwest::header::ETAG]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let r = s.client.get(&url).header("If-None-Match", &etag).send().await.unwrap();
+    assert_eq!(r.status(), 304);
+    let r = s.client.get(&url).header("If-None-Match", "\"other\"").send().await.unwrap();
+    assert_eq!(r.status(), 200);
     for bad in ["/products/999999/picture.svg", "/products/abc/picture.svg", "/products/0/picture.svg"] {
         assert_eq!(s.get(bad).await.status(), 404, "{bad}");
     }
@@ -309,6 +319,10 @@ async fn sorting_and_a_price_range() {
     let html = s.get("/?sort=price_desc&price_min=5&per_page=10").await.text().await.unwrap();
     assert!(html.contains(r#"<option value="price_desc" selected>"#), "the sort is selected");
     assert!(html.contains(r#"name="price_min" value="5.00""#), "the range is shown");
-    assert!(html.contains("sort=price_desc&amp;price_min=5.00&amp;page=2"), "the pager keeps sort and range");
+    assert!(html.contains(r#"name="per_page" value="10""#), "the form keeps the page size");
+    assert!(
+        html.contains("sort=price_desc&amp;price_min=5.00&amp;per_page=10&amp;page=2"),
+        "the pager keeps sort, range and page size"
+    );
     assert_eq!(s.get("/?price_min=x").await.status(), 422);
 }

@@ -344,9 +344,24 @@ async fn the_order_history_pages_through_every_order() {
     assert!(html.contains(&format!("#{}", placed[4])), "the oldest order is on page 2");
     assert!(html.contains("orders?page=1\""), "a link back to page 1");
     assert_eq!(s.get("/orders?page=0").await.status(), 422);
+    // the admin confirms from page 2 of a list and comes back to page 2 of it
+    let token = admin.csrf("/admin/orders").await;
+    let r = admin
+        .post_form(
+            &format!("/admin/orders/{}/confirm", placed[4]),
+            &[("csrf_token", &token), ("status", "placed"), ("page", "2")],
+        )
+        .await;
+    assert_eq!(r.headers()[reqwest::header::LOCATION], "/admin/orders?status=placed&page=2&notice=confirmed");
+    // a page size the visitor chose is kept by the pager
+    let html = s.get("/orders?per_page=5&page=2").await.text().await.unwrap();
+    assert!(
+        html.contains("orders?page=3&amp;per_page=5\"") && html.contains("orders?page=1&amp;per_page=5\""),
+        "{html}"
+    );
     let html = admin.get("/admin/orders?status=placed").await.text().await.unwrap();
     assert!(
-        html.contains("22 orders · page 1 of 2") && html.contains("orders?status=placed&amp;page=2\""),
+        html.contains("21 orders · page 1 of 2") && html.contains("orders?status=placed&amp;page=2\""),
         "{html}"
     );
 }

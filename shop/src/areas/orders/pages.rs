@@ -72,7 +72,7 @@ pub(super) async fn page_orders(
     let (orders, total) = list_for_user(&state.db, user.id, paging).await?;
     let (mut ctx, _) = page(&state, &session, "Your orders").await?;
     ctx.insert("orders", &orders);
-    insert_pager(&mut ctx, paging, total, |n| format!("/orders?page={n}"));
+    insert_pager(&mut ctx, paging, total, |n| format!("/orders?{}", paging.page_query(n, PAGE_PER_PAGE)));
     Ok(render("orders/list.html", &ctx)?)
 }
 
