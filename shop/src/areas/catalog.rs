@@ -11,9 +11,9 @@ pub use crate::domain::{Category, Listing, Product};
 use crate::{
     areas::picture,
     domain::ProductId,
-    edge::input::path_id,
+    edge::input::{euros, path_id, Paging},
     edge::session::Session,
-    edge::web::{html, json_bytes, page, query_map, render_bytes, to_json_bytes},
+    edge::web::{html, insert_pager, json_bytes, page, query_map, render_bytes, to_json_bytes},
     error::{ApiError, ApiResult, AppError, HtmlResult},
     infra::cache::Weight,
     infra::db::{self, DbError},
@@ -123,15 +123,6 @@ impl ListQuery {
                 Some(s) => Ok(Some(s.to_string())),
             }
         };
-        let num = |name: &str, default: u64, max: u64| -> Result<u64, String> {
-            match m.get(name).map(|s| s.trim()) {
-                None | Some("") => Ok(default),
-                Some(s) => match s.parse::<u64>() {
-                    Ok(n) if (1..=max).contains(&n) => Ok(n),
-                    _ => Err(format!("must be a whole number from 1 to {max}")),
-                },
-            }
-        };
         let q = v.check("q", text("q", 100)).flatten();
         let category = v.check("category", text("category", 64)).flatten();
         let sort = v
@@ -146,9 +137,7 @@ impl ListQuery {
                 v.check::<()>("price_max", Err("must not be below price_min".into()));
             }
         }
-        let page = v.check("page", num("page", 1, 10_000)).unwrap_or(1);
-        let per_page =
-            v.check("per_page", num("per_page", default_per_page, 100)).unwrap_or(default_per_page);
+        let Paging { page, per_page } = Paging::read(m, default_per_page, 100, &mut v);
         v.finish()?;
         Ok(ListQuery { q, category, sort, price_min, price_max, page, per_page })
     }
@@ -478,12 +467,9 @@ async fn render_list(
         _ => "All products".into(),
     };
     let (mut ctx, _) = page(state, session, &title).await?;
-    let pages = ((l.total as u64).div_ceil(q.per_page)).max(1);
     ctx.insert("products", &l.items);
     ctx.insert("categories", &l.categories);
     ctx.insert("query", &q);
-    ctx.insert("total", &l.total);
-    ctx.insert("pages", &pages);
     // Links keep the current filters.
     let mut base = vec![];
     if let Some(t) = &q.q {
@@ -497,7 +483,7 @@ async fn render_list(
     }
     for (name, cents) in [("price_min", q.price_min), ("price_max", q.price_max)] {
         if let Some(c) = cents {
-            base.push((name, format!("{}.{:02}", c / 100, c % 100)));
+            base.push((name, euros(c)));
         }
     }
     if q.per_page != PAGE_PER_PAGE {
@@ -508,8 +494,7 @@ async fn render_list(
         v.push(("page", p.to_string()));
         format!("/?{}", serde_urlencoded::to_string(&v).unwrap_or_default())
     };
-    ctx.insert("prev_link", &(q.page > 1).then(|| link(q.page - 1)));
-    ctx.insert("next_link", &(q.page < pages).then(|| link(q.page + 1)));
+    insert_pager(&mut ctx, Paging { page: q.page, per_page: q.per_page }, l.total, link);
     ctx.insert("notice", &notice);
     let sorts: Vec<(&str, &str)> = Sort::ALL
         .iter()
@@ -525,9 +510,8 @@ async fn render_list(
         .collect();
     ctx.insert("sorts", &sorts);
     ctx.insert("page_per_page", &PAGE_PER_PAGE);
-    let euros = |c: Option<i64>| c.map(|c| format!("{}.{:02}", c / 100, c % 100)).unwrap_or_default();
-    ctx.insert("price_min_text", &euros(q.price_min));
-    ctx.insert("price_max_text", &euros(q.price_max));
+    ctx.insert("price_min_text", &q.price_min.map(euros).unwrap_or_default());
+    ctx.insert("price_max_text", &q.price_max.map(euros).unwrap_or_default());
     render_bytes("catalog/list.html", &ctx)
 }
 

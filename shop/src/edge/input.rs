@@ -157,12 +157,26 @@ pub struct Paging {
 impl Paging {
     pub const MAX_PAGE: u64 = 10_000;
 
+    /// The paging of a query string on its own: 422 naming `page` and/or `per_page` when bad.
     pub fn parse(
         m: &HashMap<String, String>,
         default_per_page: u64,
         max_per_page: u64,
     ) -> Result<Self, AppError> {
         let mut v = Validator::default();
+        let paging = Self::read(m, default_per_page, max_per_page, &mut v);
+        v.finish()?;
+        Ok(paging)
+    }
+
+    /// The paging of a query string whose other parameters `v` checks too (one 422 names every
+    /// bad one); a bad value reads as its default.
+    pub fn read(
+        m: &HashMap<String, String>,
+        default_per_page: u64,
+        max_per_page: u64,
+        v: &mut Validator,
+    ) -> Self {
         let num = |name: &str, default: u64, max: u64| -> Result<u64, String> {
             match m.get(name).map(|s| s.trim()) {
                 None | Some("") => Ok(default),
@@ -175,8 +189,7 @@ impl Paging {
         let page = v.check("page", num("page", 1, Self::MAX_PAGE)).unwrap_or(1);
         let per_page =
             v.check("per_page", num("per_page", default_per_page, max_per_page)).unwrap_or(default_per_page);
-        v.finish()?;
-        Ok(Paging { page, per_page })
+        Paging { page, per_page }
     }
 
     /// `LIMIT`, as SQL binds it (SQLite has no unsigned 64-bit integers).
@@ -203,6 +216,11 @@ impl Paging {
     pub fn pages(&self, total: i64) -> u64 {
         (total.max(0) as u64).div_ceil(self.per_page).max(1)
     }
+}
+
+/// A price in cents as euros with two decimals (`1250` → `12.50`), as a visitor types it.
+pub fn euros(cents: i64) -> String {
+    format!("{}.{:02}", cents / 100, cents % 100)
 }
 
 /// A positive database id from a field or path segment.
