@@ -15,7 +15,7 @@
 
 use std::{future::Future, pin::Pin};
 
-use actix_web::{dev::Payload, web, FromRequest, HttpMessage as _, HttpRequest};
+use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
 
 use crate::{
     edge::{
@@ -28,13 +28,9 @@ use crate::{
 
 type Boxed<T, E> = Pin<Box<dyn Future<Output = Result<T, E>>>>;
 
-/// The request's session and the shop's state, both installed by `startup`.
+/// The request's session (as the `Session` extractor finds it) and the shop's state.
 fn session_and_state(req: &HttpRequest) -> Result<(Session, web::Data<AppState>), AppError> {
-    let session = req
-        .extensions()
-        .get::<Session>()
-        .cloned()
-        .ok_or_else(|| AppError::Unexpected(anyhow::anyhow!("session middleware is not installed")))?;
+    let session = Session::extract(req).into_inner()?;
     let state = req
         .app_data::<web::Data<AppState>>()
         .cloned()
