@@ -59,6 +59,7 @@ pub const SESSION_SCHEME: &str = "session";
         accounts::api::api_login,
         accounts::api::api_logout,
         accounts::api::api_me,
+        accounts::api::api_change_password,
         cart::api_get,
         cart::api_add,
         cart::api_set,

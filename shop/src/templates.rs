@@ -19,6 +19,7 @@ const TEMPLATE_FILES: &[(&str, &str)] = &[
     ("catalog/product.html", include_str!("../templates/catalog/product.html")),
     ("accounts/login.html", include_str!("../templates/accounts/login.html")),
     ("accounts/register.html", include_str!("../templates/accounts/register.html")),
+    ("accounts/account.html", include_str!("../templates/accounts/account.html")),
     ("cart/cart.html", include_str!("../templates/cart/cart.html")),
     ("orders/checkout.html", include_str!("../templates/orders/checkout.html")),
     ("orders/list.html", include_str!("../templates/orders/list.html")),

@@ -160,7 +160,7 @@ pub async fn list(
     c: &(impl ConnectionTrait + 'static),
     q: &ListQuery,
 ) -> Result<(Vec<Product>, i64), DbError> {
-    let mut where_ = vec!["1=1".to_string()];
+    let mut where_ = vec!["hidden = 0".to_string()];
     let mut vals: Vec<Value> = vec![];
     if let Some(text) = &q.q {
         where_.push("(name LIKE ? ESCAPE '!' OR description LIKE ? ESCAPE '!')".into());
@@ -199,14 +199,15 @@ pub async fn list(
     Ok((items, total))
 }
 
+/// A product on sale (a hidden one is, for shoppers, as if it did not exist).
 pub async fn get(c: &(impl ConnectionTrait + 'static), id: ProductId) -> Result<Option<Product>, DbError> {
-    db::one(c, &format!("SELECT {COLUMNS} FROM products WHERE id = ?"), vec![id.into()])
+    db::one(c, &format!("SELECT {COLUMNS} FROM products WHERE id = ? AND hidden = 0"), vec![id.into()])
         .await?
         .map(|r| product_from_row(&r))
         .transpose()
 }
 
-/// Several products by id, in one query.
+/// Several products on sale by id, in one query.
 pub async fn get_many(
     c: &(impl ConnectionTrait + 'static),
     ids: &[ProductId],
@@ -217,7 +218,7 @@ pub async fn get_many(
     let marks = vec!["?"; ids.len()].join(",");
     let rows = db::all(
         c,
-        &format!("SELECT {COLUMNS} FROM products WHERE id IN ({marks})"),
+        &format!("SELECT {COLUMNS} FROM products WHERE id IN ({marks}) AND hidden = 0"),
         ids.iter().map(|i| (*i).into()).collect(),
     )
     .await?;
@@ -227,7 +228,7 @@ pub async fn get_many(
 pub async fn categories(c: &(impl ConnectionTrait + 'static)) -> Result<Vec<Category>, DbError> {
     let rows = db::all(
         c,
-        "SELECT category, COUNT(*) AS n FROM products GROUP BY category ORDER BY category",
+        "SELECT category, COUNT(*) AS n FROM products WHERE hidden = 0 GROUP BY category ORDER BY category",
         vec![],
     )
     .await?;

@@ -10,7 +10,10 @@ use std::collections::HashMap;
 use actix_web::{dev::Payload, http::header, web, HttpRequest};
 use futures_util::StreamExt;
 
-use crate::error::AppError;
+use crate::{
+    domain::{ShippingAddress, ADDRESS_PARTS},
+    error::AppError,
+};
 
 /// Largest accepted request body.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -97,6 +100,30 @@ impl Fields {
         self.opt_str(name)?.ok_or_else(|| "is required".to_string())
     }
 
+    /// A nested JSON object (`Ok(None)` when absent or null). A form has no nested fields.
+    pub fn opt_object(&self, name: &str) -> Result<Option<Fields>, String> {
+        match self {
+            Fields::Form(_) => Ok(None),
+            Fields::Json(m) => match m.get(name) {
+                None | Some(serde_json::Value::Null) => Ok(None),
+                Some(serde_json::Value::Object(o)) => Ok(Some(Fields::Json(o.clone()))),
+                Some(_) => Err("must be an object".into()),
+            },
+        }
+    }
+
+    /// An optional flag: a checked checkbox in a form (any value but empty), a JSON boolean.
+    pub fn flag(&self, name: &str) -> Result<Option<bool>, String> {
+        match self {
+            Fields::Form(m) => Ok(Some(m.get(name).is_some_and(|v| !v.is_empty()))),
+            Fields::Json(m) => match m.get(name) {
+                None | Some(serde_json::Value::Null) => Ok(None),
+                Some(serde_json::Value::Bool(b)) => Ok(Some(*b)),
+                Some(_) => Err("must be true or false".into()),
+            },
+        }
+    }
+
     /// A required integer field (a JSON number, or digits in a form).
     pub fn int(&self, name: &str) -> Result<i64, String> {
         match self {
@@ -144,6 +171,23 @@ impl Validator {
             Err(AppError::Validation(self.errors))
         }
     }
+}
+
+/// A shipping address from `f`: each part read from the field `key(part)` and a bad one
+/// reported to `v` as `error(part)` (a form's `ship_city`, the API's `shipping_address.city`).
+pub fn address(
+    f: &Fields,
+    key: impl Fn(&str) -> String,
+    error: impl Fn(&str) -> String,
+    v: &mut Validator,
+) -> Option<ShippingAddress> {
+    let parts: Vec<String> = ADDRESS_PARTS
+        .iter()
+        .filter_map(|part| {
+            v.check(&error(part), f.str(&key(part)).and_then(|raw| ShippingAddress::check_part(part, &raw)))
+        })
+        .collect();
+    parts.try_into().ok().map(ShippingAddress::from_parts)
 }
 
 /// Which page of a list: `page` (from 1) and `per_page`, from a query string (422 `fields`

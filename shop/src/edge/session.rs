@@ -230,6 +230,8 @@ impl Session {
         let fields =
             [("uid", user.id.to_string()), ("name", user.name.clone()), ("role", user.role.as_str().into())];
         store.session_put(&new, &fields, ttl).await?;
+        // the account's list of sessions, for a password change that ends the others
+        store.account_session_add(&user.id, &new, ttl).await?;
         let (old, had) = {
             let s = self.state.borrow();
             (s.id.clone(), s.from_cookie)
@@ -249,11 +251,36 @@ impl Session {
             (s.id.clone(), s.from_cookie)
         };
         if had {
+            let user = self.user(store).await?;
             store.session_delete(&old).await?;
+            if let Some(u) = user {
+                // best effort: a stale id in the list only costs a delete that finds nothing
+                if let Err(e) = store.account_session_remove(&u.id, &old).await {
+                    tracing::warn!(error = %e, "logged out, but the session stays in the account's list");
+                }
+            }
         }
         let mut s = self.state.borrow_mut();
         *s = State { id: new_id(), from_cookie: true, set_cookie: true, user: Some(None) };
         Ok(())
+    }
+}
+
+impl Session {
+    /// End every other session of the logged-in account (other browsers, other devices); this
+    /// one stays. Answers how many were ended.
+    pub async fn end_other_sessions(&self, store: &Store) -> Result<usize, AppError> {
+        let user = self.require_user(store).await?;
+        let current = self.state.borrow().id.clone();
+        let mut ended = 0;
+        for id in store.account_sessions(&user.id).await? {
+            if id != current {
+                store.session_delete(&id).await?;
+                store.account_session_remove(&user.id, &id).await?;
+                ended += 1;
+            }
+        }
+        Ok(ended)
     }
 }
 

@@ -244,6 +244,12 @@ pub fn notice(code: &str) -> Option<&'static str> {
         "cancelled" => "Your order is cancelled and its items are back in stock.",
         "confirmed" => "Order confirmed.",
         "shipped" => "Order marked as shipped.",
+        "password_changed" => {
+            "Your password has been changed. Every other session of your account has been signed out."
+        }
+        "product_created" => "Product created.",
+        "product_saved" => "Product saved.",
+        "restocked" => "Stock changed.",
         _ => return None,
     })
 }

@@ -546,6 +546,50 @@ const MIGRATIONS: &[Migration] = &[
         mysql: &["ALTER TABLE orders ADD COLUMN IF NOT EXISTS placed_by VARCHAR(128) NULL"],
         sqlite: &["ALTER TABLE orders ADD COLUMN placed_by TEXT"],
     },
+    Migration {
+        version: 3,
+        name: "shipping addresses, hidden products, the stock's history",
+        // the address columns are nullable: orders placed before, and API checkouts without an
+        // address, have none; `stock_changes` is append-only (who changed a stock, when, by how much)
+        mysql: &[
+            "ALTER TABLE orders ADD COLUMN IF NOT EXISTS ship_name VARCHAR(100) NULL,
+            ADD COLUMN IF NOT EXISTS ship_street VARCHAR(200) NULL,
+            ADD COLUMN IF NOT EXISTS ship_postcode VARCHAR(16) NULL,
+            ADD COLUMN IF NOT EXISTS ship_city VARCHAR(100) NULL,
+            ADD COLUMN IF NOT EXISTS ship_country VARCHAR(56) NULL",
+            "ALTER TABLE products ADD COLUMN IF NOT EXISTS hidden BOOLEAN NOT NULL DEFAULT FALSE",
+            "CREATE TABLE IF NOT EXISTS stock_changes (
+            id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+            product_id BIGINT NOT NULL,
+            delta BIGINT NOT NULL,
+            stock_after BIGINT NOT NULL,
+            reason VARCHAR(16) NOT NULL,
+            note VARCHAR(200) NOT NULL DEFAULT '',
+            user_id BIGINT NULL,
+            created_at BIGINT NOT NULL,
+            KEY ix_stock_changes_product (product_id, id)
+        ) $TABLE",
+        ],
+        sqlite: &[
+            "ALTER TABLE orders ADD COLUMN ship_name TEXT",
+            "ALTER TABLE orders ADD COLUMN ship_street TEXT",
+            "ALTER TABLE orders ADD COLUMN ship_postcode TEXT",
+            "ALTER TABLE orders ADD COLUMN ship_city TEXT",
+            "ALTER TABLE orders ADD COLUMN ship_country TEXT",
+            "ALTER TABLE products ADD COLUMN hidden INTEGER NOT NULL DEFAULT 0",
+            "CREATE TABLE IF NOT EXISTS stock_changes (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            product_id INTEGER NOT NULL,
+            delta INTEGER NOT NULL,
+            stock_after INTEGER NOT NULL,
+            reason TEXT NOT NULL,
+            note TEXT NOT NULL DEFAULT '',
+            user_id INTEGER,
+            created_at INTEGER NOT NULL
+        )",
+            "CREATE INDEX IF NOT EXISTS ix_stock_changes_product ON stock_changes (product_id, id)",
+        ],
+    },
 ];
 
 /// The newest schema version this build knows.

@@ -154,6 +154,8 @@ const PUT_SCRIPT: &str = include_str!("lua/hash_put.lua");
 
 const SET_LINE_SCRIPT: &str = include_str!("lua/cart_set.lua");
 
+const SET_ADD_SCRIPT: &str = include_str!("lua/set_add.lua");
+
 const INCR_SCRIPT: &str = include_str!("lua/count_event.lua");
 
 const UNCOUNT_SCRIPT: &str = include_str!("lua/count_undo.lua");
@@ -426,6 +428,59 @@ impl Store {
 
     pub async fn session_delete(&self, id: &str) -> StoreResult<()> {
         self.del(&self.key("sess", id)).await
+    }
+
+    // --- an account's sessions -----------------------------------------------------------
+    //
+    // The ids of the sessions an account logged in to, so that a password change can end the
+    // others. Kept beside the sessions (which stay one key each, read once per request): only
+    // logging in, logging out and changing the password touch it. An id whose session expired
+    // stays in the set until the set expires or the next password change; deleting it is harmless.
+
+    /// Remember that session `id` belongs to the account `user`, for at least `ttl`.
+    pub async fn account_session_add(&self, user: &impl Display, id: &str, ttl: Duration) -> StoreResult<()> {
+        let key = self.key("acct-sess", &user.to_string());
+        match &self.backend {
+            Backend::Memory(m) => {
+                Self::mem(m, |map| {
+                    let e = map
+                        .entry(key)
+                        .or_insert_with(|| Entry { fields: HashMap::new(), expires: Instant::now() });
+                    e.fields.insert(id.to_string(), String::new());
+                    e.expires = e.expires.max(Instant::now() + ttl);
+                });
+                Ok(())
+            }
+            _ => {
+                let args = [ttl.as_millis().to_string(), id.to_string()];
+                self.write::<i64>(&key, Self::eval(SET_ADD_SCRIPT, std::slice::from_ref(&key), &args))
+                    .await
+                    .map(|_| ())
+            }
+        }
+    }
+
+    /// The ids of the sessions the account `user` logged in to (some may have expired).
+    pub async fn account_sessions(&self, user: &impl Display) -> StoreResult<Vec<String>> {
+        let key = self.key("acct-sess", &user.to_string());
+        match &self.backend {
+            Backend::Memory(m) => Ok(Self::mem(m, |map| {
+                map.get(&key).map(|e| e.fields.keys().cloned().collect()).unwrap_or_default()
+            })),
+            _ => self.cmd(redis::cmd("SMEMBERS").arg(&key).clone()).await,
+        }
+    }
+
+    /// Forget session `id` of the account `user` (it logged out or was ended).
+    pub async fn account_session_remove(&self, user: &impl Display, id: &str) -> StoreResult<()> {
+        let key = self.key("acct-sess", &user.to_string());
+        match &self.backend {
+            Backend::Memory(m) => {
+                Self::mem(m, |map| map.get_mut(&key).map(|e| e.fields.remove(id)));
+                Ok(())
+            }
+            _ => self.write::<i64>(&key, redis::cmd("SREM").arg(&key).arg(id).clone()).await.map(|_| ()),
+        }
     }
 
     // --- carts ----------------------------------------------------------------------------

@@ -124,3 +124,96 @@ async fn repeated_failures_are_throttled_across_instances() {
     s.register("fast@example.org", PASSWORD, "Fast").await;
     assert_eq!(s.login("fast@example.org", PASSWORD).await.status(), 200);
 }
+
+#[tokio::test]
+async fn changing_the_password_signs_out_every_other_session() {
+    let app = spawn_app().await;
+    let (laptop, phone, stranger) = (app.shopper(), app.shopper(), app.shopper());
+    let email = "ken@example.org";
+    assert_eq!(laptop.register(email, PASSWORD, "Ken").await.status(), 201);
+    for s in [&laptop, &phone] {
+        assert_eq!(s.login(email, PASSWORD).await.status(), 200);
+    }
+    let before = session_cookie(&laptop.login(email, PASSWORD).await).unwrap();
+    // bad input first: each field named, nothing changed
+    let (st, e) =
+        error_of(laptop.post_json("/api/me/password", &json!({"new_password": "short"})).await).await;
+    assert_eq!(st, 422, "{e}");
+    assert!(
+        e["error"]["fields"]["current_password"].is_string()
+            && e["error"]["fields"]["new_password"].is_string()
+    );
+    let wrong = json!({"current_password": "not my password", "new_password": "a brand new secret"});
+    let (st, e) = error_of(laptop.post_json("/api/me/password", &wrong).await).await;
+    assert_eq!(
+        (st.as_u16(), e["error"]["fields"]["current_password"].as_str()),
+        (422, Some("is not your current password"))
+    );
+    let (st, _) = error_of(stranger.post_json("/api/me/password", &wrong).await).await;
+    assert_eq!(st, 401);
+    assert_eq!(phone.get_json("/api/me").await.0, 200, "a failed change ends nothing");
+
+    let change = json!({"current_password": PASSWORD, "new_password": "a brand new secret"});
+    let r = laptop.post_json("/api/me/password", &change).await;
+    assert_eq!(r.status(), 200);
+    let after = session_cookie(&r).expect("a new session id");
+    assert_ne!(after, before, "the session is rotated");
+    assert_eq!(laptop.get_json("/api/me").await.0, 200, "this browser stays logged in");
+    assert_eq!(phone.get_json("/api/me").await.0, 401, "the other session is signed out");
+    assert_eq!(stranger.login(email, PASSWORD).await.status(), 401, "the old password is gone");
+    assert_eq!(stranger.login(email, "a brand new secret").await.status(), 200);
+    // logging out takes the session off the account's list: the next change ends only the others
+    assert_eq!(stranger.post_json("/api/logout", &json!({})).await.status(), 200);
+    let back = json!({"current_password": "a brand new secret", "new_password": PASSWORD});
+    assert_eq!(laptop.post_json("/api/me/password", &back).await.status(), 200);
+    assert_eq!(laptop.get_json("/api/me").await.0, 200);
+}
+
+#[tokio::test]
+async fn the_account_page_shows_the_profile_orders_and_changes_the_password() {
+    let app = spawn_app().await;
+    let s = app.customer().await;
+    let other = app.shopper();
+    assert_eq!(app.shopper().get("/account").await.headers()["location"], "/login?next=%2Faccount");
+    let p = app.product(5).await;
+    s.add(p, 1).await;
+    assert_eq!(s.checkout(&key()).await.status(), 201);
+    let (_, me) = s.get_json("/api/me").await;
+    let email = me["email"].as_str().unwrap().to_string();
+    assert_eq!(other.login(&email, PASSWORD).await.status(), 200);
+    let page = s.get("/account").await.text().await.unwrap();
+    assert!(page.contains("Ada Lovelace") && page.contains(&email), "{page}");
+    assert!(page.contains(r#"<p id="order-count">1 order</p>"#), "{page}");
+    let token = csrf_in(&page);
+    // the wrong current password: the page again, with the error, and no change
+    let r = s
+        .post_form(
+            "/account/password",
+            &[
+                ("csrf_token", &token),
+                ("current_password", "nope nope nope"),
+                ("new_password", "another secret 1"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.unwrap().contains("Current password is not your current password"));
+    let r = s
+        .post_form(
+            "/account/password",
+            &[("csrf_token", &token), ("current_password", PASSWORD), ("new_password", "another secret 1")],
+        )
+        .await;
+    assert_eq!(
+        (r.status().as_u16(), r.headers()["location"].to_str().unwrap()),
+        (303, "/account?notice=password_changed")
+    );
+    let page = s.get("/account?notice=password_changed").await.text().await.unwrap();
+    assert!(page.contains("Your password has been changed"));
+    assert_eq!(other.get_json("/api/me").await.0, 401);
+    // without the form's token, nothing happens
+    let r = s
+        .post_form("/account/password", &[("current_password", "another secret 1"), ("new_password", "x")])
+        .await;
+    assert_eq!(r.status(), 403);
+}

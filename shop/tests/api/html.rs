@@ -60,14 +60,36 @@ async fn a_shopper_buys_through_the_html_pages_and_the_admin_confirms() {
     assert!(page.contains("€75.00"));
     let k = hidden_in(&page, "idempotency_key");
     let token = csrf_in(&page);
-    let r1 = s.post_form("/checkout", &[("csrf_token", &token), ("idempotency_key", &k)]).await;
-    let r2 = s.post_form("/checkout", &[("csrf_token", &token), ("idempotency_key", &k)]).await;
+    // the address form starts with the account's name; without the rest it is the form again
+    assert!(page.contains(r#"name="ship_name" value="Form Shopper""#));
+    let r = s.post_form("/checkout", &[("csrf_token", &token), ("idempotency_key", &k)]).await;
+    assert_eq!(r.status(), 422);
+    let again = r.text().await.unwrap();
+    assert!(again.contains("Street is required") && again.contains("€75.00"), "{again}");
+    assert_eq!(app.stock(p).await, 5, "no order without an address");
+    let form = [
+        ("csrf_token", token.as_str()),
+        ("idempotency_key", k.as_str()),
+        ("ship_name", "Ada Lovelace"),
+        ("ship_street", "12 St James's Square"),
+        ("ship_postcode", "SW1Y 4JH"),
+        ("ship_city", "London"),
+        ("ship_country", "United Kingdom"),
+    ];
+    let r1 = s.post_form("/checkout", &form).await;
+    let r2 = s.post_form("/checkout", &form).await;
     assert_eq!((r1.status().as_u16(), r2.status().as_u16()), (303, 303));
     let loc = r1.headers().get("location").unwrap().to_str().unwrap().to_string();
     assert_eq!(loc, r2.headers().get("location").unwrap().to_str().unwrap());
     assert_eq!(app.stock(p).await, 2);
     let detail = s.get(&loc).await.text().await.unwrap();
     assert!(detail.contains("Your order is placed") && detail.contains("€75.00"));
+    assert!(
+        detail.contains(
+            r#"<address class="ship">Ada Lovelace<br>12 St James&#x27;s Square<br>SW1Y 4JH London"#
+        ),
+        "{detail}"
+    );
     let orders = s.get("/orders").await.text().await.unwrap();
     assert!(orders.contains("placed"));
     // Empty cart now: the checkout page says so.

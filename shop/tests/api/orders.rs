@@ -365,3 +365,52 @@ async fn the_order_history_pages_through_every_order() {
         "{html}"
     );
 }
+
+#[tokio::test]
+async fn an_order_keeps_the_shipping_address_it_was_placed_with() {
+    let app = spawn_app().await;
+    let s = app.customer().await;
+    let p = app.product(5).await;
+    s.add(p, 2).await;
+    let checkout = |body: serde_json::Value, k: String| {
+        let s = &s;
+        async move {
+            s.client.post(s.url("/api/orders")).header("Idempotency-Key", k).json(&body).send().await.unwrap()
+        }
+    };
+    // every bad part named, nothing placed
+    let bad = json!({"shipping_address": {"name": "", "street": "x".repeat(201), "postcode": "<b>", "city": "Berlin"}});
+    let (st, e) = error_of(checkout(bad, key()).await).await;
+    assert_eq!(st, 422, "{e}");
+    for part in ["name", "street", "postcode", "country"] {
+        assert!(e["error"]["fields"][format!("shipping_address.{part}")].is_string(), "{part}: {e}");
+    }
+    assert!(e["error"]["fields"].get("shipping_address.city").is_none(), "{e}");
+    let (st, e) = error_of(checkout(json!({"shipping_address": "Berlin"}), key()).await).await;
+    assert_eq!(
+        (st.as_u16(), e["error"]["fields"]["shipping_address"].as_str()),
+        (422, Some("must be an object"))
+    );
+    assert_eq!(app.stock(p).await, 5);
+    let address = json!({"name": " Ada Lovelace ", "street": "Unter den Linden 1", "postcode": "10117", "city": "Berlin", "country": "Germany"});
+    let k = key();
+    let r = checkout(json!({"shipping_address": address}), k.clone()).await;
+    assert_eq!(r.status(), 201);
+    let order: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(order["shipping_address"]["name"], "Ada Lovelace", "trimmed");
+    assert_eq!(order["shipping_address"]["city"], "Berlin");
+    let (_, read) = s.get_json(&format!("/api/orders/{}", order["id"])).await;
+    assert_eq!(read["shipping_address"], order["shipping_address"]);
+    // a replay answers the first order, with its address
+    let (_, replay) = (0, checkout(json!({}), k).await.json::<serde_json::Value>().await.unwrap());
+    assert_eq!(replay["shipping_address"], order["shipping_address"]);
+    // the admin sees where it goes
+    let admin = app.admin().await;
+    let page = admin.get("/admin/orders").await.text().await.unwrap();
+    assert!(page.contains("Unter den Linden 1, 10117 Berlin, Germany"), "{page}");
+    // an API checkout without an address still works (the API does not require one)
+    s.add(p, 1).await;
+    let r = s.checkout(&key()).await;
+    assert_eq!(r.status(), 201);
+    assert!(r.json::<serde_json::Value>().await.unwrap().get("shipping_address").is_none());
+}

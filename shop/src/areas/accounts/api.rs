@@ -16,7 +16,7 @@ use crate::{
 
 use super::{
     repo::{find_by_id, Account},
-    rules::{login, parse_registration, register},
+    rules::{change_password, login, parse_password_change, parse_registration, register},
 };
 
 // The bodies below document what the handlers parse by hand (`parse_registration`, `api_login`,
@@ -45,6 +45,17 @@ pub struct LoginRequest {
     /// 1 to 1024 bytes of UTF-8.
     #[schema(min_length = 1, max_length = 1024, example = "correct horse battery")]
     pub password: String,
+}
+
+/// A password change.
+#[derive(ToSchema)]
+pub struct PasswordChangeRequest {
+    /// The password the account has now: 1 to 1024 bytes of UTF-8.
+    #[schema(min_length = 1, max_length = 1024, example = "correct horse battery")]
+    pub current_password: String,
+    /// 10 to 128 characters.
+    #[schema(min_length = 10, max_length = 128, example = "correct horse battery staple")]
+    pub new_password: String,
 }
 
 /// The answer to a logout.
@@ -166,4 +177,36 @@ pub async fn api_me(state: web::Data<AppState>, User(u): User) -> ApiResult<Http
         .await?
         .ok_or_else(|| AppError::Unauthorized("the account no longer exists".into()))?;
     Ok(HttpResponse::Ok().json(account))
+}
+
+/// Change the password: the current one is checked (throttled like a login), this client gets a
+/// new session, and every other session of the account is signed out.
+#[utoipa::path(
+    post,
+    path = "/api/me/password",
+    operation_id = "changePassword",
+    tag = "accounts",
+    request_body = PasswordChangeRequest,
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "Changed; the account", body = Account,
+            headers(("Set-Cookie" = String, description = "The new session cookie, `distshop_session`"))),
+        (status = 400, description = "The body is not a JSON object", body = ApiError),
+        (status = 401, description = "Not logged in", body = ApiError),
+        (status = 413, description = "The body is larger than 64 KiB", body = ApiError),
+        (status = 422, description = "Invalid fields, or `current_password` is not the current password; `fields` names each", body = ApiError),
+        (status = 429, description = "Too many wrong passwords for this account, or too many password checks at once; `Retry-After` says when to retry", body = ApiError),
+        (status = 503, description = "A backend did not answer in time, or too many password hashes at once; retry", body = ApiError),
+    )
+)]
+pub async fn api_change_password(
+    state: web::Data<AppState>,
+    session: Session,
+    req: HttpRequest,
+    JsonFields(f): JsonFields,
+) -> ApiResult<HttpResponse> {
+    // after the body: 401 before the fields' 422 (see edge::extract)
+    let user = session.require_user(&state.store).await?;
+    let done = change_password(&state, &session, &req, &user, parse_password_change(&f)?).await?;
+    Ok(HttpResponse::Ok().cookie(done.device_cookie).json(done.account))
 }

@@ -1,4 +1,4 @@
-//! Accounts: register, log in, log out, who am I — with argon2id hashes, session rotation,
+//! Accounts: register, log in, log out, who am I, the account page and password changes — with argon2id hashes, session rotation,
 //! anonymous-cart merge at login and login throttling counted in the session store (so the limit
 //! holds across replicas).
 //!
@@ -20,7 +20,8 @@ pub fn configure_api(cfg: &mut web::ServiceConfig) {
     cfg.route("/register", web::post().to(api::api_register))
         .route("/login", web::post().to(api::api_login))
         .route("/logout", web::post().to(api::api_logout))
-        .route("/me", web::get().to(api::api_me));
+        .route("/me", web::get().to(api::api_me))
+        .route("/me/password", web::post().to(api::api_change_password));
 }
 
 pub fn configure_pages(cfg: &mut web::ServiceConfig) {
@@ -28,5 +29,7 @@ pub fn configure_pages(cfg: &mut web::ServiceConfig) {
         .route("/login", web::post().to(pages::form_login))
         .route("/register", web::get().to(pages::page_register))
         .route("/register", web::post().to(pages::form_register))
-        .route("/logout", web::post().to(pages::form_logout));
+        .route("/logout", web::post().to(pages::form_logout))
+        .route("/account", web::get().to(pages::page_account))
+        .route("/account/password", web::post().to(pages::form_password));
 }

@@ -3,16 +3,88 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::{
-    edge::extract::Form,
+    areas::orders,
+    edge::extract::{Form, PageUser},
     edge::input::Email,
+    edge::input::Paging,
     edge::security,
+    edge::session::CurrentUser,
     edge::session::Session,
     edge::web::{form_page, query_map, render, render_status, safe_next, see_other},
     error::{AppError, HtmlError, HtmlResult},
     state::AppState,
 };
 
-use super::rules::{login, parse_registration, register};
+use super::{
+    repo::find_by_id,
+    rules::{change_password, login, parse_password_change, parse_registration, register},
+};
+
+/// Orders the account page lists (the rest are a click away, on `/orders`).
+const RECENT_ORDERS: u64 = 5;
+
+/// The account page: profile, recent orders, the password form (with `error`, if it failed).
+async fn account_page(
+    state: &AppState,
+    session: &Session,
+    user: &CurrentUser,
+    notice: Option<&str>,
+    error: Option<&AppError>,
+) -> HtmlResult<HttpResponse> {
+    let account = find_by_id(&state.db, user.id)
+        .await?
+        .ok_or_else(|| AppError::Unauthorized("the account no longer exists".into()))?;
+    let (recent, total) =
+        orders::list_for_user(&state.db, user.id, Paging { page: 1, per_page: RECENT_ORDERS }).await?;
+    let (mut ctx, _) = form_page(state, session, "Your account").await?;
+    ctx.insert("account", &account);
+    ctx.insert("orders", &recent);
+    ctx.insert("order_total", &total);
+    ctx.insert("notice", &notice.and_then(crate::edge::web::notice));
+    ctx.insert("error", &error.map(AppError::public_message));
+    ctx.insert("errors", &error.and_then(AppError::fields).cloned().unwrap_or_default());
+    let status = error.map_or(actix_web::http::StatusCode::OK, actix_web::ResponseError::status_code);
+    let mut r = render_status(status, "accounts/account.html", &ctx)?;
+    if let Some(secs) = error.and_then(AppError::retry_after) {
+        r.headers_mut()
+            .insert(actix_web::http::header::RETRY_AFTER, actix_web::http::header::HeaderValue::from(secs));
+    }
+    Ok(r)
+}
+
+pub(super) async fn page_account(
+    state: web::Data<AppState>,
+    session: Session,
+    PageUser(user): PageUser,
+    req: HttpRequest,
+) -> HtmlResult<HttpResponse> {
+    let q = query_map(&req)?;
+    account_page(&state, &session, &user, q.get("notice").map(String::as_str), None).await
+}
+
+pub(super) async fn form_password(
+    state: web::Data<AppState>,
+    session: Session,
+    req: HttpRequest,
+    Form(f): Form,
+) -> HtmlResult<HttpResponse> {
+    let user = session.login_first(&state.store, "/account").await?;
+    let result = match parse_password_change(&f) {
+        Ok(change) => change_password(&state, &session, &req, &user, change).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(done) => {
+            let mut r = see_other("/account?notice=password_changed");
+            r.add_cookie(&done.device_cookie).map_err(|e| AppError::Unexpected(e.into()))?;
+            Ok(r)
+        }
+        Err(e @ (AppError::Validation(_) | AppError::TooManyRequests(..) | AppError::Unavailable(_))) => {
+            account_page(&state, &session, &user, None, Some(&e)).await
+        }
+        Err(e) => Err(HtmlError(e)),
+    }
+}
 
 pub(super) async fn page_login(
     state: web::Data<AppState>,

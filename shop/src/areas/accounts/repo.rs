@@ -96,3 +96,14 @@ pub async fn find_by_id(
     })
     .transpose()
 }
+
+/// Replace an account's password hash.
+pub(super) async fn set_password_hash(
+    c: &(impl ConnectionTrait + 'static),
+    id: UserId,
+    password_hash: &str,
+) -> Result<(), DbError> {
+    db::exec(c, "UPDATE users SET password_hash = ? WHERE id = ?", vec![password_hash.into(), id.into()])
+        .await?;
+    Ok(())
+}

@@ -15,7 +15,7 @@ use crate::{
 
 use super::{
     hasher::{hash_password_for, verify_password, Lane},
-    repo::{create, email_taken, find_by_email, Account},
+    repo::{create, email_taken, find_by_email, find_by_id, set_password_hash, Account},
 };
 
 pub(super) struct Registration {
@@ -123,6 +123,62 @@ pub(super) async fn login(
         client.https || state.settings.cookie_secure,
     );
     Ok(LoggedIn { account, device_cookie })
+}
+
+/// A password change: the current password and the new one.
+pub(super) struct PasswordChange {
+    pub(super) current: String,
+    pub(super) new: Password,
+}
+
+/// Read a password change (`current_password`, `new_password`): 422 naming each bad field.
+pub(super) fn parse_password_change(f: &Fields) -> Result<PasswordChange, AppError> {
+    let mut v = Validator::default();
+    let current = v.check(
+        "current_password",
+        f.str("current_password").and_then(|p| match p.len() {
+            0 => Err("is required".into()),
+            1..=1024 => Ok(p),
+            _ => Err("is too long".into()),
+        }),
+    );
+    let new = v.check("new_password", f.str("new_password").and_then(|s| Password::parse(&s)));
+    match (current, new) {
+        (Some(current), Some(new)) => Ok(PasswordChange { current, new }),
+        _ => Err(AppError::Validation(v.errors().clone())),
+    }
+}
+
+/// Change the logged-in account's password. The current one is checked as a login is (the same
+/// throttle, the same hashing pool), which also gives this browser a new session id; then every
+/// other session of the account ends: a password change is what a shopper does when they fear
+/// someone else is logged in.
+pub(super) async fn change_password(
+    state: &AppState,
+    session: &Session,
+    req: &HttpRequest,
+    user: &CurrentUser,
+    change: PasswordChange,
+) -> Result<LoggedIn, AppError> {
+    let account = find_by_id(&state.db, user.id)
+        .await?
+        .ok_or_else(|| AppError::Unauthorized("the account no longer exists".into()))?;
+    let done = match login(state, session, req, &account.email, change.current).await {
+        Err(AppError::Unauthorized(_)) => {
+            return Err(AppError::field("current_password", "is not your current password"))
+        }
+        r => r?,
+    };
+    let client = security::client_of(req);
+    let hash = hash_password_for(
+        Some((client.key(), state.settings.hash_per_client)),
+        change.new.as_str().to_string(),
+    )
+    .await?;
+    set_password_hash(&state.db, user.id, &hash).await?;
+    let ended = session.end_other_sessions(&state.store).await?;
+    tracing::info!(user.id = user.id.0, other_sessions = ended, "password changed");
+    Ok(done)
 }
 
 /// Move the anonymous cart into the account's: quantities add up, capped at 99 and at stock.

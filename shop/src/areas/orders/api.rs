@@ -1,11 +1,12 @@
 //! The orders' JSON API.
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use utoipa::ToSchema;
 
 use crate::{
-    domain::OrderId,
-    edge::extract::{IdempotencyKey, IgnoredBody, User},
-    edge::input::{path_id, Paging},
+    domain::{OrderId, ShippingAddress},
+    edge::extract::{IdempotencyKey, JsonFields, User},
+    edge::input::{address, path_id, Fields, Paging, Validator},
     edge::session::Session,
     edge::web::query_map,
     edge::web::EmptyBody,
@@ -18,26 +19,35 @@ use super::{
     rules::{cancel, checkout},
 };
 
+/// A checkout's body: where the order goes. The body may be empty (`{}`, or none): an order
+/// without an address (the shop's HTML checkout always asks for one).
+#[derive(ToSchema)]
+pub struct CheckoutRequest {
+    #[schema(nullable = false)]
+    pub shipping_address: Option<ShippingAddress>,
+}
+
 /// Check out the account's cart in one transaction, at most once per `Idempotency-Key`.
 ///
-/// The same key again answers 200 with the order it placed, so a retry is always safe.
+/// The same key again answers 200 with the order it placed (and the address it was placed
+/// with), so a retry is always safe.
 #[utoipa::path(
     post,
     path = "/api/orders",
     operation_id = "checkout",
     tag = "orders",
-    request_body = EmptyBody,
+    request_body = CheckoutRequest,
     params(("Idempotency-Key" = String, Header, pattern = "^[A-Za-z0-9_-]{8,64}$",
         description = "Required: a fresh key (a UUID) per checkout, the same one for its retries")),
     security(("session" = [])),
     responses(
         (status = 201, description = "The order, placed now", body = Order),
         (status = 200, description = "The order this key already placed", body = Order),
-        (status = 400, description = "The body could not be read", body = ApiError),
+        (status = 400, description = "The body is not a JSON object", body = ApiError),
         (status = 401, description = "Not logged in", body = ApiError),
-        (status = 409, description = "Not enough stock (`out_of_stock`, names the product) or a product no longer sold (`product_unavailable`)", body = ApiError),
+        (status = 409, description = "Not enough stock (`out_of_stock`, names the product). Lines of products no longer sold (hidden by the admin) are left out of the order and stay in the cart", body = ApiError),
         (status = 413, description = "The body is larger than 64 KiB", body = ApiError),
-        (status = 422, description = "The cart is empty (`empty_cart`), or `Idempotency-Key` is missing or malformed (`fields`)", body = ApiError),
+        (status = 422, description = "The cart is empty (`empty_cart`), or `Idempotency-Key` is missing or malformed, or a part of `shipping_address` is invalid (`fields` names each, e.g. `shipping_address.city`)", body = ApiError),
         (status = 503, description = "A backend did not answer in time; retry with the same key", body = ApiError),
     )
 )]
@@ -45,13 +55,28 @@ pub async fn api_checkout(
     state: web::Data<AppState>,
     session: Session,
     req: HttpRequest,
-    _body: IgnoredBody,
+    JsonFields(f): JsonFields,
 ) -> ApiResult<HttpResponse> {
     // in this order, after the body: 401 before a missing key's 422 (see edge::extract)
     let user = session.require_user(&state.store).await?;
     let IdempotencyKey(key) = IdempotencyKey::of(&req)?;
-    let c = checkout(&state, &user, &key, crate::edge::telemetry::incoming_request_id(&req)).await?;
+    let address = shipping_address(&f)?;
+    let c =
+        checkout(&state, &user, &key, crate::edge::telemetry::incoming_request_id(&req), address.as_ref())
+            .await?;
     Ok(if c.created { HttpResponse::Created() } else { HttpResponse::Ok() }.json(c.order))
+}
+
+/// The body's `shipping_address`, if it has one (422 naming each bad part).
+fn shipping_address(f: &Fields) -> Result<Option<ShippingAddress>, AppError> {
+    const FIELD: &str = "shipping_address";
+    let Some(inner) = f.opt_object(FIELD).map_err(|m| AppError::field(FIELD, m))? else {
+        return Ok(None);
+    };
+    let mut v = Validator::default();
+    let address = address(&inner, str::to_string, |part| format!("{FIELD}.{part}"), &mut v);
+    v.finish()?;
+    Ok(address)
 }
 
 /// The customer's orders, newest first, a page at a time.

@@ -1,12 +1,14 @@
 //! The orders' HTML pages and forms.
 
+use std::collections::HashMap;
+
 use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
 
 use crate::{
     areas::cart,
-    domain::{CartOwner, OrderId},
+    domain::{CartOwner, OrderId, ADDRESS_PARTS},
     edge::extract::{Form, PageUser},
-    edge::input::{idempotency_key, path_id, Paging},
+    edge::input::{address, idempotency_key, path_id, Paging, Validator},
     edge::session::{CurrentUser, Session},
     edge::web::{insert_pager, page, query_map, render, render_status, see_other},
     error::{AppError, HtmlError, HtmlResult},
@@ -18,18 +20,28 @@ use super::{
     rules::{cancel, checkout},
 };
 
+/// The checkout form's address field of `part` (`ship_city`).
+fn ship_field(part: &str) -> String {
+    format!("ship_{part}")
+}
+
+/// The checkout page: the cart, the address form (`entered`: what to show in its fields, by
+/// part) and an error with the bad fields, if any.
 async fn checkout_page(
     state: &AppState,
     session: &Session,
     user: &CurrentUser,
-    error: Option<String>,
+    entered: &HashMap<&str, String>,
+    error: Option<&AppError>,
     status: StatusCode,
 ) -> HtmlResult<HttpResponse> {
     let (mut ctx, _) = page(state, session, "Checkout").await?;
     let cart = cart::view(state, &CartOwner::Account(user.id)).await?;
     ctx.insert("cart", &cart);
     ctx.insert("idempotency_key", &uuid::Uuid::new_v4().to_string());
-    ctx.insert("error", &error);
+    ctx.insert("address", entered);
+    ctx.insert("error", &error.map(AppError::public_message));
+    ctx.insert("errors", &error.and_then(AppError::fields).cloned().unwrap_or_default());
     Ok(render_status(status, "orders/checkout.html", &ctx)?)
 }
 
@@ -38,7 +50,13 @@ pub(super) async fn page_checkout(
     session: Session,
     PageUser(user): PageUser,
 ) -> HtmlResult<HttpResponse> {
-    checkout_page(&state, &session, &user, None, StatusCode::OK).await
+    // the address of the last order, or the account's name to start with
+    let last = list_for_user(&state.db, user.id, Paging { page: 1, per_page: 1 }).await?.0;
+    let entered: HashMap<&str, String> = match last.into_iter().next().and_then(|o| o.shipping_address) {
+        Some(a) => ADDRESS_PARTS.into_iter().zip(a.parts().map(str::to_string)).collect(),
+        None => HashMap::from([("name", user.name.clone())]),
+    };
+    checkout_page(&state, &session, &user, &entered, None, StatusCode::OK).await
 }
 
 pub(super) async fn form_checkout(
@@ -52,11 +70,25 @@ pub(super) async fn form_checkout(
         .str("idempotency_key")
         .and_then(|k| idempotency_key(&k))
         .map_err(|m| AppError::field("idempotency_key", m))?;
-    match checkout(&state, &user, &key, crate::edge::telemetry::incoming_request_id(&req)).await {
+    let entered: HashMap<&str, String> = ADDRESS_PARTS
+        .into_iter()
+        .map(|p| (p, f.opt_str(&ship_field(p)).ok().flatten().unwrap_or_default()))
+        .collect();
+    let mut v = Validator::default();
+    let address = address(&f, ship_field, ship_field, &mut v);
+    let result = match (v.finish(), address) {
+        (Ok(()), Some(address)) => {
+            checkout(&state, &user, &key, crate::edge::telemetry::incoming_request_id(&req), Some(&address))
+                .await
+        }
+        (Err(e), _) => Err(e),
+        (Ok(()), None) => Err(AppError::BadRequest("the address is incomplete".into())),
+    };
+    match result {
         Ok(c) => Ok(see_other(&format!("/orders/{}?notice=placed", c.order.id))),
-        Err(e @ (AppError::Conflict { .. } | AppError::Unprocessable { .. })) => {
+        Err(e @ (AppError::Conflict { .. } | AppError::Unprocessable { .. } | AppError::Validation(_))) => {
             let status = actix_web::ResponseError::status_code(&e);
-            checkout_page(&state, &session, &user, Some(e.public_message()), status).await
+            checkout_page(&state, &session, &user, &entered, Some(&e), status).await
         }
         Err(e) => Err(HtmlError(e)),
     }

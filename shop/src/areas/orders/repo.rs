@@ -7,7 +7,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::{
-    domain::{OrderId, OrderStatus, ProductId, UserId},
+    domain::{OrderId, OrderStatus, ProductId, ShippingAddress, UserId},
     edge::input::Paging,
     infra::db::{self, DbError},
 };
@@ -45,6 +45,11 @@ pub struct Order {
     /// Milliseconds since the Unix epoch.
     pub updated_at: i64,
     pub items: Vec<OrderItem>,
+    /// Where it goes. Absent for orders placed without one (through the API, which does not
+    /// require it, or before addresses existed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub shipping_address: Option<ShippingAddress>,
     /// Only in the admin's list. Like `Account.email`, no `format` is claimed.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
@@ -84,7 +89,8 @@ impl OrderList {
 }
 
 const ORDER_COLUMNS: &str = "o.id, o.user_id, o.status, o.total_cents, o.currency, o.idempotency_key, \
-     o.created_at, o.updated_at, o.placed_by";
+     o.created_at, o.updated_at, o.placed_by, o.ship_name, o.ship_street, o.ship_postcode, o.ship_city, \
+     o.ship_country";
 
 pub(super) fn order_from_row(r: &QueryResult, with_email: bool) -> Result<Order, DbError> {
     Ok(Order {
@@ -101,6 +107,21 @@ pub(super) fn order_from_row(r: &QueryResult, with_email: bool) -> Result<Order,
         created_at: db::get(r, "created_at")?,
         updated_at: db::get(r, "updated_at")?,
         items: vec![],
+        shipping_address: {
+            let parts = [
+                db::get::<Option<String>>(r, "ship_name")?,
+                db::get(r, "ship_street")?,
+                db::get(r, "ship_postcode")?,
+                db::get(r, "ship_city")?,
+                db::get(r, "ship_country")?,
+            ];
+            // all five or none: they are written together
+            parts
+                .into_iter()
+                .collect::<Option<Vec<String>>>()
+                .and_then(|p| p.try_into().ok())
+                .map(ShippingAddress::from_parts)
+        },
         customer_email: if with_email { Some(db::get(r, "email")?) } else { None },
         placed_by: db::get(r, "placed_by")?,
     })

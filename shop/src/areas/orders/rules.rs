@@ -2,7 +2,7 @@
 //! status transitions. See the area's docs ([`super`]) for why checkout inserts the order first.
 
 use crate::{
-    domain::{CartLine, CartOwner, OrderId, OrderStatus, UserId},
+    domain::{CartLine, CartOwner, OrderId, OrderStatus, ShippingAddress, UserId},
     edge::session::CurrentUser,
     error::AppError,
     infra::db::{self, DbError, TxError},
@@ -22,7 +22,7 @@ pub struct Checkout {
 }
 
 enum Attempt {
-    Placed(Order),
+    Placed(Box<Order>),
     AlreadyPlaced,
 }
 
@@ -62,13 +62,14 @@ async fn answer_placed(
 /// No look-up of the key comes first: the order's unique key (user, idempotency key) is the
 /// authority, and the transaction's first statement runs into it when the key placed an order
 /// already. A first checkout costs one transaction and one cart write; a replay a rolled-back
-/// insert and the order's read.
+/// insert and the order's read. `address`: where it goes (a replay keeps the first one's).
 #[tracing::instrument(skip_all, fields(user.id = user.id.0))]
 pub async fn checkout(
     state: &AppState,
     user: &CurrentUser,
     key: &str,
     request_id: Option<&str>,
+    address: Option<&ShippingAddress>,
 ) -> Result<Checkout, AppError> {
     let owner = CartOwner::Account(user.id);
     let cart = state.store.cart_get(&owner).await;
@@ -100,7 +101,8 @@ pub async fn checkout(
     // later attempt that finds the key taken found the order this call made.
     let commit_unknown = std::sync::atomic::AtomicBool::new(false);
     let attempt =
-        db::retry("checkout", || place(state, user.id, key, request_id, lines, &commit_unknown)).await;
+        db::retry("checkout", || place(state, user.id, key, request_id, address, lines, &commit_unknown))
+            .await;
     let attempt = match attempt {
         Ok(a) => a,
         Err(e) => {
@@ -121,7 +123,7 @@ pub async fn checkout(
             crate::infra::metrics::record_checkout("placed");
             state.stock_changed();
             tracing::info!(order.id = order.id.0, "order placed");
-            Ok(Checkout { order, created: true })
+            Ok(Checkout { order: *order, created: true })
         }
         Attempt::AlreadyPlaced => match find_by_key(&state.db, user.id, key).await? {
             Some(order) => Ok(answer_placed(
@@ -163,15 +165,18 @@ async fn place(
     user_id: UserId,
     key: &str,
     request_id: Option<&str>,
+    address: Option<&ShippingAddress>,
     lines: &[CartLine],
     commit_unknown: &std::sync::atomic::AtomicBool,
 ) -> Result<Attempt, TxError> {
     let tx = db::begin(&state.db).await?;
     let now = db::now_ms();
+    let part = |i: usize| address.map(|a| a.parts()[i].to_string());
     let inserted = db::exec(
         &tx,
-        "INSERT INTO orders (user_id, idempotency_key, status, total_cents, currency, created_at, updated_at, placed_by)
-         VALUES (?, ?, ?, 0, 'EUR', ?, ?, ?)",
+        "INSERT INTO orders (user_id, idempotency_key, status, total_cents, currency, created_at, updated_at, placed_by,
+             ship_name, ship_street, ship_postcode, ship_city, ship_country)
+         VALUES (?, ?, ?, 0, 'EUR', ?, ?, ?, ?, ?, ?, ?, ?)",
         vec![
             user_id.into(),
             key.into(),
@@ -179,6 +184,11 @@ async fn place(
             now.into(),
             now.into(),
             request_id.map(str::to_string).into(),
+            part(0).into(),
+            part(1).into(),
+            part(2).into(),
+            part(3).into(),
+            part(4).into(),
         ],
     )
     .await;
@@ -191,21 +201,24 @@ async fn place(
     let mut total = 0i64;
     // Lines are sorted by product id: every checkout locks rows in the same order (no deadlock cycles).
     for &CartLine { product_id: pid, quantity: qty } in lines {
+        // a hidden product is no longer sold, also from carts that hold it already
         let (taken, _) = db::exec(
             &tx,
-            "UPDATE products SET stock = stock - ? WHERE id = ? AND stock >= ?",
+            "UPDATE products SET stock = stock - ? WHERE id = ? AND stock >= ? AND hidden = 0",
             vec![qty.into(), pid.into(), qty.into()],
         )
         .await?;
-        let row =
-            db::one(&tx, "SELECT sku, name, price_cents, stock FROM products WHERE id = ?", vec![pid.into()])
-                .await?;
+        let row = db::one(
+            &tx,
+            "SELECT sku, name, price_cents, stock FROM products WHERE id = ? AND hidden = 0",
+            vec![pid.into()],
+        )
+        .await?;
+        // A product no longer sold (hidden by the admin) is left out, as the cart and checkout
+        // pages leave it out: the order holds what the shopper saw. Its line stays in the cart
+        // and shows again if the product comes back.
         let Some(row) = row else {
-            return Err(AppError::Conflict {
-                code: "product_unavailable",
-                message: format!("product {pid} in your cart is no longer sold; please remove it"),
-            }
-            .into());
+            continue;
         };
         let name: String = db::get(&row, "name")?;
         if taken != 1 {
@@ -244,6 +257,13 @@ async fn place(
         items.push(item);
         total += price * qty;
     }
+    if items.is_empty() {
+        return Err(AppError::Unprocessable {
+            code: "empty_cart",
+            message: "nothing in your cart is sold any more".into(),
+        }
+        .into());
+    }
     db::exec(&tx, "UPDATE orders SET total_cents = ? WHERE id = ?", vec![total.into(), order_id.into()])
         .await?;
     if let Err(e) = db::commit(tx).await {
@@ -252,7 +272,7 @@ async fn place(
         }
         return Err(e.into());
     }
-    Ok(Attempt::Placed(Order {
+    Ok(Attempt::Placed(Box::new(Order {
         id: order_id,
         user_id,
         status: OrderStatus::Placed,
@@ -262,9 +282,10 @@ async fn place(
         created_at: now,
         updated_at: now,
         items,
+        shipping_address: address.cloned(),
         customer_email: None,
         placed_by: request_id.map(str::to_string),
-    }))
+    })))
 }
 
 /// Cancel a placed order of this user and return its stock.
