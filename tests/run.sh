@@ -8,12 +8,17 @@
 # Redis Cluster (started by tests/backends/start.sh, loopback only), which is
 # what the shop runs on in production.
 #
-# Usage: bash tests/run.sh [--embedded-only | --backends-only] [--stop] [-- ARGS]
-#   --embedded-only  fmt, clippy, the embedded test run and the black-box
-#                    security probe (tests/security/run.sh); no backends
+# Usage: bash tests/run.sh [--embedded-only | --backends-only] [--stop] [--no-browser] [-- ARGS]
+#   --embedded-only  fmt, clippy, the embedded test run, the black-box
+#                    security probe (tests/security/run.sh) and the browser
+#                    journey (tests/browser/run.sh); no backends
 #   --backends-only  only start the backends and run the suite against them
 #   --stop           stop the backends at the end (default: leave them running
 #                    for quick reruns; with CI=true they are always stopped)
+#   --no-browser     leave out the browser journey (headless Chromium against
+#                    the embedded shop); the summary says it was left out.
+#                    Without this flag a missing chromium/chromium-driver is
+#                    a failed phase, never a silent skip
 #   -- ARGS          passed on to both `cargo test --workspace` runs
 #                    (e.g. `-- cart` to run only tests matching "cart")
 #
@@ -38,12 +43,14 @@ usage() {
 RUN_EMBEDDED=1
 RUN_BACKENDS=1
 STOP_AT_END=0
+RUN_BROWSER=1
 CARGO_TEST_ARGS=()
 while (($# > 0)); do
     case "$1" in
     --embedded-only) RUN_BACKENDS=0 ;;
     --backends-only) RUN_EMBEDDED=0 ;;
     --stop) STOP_AT_END=1 ;;
+    --no-browser) RUN_BROWSER=0 ;;
     -h | --help)
         usage
         exit 0
@@ -161,6 +168,14 @@ if ((RUN_EMBEDDED)); then
         embedded_cargo_test || true
     run_phase "security probe: embedded shop (tests/security/run.sh)" \
         bash "$ROOT/tests/security/run.sh" || true
+    if ((RUN_BROWSER)); then
+        run_phase "browser journey: headless Chromium, embedded shop (tests/browser/run.sh)" \
+            bash "$ROOT/tests/browser/run.sh" || true
+    else
+        # asked for: shown in the summary, not counted as a failure
+        record "browser journey: headless Chromium, embedded shop (tests/browser/run.sh)" "OFF" 0
+        echo "tests/run.sh: --no-browser: the browser journey is left out"
+    fi
 fi
 
 if ((RUN_BACKENDS)); then
@@ -177,9 +192,11 @@ fi
 
 banner "summary"
 failed=()
+off=0
 for i in "${!PHASE_NAMES[@]}"; do
+    [[ "${PHASE_RESULTS[$i]}" != OFF ]] || off=$((off + 1))
     printf '  %-4s %5ss  %s\n' "${PHASE_RESULTS[$i]}" "${PHASE_SECS[$i]}" "${PHASE_NAMES[$i]}"
-    if [[ "${PHASE_RESULTS[$i]}" != PASS ]]; then
+    if [[ "${PHASE_RESULTS[$i]}" != PASS && "${PHASE_RESULTS[$i]}" != OFF ]]; then
         failed+=("${PHASE_NAMES[$i]}")
     fi
 done
@@ -188,7 +205,9 @@ if ((RUN_BACKENDS && !STOP_AT_END)) && [[ -f "$BACKENDS_ENV" ]]; then
     echo "  (backends left running: bash tests/backends/stop.sh to stop them)"
 fi
 if ((${#failed[@]} == 0)); then
-    echo "tests/run.sh: OK, all ${#PHASE_NAMES[@]} phases passed in ${total}s"
+    left_out=""
+    ((off == 0)) || left_out=" ($off left out on request)"
+    echo "tests/run.sh: OK, all $((${#PHASE_NAMES[@]} - off)) phases passed in ${total}s$left_out"
     exit 0
 fi
 echo "tests/run.sh: FAILED in ${total}s: ${#failed[@]} of ${#PHASE_NAMES[@]} phases did not pass"
