@@ -29,6 +29,9 @@
 #    - failover under load: kill -9 of the Galera writer, kill -9 of a Redis
 #      master; checkouts retried with their Idempotency-Key give exactly one
 #      order each;
+#    - a real browser (tests/browser, headless Chromium over WebDriver): a
+#      shopper's and an admin's journey, the replica that served the cart
+#      killed before the checkout, the browser session going on;
 #    - whole-stack restart (clean stop; then kill -9 of everything) keeps
 #      every order;
 # 4. prints timings and memory at rest, tears the stack down (down -v), also
@@ -574,6 +577,30 @@ done
 nodes=$(redis_nodes)
 check "Redis: $M is back as a replica, 3 masters + 3 replicas" \
     bash -c 'grep -q "$1.* slave " <<< "$2" && [ "$(grep -c " master " <<< "$2")" = 3 ]' _ "$M" "$nodes"
+
+# ------------------------------------------- a real browser, a replica killed mid-journey
+# tests/browser: headless Chromium (Debian's chromium + chromium-driver) walks a shopper's and
+# an admin's journey through nginx; the replica that served the full cart is killed (docker
+# kill) before the checkout and the same browser session must go on, served by the others;
+# run.sh starts the killed container again and waits until Docker calls it healthy. Each of
+# the journey's steps is a check here.
+log "browser journey (tests/browser/run.sh --stack) through nginx, one replica killed mid-journey"
+if [ -x "${CHROMIUM:-/usr/bin/chromium}" ] && [ -x "${CHROMEDRIVER:-/usr/bin/chromedriver}" ]; then
+    t0=$SECONDS
+    BJ=$(bash "$ROOT/tests/browser/run.sh" --stack "$BASE" --project "$P" 2>&1) && bjrc=0 || bjrc=$?
+    while IFS= read -r line; do
+        case "$line" in
+        "ok   "*) ok "browser: ${line#ok   }" ;;
+        "FAIL "*) bad "browser: ${line#FAIL }" ;;
+        *) echo "  $line" ;;
+        esac
+    done <<< "$BJ"
+    figure "browser journey through nginx with a replica killed: $((SECONDS - t0))s (incl. the killed replica healthy again)"
+    check "browser journey: every step passed, the killed replica restarted and healthy (exit $bjrc)" test "$bjrc" = 0
+    wait_healthy 3 || bad "3 healthy shop replicas after the browser journey"
+else
+    bad "browser journey: chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)"
+fi
 
 # -------------------------------------------------------- whole-stack restarts
 orders_before=$(shopper orders "$BASE" "$EMAIL" "$PASSWORD" | jqr 'd["order_ids"]')
