@@ -31,6 +31,7 @@ use crate::{
     areas::admin,
     areas::cart,
     areas::catalog,
+    areas::inventory,
     areas::orders,
     edge::session::COOKIE_NAME,
     error::{ApiError, AppError},
@@ -45,7 +46,7 @@ pub const SESSION_SCHEME: &str = "session";
     info(
         title = "distshop JSON API",
         description = "The shop's JSON API: catalog, accounts, cart, orders and the admin's order \
-            actions. State-changing requests (POST, PUT, DELETE) must not carry a foreign `Origin`, \
+            actions and product management. State-changing requests (POST, PUT, DELETE) must not carry a foreign `Origin`, \
             and POST and PUT need `Content-Type: application/json`, even without a body. Errors are \
             always `{\"error\": {\"code\", \"message\", \"fields\"?}}` (schema `ApiError`). The \
             session is the `distshop_session` cookie, set by `POST /api/login` (and by any request \
@@ -71,6 +72,11 @@ pub const SESSION_SCHEME: &str = "session";
         admin::api_list,
         admin::api_confirm,
         admin::api_ship,
+        inventory::api::api_list,
+        inventory::api::api_create,
+        inventory::api::api_get,
+        inventory::api::api_update,
+        inventory::api::api_change_stock,
         openapi_json,
     ),
     components(schemas(ApiError)),
@@ -80,7 +86,7 @@ pub const SESSION_SCHEME: &str = "session";
         (name = "accounts", description = "Register, log in and out, who am I"),
         (name = "cart", description = "The visitor's cart (anonymous or the account's)"),
         (name = "orders", description = "Checkout and the customer's orders"),
-        (name = "admin", description = "Orders by status, confirm and ship (admin accounts only)"),
+        (name = "admin", description = "Orders by status, confirm and ship; products, their stock and its history (admin accounts only)"),
         (name = "meta", description = "This document"),
     )
 )]

@@ -13,6 +13,7 @@ use crate::{
     areas::admin,
     areas::cart,
     areas::catalog,
+    areas::inventory,
     areas::ops,
     areas::orders,
     areas::seed,
@@ -131,6 +132,7 @@ impl Application {
                         .configure(cart::configure_api)
                         .configure(orders::configure_api)
                         .configure(admin::configure_api)
+                        .configure(inventory::configure_api)
                         .configure(openapi::configure_api)
                         .default_service(web::to(not_found)),
                 )
@@ -139,6 +141,7 @@ impl Application {
                 .configure(cart::configure_pages)
                 .configure(orders::configure_pages)
                 .configure(admin::configure_pages)
+                .configure(inventory::configure_pages)
                 .default_service(web::to(not_found))
         })
         // headers must arrive within 5 s (a body's own limit is SHOP_BODY_TIMEOUT_MS, in

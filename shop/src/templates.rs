@@ -25,6 +25,8 @@ const TEMPLATE_FILES: &[(&str, &str)] = &[
     ("orders/list.html", include_str!("../templates/orders/list.html")),
     ("orders/detail.html", include_str!("../templates/orders/detail.html")),
     ("admin/orders.html", include_str!("../templates/admin/orders.html")),
+    ("admin/products.html", include_str!("../templates/admin/products.html")),
+    ("admin/product.html", include_str!("../templates/admin/product.html")),
 ];
 
 pub const STYLE_CSS: &str = include_str!("../static/style.css");

@@ -11,7 +11,7 @@ pub use crate::domain::{Category, Listing, Product};
 use crate::{
     areas::picture,
     domain::ProductId,
-    edge::input::{euros, path_id, Paging},
+    edge::input::{euros, parse_euros, path_id, Paging},
     edge::session::Session,
     edge::web::{html, insert_pager, json_bytes, page, query_map, render_bytes, to_json_bytes},
     error::{ApiError, ApiResult, AppError, HtmlResult},
@@ -82,22 +82,6 @@ impl Sort {
             Sort::PriceDesc => "price_cents DESC, name, id",
         }
     }
-}
-
-/// A price in euros as a visitor types it (`12`, `12.5`, `12.50`), in cents.
-fn parse_euros(s: &str) -> Result<i64, String> {
-    let bad = || "must be an amount in euros like 12 or 12.50".to_string();
-    let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
-    if whole.is_empty()
-        || whole.len() > 7
-        || frac.len() > 2
-        || !(whole.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()))
-    {
-        return Err(bad());
-    }
-    let whole: i64 = whole.parse().map_err(|_| bad())?;
-    let frac: i64 = if frac.is_empty() { 0 } else { format!("{frac:0<2}").parse().map_err(|_| bad())? };
-    Ok(whole * 100 + frac)
 }
 
 /// A validated catalog query.

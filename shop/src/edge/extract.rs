@@ -88,6 +88,27 @@ impl FromRequest for PageUser {
     }
 }
 
+/// The logged-in admin of a page (GET): without a login, a redirect to the login page that comes
+/// back here; a customer gets the 403 page.
+pub struct PageAdmin(pub CurrentUser);
+
+impl FromRequest for PageAdmin {
+    type Error = HtmlError;
+    type Future = Boxed<Self, HtmlError>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let user = PageUser::from_request(req, payload);
+        Box::pin(async move {
+            let PageUser(user) = user.await?;
+            if user.is_admin() {
+                Ok(PageAdmin(user))
+            } else {
+                Err(AppError::Forbidden("this needs an admin account".into()).into())
+            }
+        })
+    }
+}
+
 /// The `Idempotency-Key` header, required: 8 to 64 characters of `[A-Za-z0-9_-]` (422
 /// `fields` when missing or malformed).
 pub struct IdempotencyKey(pub String);

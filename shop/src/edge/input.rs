@@ -262,6 +262,22 @@ impl Paging {
     }
 }
 
+/// A price in euros as a visitor types it (`12`, `12.5`, `12.50`), in cents.
+pub fn parse_euros(s: &str) -> Result<i64, String> {
+    let bad = || "must be an amount in euros like 12 or 12.50".to_string();
+    let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
+    if whole.is_empty()
+        || whole.len() > 7
+        || frac.len() > 2
+        || !(whole.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()))
+    {
+        return Err(bad());
+    }
+    let whole: i64 = whole.parse().map_err(|_| bad())?;
+    let frac: i64 = if frac.is_empty() { 0 } else { format!("{frac:0<2}").parse().map_err(|_| bad())? };
+    Ok(whole * 100 + frac)
+}
+
 /// A price in cents as euros with two decimals (`1250` → `12.50`), as a visitor types it.
 pub fn euros(cents: i64) -> String {
     format!("{}.{:02}", cents / 100, cents % 100)

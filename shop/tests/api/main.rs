@@ -12,6 +12,7 @@ mod cart;
 mod catalog;
 mod helpers;
 mod html;
+mod inventory;
 mod migrations;
 mod openapi;
 mod ops;

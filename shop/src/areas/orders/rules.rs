@@ -117,7 +117,13 @@ pub async fn checkout(
     match attempt {
         Attempt::Placed(order) => {
             // The order is committed; emptying the cart is best effort and must not fail the checkout.
-            if let Err(e) = state.store.cart_take(&owner, order.id, lines).await {
+            // The order's lines only: a line left out (its product hidden) stays in the cart.
+            let taken: Vec<CartLine> = order
+                .items
+                .iter()
+                .map(|i| CartLine { product_id: i.product_id, quantity: i.quantity })
+                .collect();
+            if let Err(e) = state.store.cart_take(&owner, order.id, &taken).await {
                 tracing::warn!(order.id = order.id.0, error = %e, "order placed but cart not emptied");
             }
             crate::infra::metrics::record_checkout("placed");
