@@ -657,9 +657,9 @@ impl Journey {
             bail!("stock {before} → {after}, not {}", before + RESTOCK_DELTA);
         }
         let rows = b.js_strings("return Array.from(document.querySelectorAll('table.stock-history tr')).map(r => r.textContent)").await?;
-        let expected = after.to_string();
-        if !rows.iter().any(|r| r.contains(&note) && r.contains(&expected)) {
-            bail!("no row in table.stock-history with the note and stock {after}: {rows:?}");
+        let (delta, stock) = (format!("+{RESTOCK_DELTA}"), after.to_string());
+        if !rows.iter().any(|r| r.contains(&note) && r.contains(&delta) && r.contains(&stock)) {
+            bail!("no row in table.stock-history with {delta}, stock {after} and the note: {rows:?}");
         }
         Ok(())
     }
