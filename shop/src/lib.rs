@@ -21,7 +21,7 @@
 //! | 3 infrastructure | `infra::{db, store, cache, metrics}` | database, session store, caches, metric recorders (plain values in) |
 //! | 2 configuration | `settings` | `SHOP_*` → [`settings::Settings`] |
 //! | 1 error | `error` | [`error::AppError`]; its HTML page comes from `templates` below it |
-//! | 0 foundation | `domain`, `templates`, `proxies` | domain types, the template renderer, the trusted-proxy list |
+//! | 0 foundation | `domain`, `templates`, `proxies`, `replica` | domain types, the template renderer, the trusted-proxy list, the replica's name |
 //!
 //! Areas may use each other where one builds on another (`cart` prices with `catalog`, `orders`
 //! checks out the `cart`, `admin` lists `orders`), never in a circle.
@@ -33,6 +33,7 @@ pub mod error;
 pub mod infra;
 pub mod openapi;
 pub mod proxies;
+pub mod replica;
 pub mod settings;
 pub mod startup;
 pub mod state;

@@ -67,6 +67,13 @@ pub struct Settings {
     pub hash_per_client: usize,
     /// How long reading a request body may take before the client gets a 408.
     pub body_timeout: Duration,
+    /// What `X-Served-By`, the footer and the probes call this replica (`SHOP_REPLICA_NAME`).
+    /// `None`: the compose service and index when [`Self::service_name`] is set and Docker's DNS
+    /// tells it, else the hostname ([`crate::replica`]).
+    pub replica_name: Option<String>,
+    /// The compose service this replica belongs to (`SHOP_SERVICE_NAME`, compose sets `shop`):
+    /// with no `SHOP_REPLICA_NAME`, the replica is called `<service>-<n>` after its container.
+    pub service_name: Option<String>,
 }
 
 impl fmt::Debug for Settings {
@@ -85,6 +92,8 @@ impl fmt::Debug for Settings {
             .field("fault_http500", &self.fault_http500)
             .field("trusted_proxies", &self.trusted_proxies)
             .field("register_limit", &self.register_limit)
+            .field("replica_name", &self.replica_name)
+            .field("service_name", &self.service_name)
             .finish()
     }
 }
@@ -254,6 +263,17 @@ impl Settings {
             10_000,
             100..=120_000,
         )?);
+        let name = |var: &'static str| match get(var) {
+            Some(n) if !crate::replica::valid_name(&n) => Err(err(
+                var,
+                format!(
+                    "`{n}` must be 1 to 63 characters of letters, digits, `.`, `_` and `-` (like shop-2)"
+                ),
+            )),
+            n => Ok(n),
+        };
+        let replica_name = name("SHOP_REPLICA_NAME")?;
+        let service_name = name("SHOP_SERVICE_NAME")?;
 
         Ok(Settings {
             listen,
@@ -283,6 +303,8 @@ impl Settings {
             register_limit,
             hash_per_client,
             body_timeout,
+            replica_name,
+            service_name,
         })
     }
 
@@ -395,10 +417,25 @@ mod tests {
             ("SHOP_LOG_FORMAT", "xml"),
             ("SHOP_DB_SYNC_WAIT", "16"),
             ("SHOP_DB_TIMEOUT_MS", "0"),
+            ("SHOP_REPLICA_NAME", "shop 2"),
+            ("SHOP_REPLICA_NAME", "shop-2<script>"),
+            ("SHOP_REPLICA_NAME", "a-name-that-is-far-too-long-for-a-label-of-dns-and-so-for-a-name"),
+            ("SHOP_SERVICE_NAME", "shop/web"),
         ] {
             let e = Settings::from_map(&env(&[(k, v)])).err();
             assert_eq!(e.map(|e| e.var), Some(k), "{k}={v}");
         }
+    }
+
+    #[test]
+    fn replica_and_service_names() -> Result<(), ConfigError> {
+        let s =
+            Settings::from_map(&env(&[("SHOP_REPLICA_NAME", " shop-2 "), ("SHOP_SERVICE_NAME", "shop")]))?;
+        assert_eq!((s.replica_name.as_deref(), s.service_name.as_deref()), (Some("shop-2"), Some("shop")));
+        // empty is unset, as for every variable
+        let s = Settings::from_map(&env(&[("SHOP_REPLICA_NAME", "")]))?;
+        assert_eq!((s.replica_name, s.service_name), (None, None));
+        Ok(())
     }
 
     #[test]

@@ -24,7 +24,7 @@ use crate::{
     infra::cache::{ResponseCache, TtlCache},
     infra::db,
     infra::store::Store,
-    openapi,
+    openapi, replica,
     settings::Settings,
     state::AppState,
 };
@@ -84,9 +84,20 @@ async fn not_found(req: HttpRequest) -> Result<HttpResponse, actix_web::Error> {
 }
 
 impl Application {
-    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+    pub async fn build(mut settings: Settings) -> anyhow::Result<Self> {
         webui::init_templates()?;
-        let db = prepare_database(&settings).await?;
+        // the name's DNS look-up (bounded, and only with SHOP_SERVICE_NAME) beside the database's start
+        let named = async {
+            match (&settings.replica_name, &settings.service_name) {
+                (None, Some(service)) => replica::from_compose_dns(service).await,
+                _ => None,
+            }
+        };
+        let (db, named) = tokio::join!(prepare_database(&settings), named);
+        let db = db?;
+        if named.is_some() {
+            settings.replica_name = named;
+        }
         let store = Store::from_settings(&settings).await?;
         Self::build_with(settings, db, store)
     }
@@ -100,6 +111,9 @@ impl Application {
         let (stopping, stopping_rx) = tokio::sync::watch::channel(false);
         let fault_http500 = settings.fault_http500;
         let proxies = crate::proxies::TrustedProxies::new(&settings.trusted_proxies);
+        let host = replica::hostname();
+        let name = settings.replica_name.clone().unwrap_or_else(|| host.clone());
+        replica::set_name(&name);
         proxies.spawn_refresh();
         let state = web::Data::new(AppState {
             proxies,
@@ -111,9 +125,10 @@ impl Application {
             catalog_data: TtlCache::new(settings.catalog_cache),
             products: TtlCache::new(settings.catalog_cache),
             settings: Arc::new(settings),
-            hostname: telemetry::hostname(),
+            hostname: name,
         });
-        tracing::info!(port, session_store = state.store.kind(), "listening");
+        // the name beside the hostname (the container id): the one line that links the two
+        tracing::info!(port, replica = %state.hostname, host = %host, session_store = state.store.kind(), "listening");
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())

@@ -19,6 +19,9 @@ pub struct AppState {
     pub db: DatabaseConnection,
     pub store: Store,
     pub settings: Arc<Settings>,
+    /// The replica's name ([`crate::replica`]: `SHOP_REPLICA_NAME`, the compose service and
+    /// index such as `shop-2`, or the hostname): `X-Served-By`, the footer and the probes'
+    /// `served_by`. Named for what it held first; the real hostname is in the start-up log.
     pub hostname: String,
     /// Rendered catalog responses, kept `SHOP_CATALOG_CACHE_MS` (see [`ResponseCache`]).
     pub catalog_cache: ResponseCache,

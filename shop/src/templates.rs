@@ -1,7 +1,8 @@
 //! The page templates (embedded in the binary) and the one renderer every page goes through.
 //!
 //! At the bottom of the shop so that the error type can render its HTML page without knowing
-//! about requests or state: [`error_page`] needs nothing but the compiled templates. Templates are
+//! about requests or state: [`error_page`] needs nothing but the compiled templates and the
+//! process's name ([`crate::replica::name`], for the footer). Templates are
 //! compiled once at start (a broken template stops the process, not a request) and autoescape
 //! everything (`.html` names).
 
@@ -67,11 +68,6 @@ pub fn render(name: &str, ctx: &Context) -> Option<tera::Result<String>> {
     TEMPLATES.get().map(|t| t.render(name, ctx))
 }
 
-/// The hostname that answers, shown in `X-Served-By` and on every page.
-pub fn hostname() -> String {
-    gethostname::gethostname().to_string_lossy().into_owned()
-}
-
 /// The error page; falls back to plain HTML if even that cannot render.
 pub fn error_page(status: u16, title: &str, message: &str) -> String {
     let mut ctx = Context::new();
@@ -82,7 +78,7 @@ pub fn error_page(status: u16, title: &str, message: &str) -> String {
     ctx.insert("user", &Option::<()>::None);
     ctx.insert("csrf_token", "");
     ctx.insert("cart_count", &0);
-    ctx.insert("served_by", &hostname());
+    ctx.insert("served_by", &crate::replica::name());
     TEMPLATES.get().and_then(|t| t.render("error.html", &ctx).ok()).unwrap_or_else(|| {
         format!(
             "<!doctype html><title>{status}</title><h1>{status} {title}</h1><p>{}</p>",

@@ -18,6 +18,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("domain", 0),
     ("templates", 0),
     ("proxies", 0),
+    ("replica", 0),
     // 1 the error type
     ("error", 1),
     // 2 configuration

@@ -2,8 +2,8 @@
 //!
 //! The request id is the incoming `X-Request-Id` (nginx sets `$request_id`) or a fresh UUID. It is
 //! a field of the request's tracing span, so every log line of the request carries it, and it is
-//! echoed in the response together with the replica's hostname — which is what lets a student see
-//! which replica answered.
+//! echoed in the response together with the replica's name (`X-Served-By: shop-2`, see
+//! [`crate::replica`]) — which is what lets a student see which replica answered.
 
 use std::time::Instant;
 
@@ -48,8 +48,6 @@ pub fn init(json: bool) -> tracing_appender::non_blocking::WorkerGuard {
     };
     guard
 }
-
-pub use crate::templates::hostname;
 
 fn valid_request_id(v: &HeaderValue) -> Option<String> {
     valid_request_id_str(v).map(str::to_string)
