@@ -1,6 +1,7 @@
-"""first_new.py BASE KNOWN_HOSTNAMES TIMEOUT: polls BASE/api/me through nginx
+"""first_new.py BASE KNOWN_NAMES TIMEOUT: polls BASE/api/me through nginx
 (no session: a 401 every replica answers itself, never cached; the replicas'
-/healthz is internal) until a replica not in KNOWN answers; prints the
+/healthz is internal) until a replica whose X-Served-By (its name, shop-<n>,
+or its hostname) is not in KNOWN (whitespace-separated) answers; prints the
 wall-clock time (epoch s)."""
 import sys
 import time

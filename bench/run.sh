@@ -345,7 +345,11 @@ print(round(max([mib(l) for l in sys.stdin] or [0]), 1))') || m=0
 
     log "time from --scale to the new replica serving, and its cold start"
     local known t0 t1 newc
-    known=$(for c in $("${DC[@]}" ps -q shop); do docker inspect -f '{{.Config.Hostname}}' "$c"; done | sort)
+    # each replica's hostname and its name (shop-<container number>, what X-Served-By says):
+    # first_new.py waits for a name not in it, newc below is the container whose hostname is not
+    known=$(for c in $("${DC[@]}" ps -q shop); do
+        docker inspect -f '{{.Config.Hostname}} shop-{{index .Config.Labels "com.docker.compose.container-number"}}' "$c"
+    done | tr ' ' '\n' | sort)
     t0=$(date +%s.%N)
     scale 4
     t1=$(python3 "$ROOT/bench/first_new.py" "$BASE" "$known" 90)

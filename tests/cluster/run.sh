@@ -11,7 +11,8 @@
 #    without a registration limit (every request comes from Docker's
 #    gateway), and waits for health (compose/.env: made if missing),
 # 3. checks, through nginx on 127.0.0.1 only:
-#    - request ids, /static/ served by nginx itself, gzip;
+#    - request ids, replica names (X-Served-By: shop-<n>), /static/ served by
+#      nginx itself, gzip;
 #    - the edge (security issue 11): HTTPS with the certificate nginx made
 #      (verified), HSTS on HTTPS only, /metrics /heartbeat /readyz /healthz
 #      404 on both ports, a stalled request body cut off, the HTTP->HTTPS
@@ -198,6 +199,21 @@ hdrs=$(curl -sS -D - -o /dev/null -H 'X-Request-Id: cluster-test-42' "$BASE/api/
 check "GET /api/me without a session through nginx is 401" grep -q '^HTTP/1.1 401' <<< "$hdrs"
 check "X-Request-Id is passed through" grep -qi '^X-Request-Id: cluster-test-42' <<< "$hdrs"
 check "X-Served-By present" grep -qi '^X-Served-By: ' <<< "$hdrs"
+# each replica calls itself shop-<n> after its container (SHOP_SERVICE_NAME:
+# shop; Docker's DNS names it <project>_shop_<n> or <project>-shop-<n>), and
+# nginx spreads a dozen requests over at least 2 of those names
+declare -A served=()
+odd=""
+for _ in $(seq 1 12); do
+    h=$(curl -sS --max-time 3 -D - -o /dev/null "$BASE/api/me" 2>/dev/null | tr -d '\r' |
+        sed -n 's/^[Xx]-[Ss]erved-[Bb]y: //p') || true
+    [ -n "$h" ] && served[$h]=$((${served[$h]:-0} + 1))
+done
+for h in "${!served[@]}"; do [[ "$h" =~ ^shop-[0-9]+$ ]] || odd+=" $h"; done
+[ "${#served[@]}" -gt 0 ] || odd=" (no replica answered)"
+check "X-Served-By is the replica's name shop-<n> (seen: ${!served[*]}${odd:+; not shop-<n>:$odd})" test -z "$odd"
+check "12 GETs through nginx reach at least 2 replicas by name ($(for k in "${!served[@]}"; do printf '%s=%s ' "$k" "${served[$k]}"; done))" \
+    test "${#served[@]}" -ge 2
 hdrs=$(curl -sS -D - -o /dev/null "$BASE/api/me")
 check "X-Request-Id minted when absent" grep -qiE '^X-Request-Id: [0-9a-f]{32}' <<< "$hdrs"
 static=$(ls "$ROOT/shop/static" | sed -n 1p)
@@ -426,7 +442,11 @@ again=$("${DC[@]}" run --rm -T redis-init 2>&1 | tail -n 1)
 check "redis-init is idempotent on a formed cluster ($again)" grep -q 'cluster ok' <<< "$again"
 
 # ----------------------------------------------------------- scale under load
-known=$(for c in $("${DC[@]}" ps -q shop); do docker inspect -f '{{.Config.Hostname}}' "$c"; done | paste -sd, -)
+# the replicas' names (shop-<compose container number>, what X-Served-By says)
+# and, should a replica have fallen back to it, its hostname
+known=$(for c in $("${DC[@]}" ps -q shop); do
+    docker inspect -f '{{.Config.Hostname}} shop-{{index .Config.Labels "com.docker.compose.container-number"}}' "$c"
+done | tr ' ' '\n' | paste -sd, -)
 LOADLOG=$(mktemp)
 shopper load "$BASE" --seconds 75 --max-requests 20000 --workers 4 > "$LOADLOG" 2>&1 &
 LOADPID=$!

@@ -16,7 +16,7 @@
 #    - the shopper journey (tests/cluster/shopper.py journey): register, log in,
 #      cart, checkout with an Idempotency-Key and its replay, orders; the
 #      session valid on every replica;
-#    - requests spread over the 3 shop tasks (X-Served-By);
+#    - requests spread over the 3 shop tasks (X-Served-By: shop-<slot>);
 #    - HTTPS answers with the certificate the nginx task made;
 #    - the simulator (distshop-sim) with a few shoppers checking every answer
 #      while `docker service update --force` rolls the shop task by task
@@ -155,18 +155,28 @@ else
     bad "shopper journey: $out"
 fi
 
-# spread: which tasks answer (X-Served-By is the container's hostname). GET
-# /api/me without a session: never cached, answered (401) by a task itself
+# spread: which tasks answer. X-Served-By is the task's SHOP_REPLICA_NAME,
+# shop-{{.Task.Slot}} in stack.yml: one name per slot, so 3 tasks -> 3 names
+# (a task Swarm replaces keeps its slot, and so its name). GET /api/me without
+# a session: never cached, answered (401) by a task itself
 declare -A seen=()
 for _ in $(seq 1 60); do
+    # (a curl that fails or times out is no name, not the end of the run: pipefail)
     h=$(curl -sS --max-time 3 -D - -o /dev/null "$BASE/api/me" 2>/dev/null | tr -d '\r' |
-        sed -n 's/^[Xx]-[Ss]erved-[Bb]y: //p')
+        sed -n 's/^[Xx]-[Ss]erved-[Bb]y: //p') || true
     [ -n "$h" ] && seen[$h]=$((${seen[$h]:-0} + 1))
 done
 if [ "${#seen[@]}" -ge 3 ]; then
     ok "requests spread over ${#seen[@]} shop tasks: $(for k in "${!seen[@]}"; do printf '%s=%s ' "$k" "${seen[$k]}"; done)"
 else
     bad "requests reached ${#seen[@]} shop task(s) only: ${!seen[*]}"
+fi
+odd=""
+for k in "${!seen[@]}"; do [[ "$k" =~ ^shop-[0-9]+$ ]] || odd+=" $k"; done
+if [ "${#seen[@]}" -gt 0 ] && [ -z "$odd" ]; then
+    ok "every task names itself shop-<slot> in X-Served-By"
+else
+    bad "X-Served-By names that are not shop-<slot>:${odd:- none seen}"
 fi
 
 # HTTPS on the node's published port, verified against the certificate the
