@@ -222,6 +222,11 @@ pub fn parse_order_list(v: &Value) -> Result<Vec<OrderView>, String> {
         .collect()
 }
 
+/// One page of `GET /api/orders`: its orders and the `total` on all pages (if the shop said).
+pub fn parse_order_page(v: &Value) -> Result<(Vec<OrderView>, Option<i64>), String> {
+    Ok((parse_order_list(v)?, v.get("total").and_then(Value::as_i64)))
+}
+
 /// Problems inside one order on its own: line totals, total, empty order.
 pub fn order_self_check(o: &OrderView) -> Vec<String> {
     let mut p = Vec::new();
@@ -308,8 +313,10 @@ pub struct OrderBook {
     pub refused: BTreeSet<String>,
 }
 
-/// The shop lists at most this many orders per customer.
+/// The shop lists at most this many orders on a page (its default `per_page`).
 pub const ORDER_LIST_LIMIT: usize = 200;
+/// The most pages of orders a look at the history reads (50 000 orders).
+pub const MAX_ORDER_PAGES: u64 = 250;
 
 /// What a look at the order list found.
 #[derive(Debug, Default, PartialEq)]
@@ -327,7 +334,8 @@ impl OrderBook {
     }
 
     /// Compare `GET /api/orders` with what this shopper knows.
-    pub fn check_list(&self, list: &[OrderView]) -> ListCheck {
+    /// `complete`: the list is every page of the history (else it may be the first page only).
+    pub fn check_list(&self, list: &[OrderView], complete: bool) -> ListCheck {
         let mut out = ListCheck::default();
         let mut by_id: BTreeMap<i64, &OrderView> = BTreeMap::new();
         let mut by_key: BTreeMap<String, Vec<i64>> = BTreeMap::new();
@@ -356,7 +364,7 @@ impl OrderBook {
         }
         // A full page may have cut older orders off: only orders at least as new as the oldest
         // listed one can be missed.
-        let truncated = list.len() >= ORDER_LIST_LIMIT;
+        let truncated = !complete && list.len() >= ORDER_LIST_LIMIT;
         let oldest = list.iter().map(|o| o.id).min().unwrap_or(i64::MAX);
         for k in self.known.values() {
             let id = k.order.id;
@@ -585,7 +593,7 @@ mod tests {
             order(11, "key-b", "confirmed", vec![line(1, 1, 100)]),
             order(10, "key-a", "placed", vec![line(1, 1, 100)]),
         ];
-        assert_eq!(b.check_list(&list), ListCheck::default());
+        assert_eq!(b.check_list(&list, false), ListCheck::default());
     }
 
     #[test]
@@ -598,7 +606,7 @@ mod tests {
             order(12, "KEY-B", "placed", vec![line(1, 1, 100)]), // second order for key-b (other case)
             order(13, "key-refused", "placed", vec![line(1, 1, 100)]),
         ];
-        let c = b.check_list(&list);
+        let c = b.check_list(&list, false);
         let kinds: Vec<Kind> = c.problems.iter().map(|(k, _)| *k).collect();
         assert!(kinds.contains(&Kind::LostOrder), "{c:?}");
         assert!(kinds.contains(&Kind::DuplicateOrder), "{c:?}");
@@ -621,7 +629,7 @@ mod tests {
             order(11, "key-b", "cancelled", vec![line(1, 1, 100)]),
             order(14, "key-p", "placed", vec![line(2, 1, 100)]),
         ];
-        let c = b.check_list(&list);
+        let c = b.check_list(&list, false);
         assert!(c.problems.is_empty(), "{c:?}");
         assert_eq!(c.cancel_resolved, vec![(11, true)]);
         assert_eq!(c.resolved.len(), 1);
@@ -634,7 +642,7 @@ mod tests {
             order(10, "key-a", "placed", vec![line(1, 1, 100)]),
             order(11, "key-b", "cancelled", vec![line(1, 1, 100)]),
         ];
-        let c = b.check_list(&list);
+        let c = b.check_list(&list, false);
         assert_eq!(c.problems.len(), 2, "{c:?}");
     }
 
@@ -652,8 +660,11 @@ mod tests {
         let list: Vec<OrderView> = (0..ORDER_LIST_LIMIT as i64)
             .map(|i| order(1000 - i, &format!("k{i}"), "placed", vec![line(1, 1, 1)]))
             .collect();
-        let c = b.check_list(&list);
+        let c = b.check_list(&list, false);
         assert!(!c.problems.iter().any(|(k, _)| *k == Kind::LostOrder), "{c:?}");
+        // every page read: an acknowledged order missing from them is lost, however many there are
+        let c = b.check_list(&list, true);
+        assert!(c.problems.iter().any(|(k, _)| *k == Kind::LostOrder), "{c:?}");
     }
 
     #[test]

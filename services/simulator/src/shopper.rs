@@ -1,7 +1,10 @@
 //! One virtual shopper on one journey: log in (or register), browse, search, fill the cart, check
 //! out, look at orders, cancel, log out — checking every answer against its own model.
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::BTreeSet,
+    time::{Duration, Instant},
+};
 
 use rand::{rngs::StdRng, seq::SliceRandom, Rng};
 use serde_json::{json, Value};
@@ -11,8 +14,9 @@ use crate::{
     http::{Reply, Req, Transport},
     metrics::{ErrorClass, Phase, Sample},
     model::{
-        backoff_ms, check_new_order, parse_cart, parse_order, parse_order_list, resolve_ambiguous_add,
-        AddOutcome, KnownOrder, KnownStatus, ListCheck, OrderView, ServerCart,
+        backoff_ms, check_new_order, parse_cart, parse_order, parse_order_page, resolve_ambiguous_add,
+        AddOutcome, KnownOrder, KnownStatus, ListCheck, OrderView, ServerCart, MAX_ORDER_PAGES,
+        ORDER_LIST_LIMIT,
     },
     state::{lock, Account, Ack, Shared},
 };
@@ -857,25 +861,44 @@ impl<'a> Shopper<'a> {
         Ok(())
     }
 
+    /// Read the whole order history, page by page (newest first), and check it against what
+    /// was acknowledged. An order placed between two pages shifts the later ones by one: an id
+    /// seen on an earlier page is not counted again (a duplicate within a page still is).
     async fn list_orders(&mut self) -> Option<ListCheck> {
-        let r = self.call_retry(Req::get(EP_ORDERS, "/api/orders"), &[]).await;
-        if !r.success() {
-            return None;
-        }
-        match parse_order_list(&r.body) {
-            Ok(list) => {
-                let mut check = self.acct.orders.check_list(&list);
-                // Attach the reply to the problems through a closure-free path: report here.
-                for (kind, detail) in std::mem::take(&mut check.problems) {
-                    self.finding(kind, EP_ORDERS, Some(&r), detail);
+        let mut list: Vec<OrderView> = Vec::new();
+        let mut earlier_pages = BTreeSet::new();
+        let mut complete = false;
+        let mut last = None;
+        for page in 1..=MAX_ORDER_PAGES {
+            let path = if page == 1 { "/api/orders".to_string() } else { format!("/api/orders?page={page}") };
+            let r = self.call_retry(Req::get(EP_ORDERS, path), &[]).await;
+            if !r.success() {
+                return None;
+            }
+            let (items, total) = match parse_order_page(&r.body) {
+                Ok(p) => p,
+                Err(e) => {
+                    self.finding(Kind::Content, EP_ORDERS, Some(&r), format!("malformed order list: {e}"));
+                    return None;
                 }
-                Some(check)
-            }
-            Err(e) => {
-                self.finding(Kind::Content, EP_ORDERS, Some(&r), format!("malformed order list: {e}"));
-                None
+            };
+            let full = items.len() >= ORDER_LIST_LIMIT;
+            let ids: Vec<i64> = items.iter().map(|o| o.id).collect();
+            list.extend(items.into_iter().filter(|o| !earlier_pages.contains(&o.id)));
+            earlier_pages.extend(ids);
+            last = Some(r);
+            if !full || total.is_some_and(|t| list.len() as i64 >= t) {
+                complete = true;
+                break;
             }
         }
+        let r = last?;
+        let mut check = self.acct.orders.check_list(&list, complete);
+        // Attach the reply to the problems through a closure-free path: report here.
+        for (kind, detail) in std::mem::take(&mut check.problems) {
+            self.finding(kind, EP_ORDERS, Some(&r), detail);
+        }
+        Some(check)
     }
 
     fn apply_list_check(&mut self, check: ListCheck) {
