@@ -86,6 +86,8 @@ async fn not_found(req: HttpRequest) -> Result<HttpResponse, actix_web::Error> {
 impl Application {
     pub async fn build(mut settings: Settings) -> anyhow::Result<Self> {
         webui::init_templates()?;
+        // before the database's start, so its errors are counted too
+        crate::infra::metrics::install();
         // the name's DNS look-up (bounded, and only with SHOP_SERVICE_NAME) beside the database's start
         let named = async {
             match (&settings.replica_name, &settings.service_name) {
@@ -105,6 +107,8 @@ impl Application {
     /// Build from already-connected backends (tests connect once and reuse).
     pub fn build_with(settings: Settings, db: DatabaseConnection, store: Store) -> anyhow::Result<Self> {
         webui::init_templates()?;
+        // process-wide and idempotent: the tests build many apps in one process
+        crate::infra::metrics::install();
         let listener = TcpListener::bind(settings.listen)?;
         let port = listener.local_addr()?.port();
         let workers = settings.workers;

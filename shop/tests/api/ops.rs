@@ -45,6 +45,33 @@ async fn metrics_count_requests_and_checkouts() {
     assert!(body.contains("shop_checkouts_total{outcome=\"placed\"}"));
     assert!(body.contains("shop_session_store_errors_total"));
     assert!(body.contains("shop_db_pool_connections"));
+    // types and buckets as the manager's autoscaler and the docs read them
+    for t in [
+        "# TYPE shop_http_requests_total counter",
+        "# TYPE shop_http_request_duration_seconds histogram",
+        "# TYPE shop_checkouts_total counter",
+        "# TYPE shop_session_store_errors_total counter",
+        "# TYPE shop_session_store_retries_total counter",
+        "# TYPE shop_session_store_unreplicated_writes_total counter",
+        "# TYPE shop_db_pool_connections gauge",
+    ] {
+        assert!(body.lines().any(|l| l == t), "{t}\n{body}");
+    }
+    let le: Vec<&str> = body
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("shop_http_request_duration_seconds_bucket{route=\"/api/cart/items\",le=\"")
+        })
+        .filter_map(|l| l.split_once('"').map(|(le, _)| le))
+        .collect();
+    assert_eq!(
+        le,
+        ["0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "+Inf"],
+        "{body}"
+    );
+    for state in ["idle", "busy"] {
+        assert!(body.contains(&format!("shop_db_pool_connections{{state=\"{state}\"}} ")), "{body}");
+    }
 }
 
 #[tokio::test]
