@@ -132,94 +132,157 @@ fn lines_key(lines: &[OrderLine]) -> Vec<(i64, i64, i64, i64)> {
     v
 }
 
-/// Judge the database state against what the simulator saw.
+/// The database state, indexed the ways the invariants look it up.
+struct DbIndex<'a> {
+    db: &'a DbState,
+    orders_by_id: BTreeMap<i64, &'a DbOrder>,
+    items_by_order: BTreeMap<i64, Vec<OrderLine>>,
+    /// Order ids by (user, idempotency key), the key lower-cased: MySQL compares keys
+    /// case-insensitively (utf8mb4_unicode_ci), so they are grouped that way.
+    by_key: BTreeMap<(i64, String), Vec<i64>>,
+}
+
+impl<'a> DbIndex<'a> {
+    fn new(db: &'a DbState) -> Self {
+        let mut items_by_order: BTreeMap<i64, Vec<OrderLine>> = BTreeMap::new();
+        for it in &db.items {
+            items_by_order.entry(it.order_id).or_default().push(it.line.clone());
+        }
+        let orders_by_id = db.orders.iter().map(|o| (o.id, o)).collect();
+        let mut by_key: BTreeMap<(i64, String), Vec<i64>> = BTreeMap::new();
+        for o in &db.orders {
+            by_key.entry((o.user_id, o.key.to_ascii_lowercase())).or_default().push(o.id);
+        }
+        DbIndex { db, orders_by_id, items_by_order, by_key }
+    }
+
+    /// An order's lines (none when it has no lines or does not exist).
+    fn lines(&self, order_id: i64) -> &[OrderLine] {
+        self.items_by_order.get(&order_id).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    fn email(&self, user_id: i64) -> &str {
+        self.db.users.get(&user_id).map(String::as_str).unwrap_or("?")
+    }
+}
+
+/// What the simulator's acknowledged-orders log says, by order id.
+#[derive(Debug, Default)]
+struct AckIndex<'a> {
+    /// Acknowledged orders (an order logged twice: the later line).
+    orders: BTreeMap<i64, &'a Ack>,
+    /// Orders a cancel was sent for, and whether any of those cancels was acknowledged.
+    cancels: BTreeMap<i64, bool>,
+}
+
+impl<'a> AckIndex<'a> {
+    fn new(acks: &'a [Ack]) -> Self {
+        let mut ix = AckIndex::default();
+        for a in acks {
+            match a {
+                Ack::Order { order_id, .. } => {
+                    ix.orders.insert(*order_id, a);
+                }
+                Ack::Cancel { order_id, acknowledged, .. } => {
+                    let e = ix.cancels.entry(*order_id).or_insert(false);
+                    *e |= *acknowledged;
+                }
+            }
+        }
+        ix
+    }
+}
+
+/// Judge the database state against what the simulator saw: one [`Invariant`] per check, always
+/// in this order (the order of `check`'s output and of `check.json`).
 pub fn evaluate(
     db: &DbState,
     acks: &[Ack],
     snapshot: Option<&StockSnapshot>,
     summary: Option<&Value>,
 ) -> Vec<Invariant> {
-    let mut items_by_order: BTreeMap<i64, Vec<OrderLine>> = BTreeMap::new();
-    for it in &db.items {
-        items_by_order.entry(it.order_id).or_default().push(it.line.clone());
-    }
-    let orders_by_id: BTreeMap<i64, &DbOrder> = db.orders.iter().map(|o| (o.id, o)).collect();
-    // MySQL compares keys case-insensitively (utf8mb4_unicode_ci), so group them that way.
-    let mut by_key: BTreeMap<(i64, String), Vec<i64>> = BTreeMap::new();
-    for o in &db.orders {
-        by_key.entry((o.user_id, o.key.to_ascii_lowercase())).or_default().push(o.id);
-    }
-    let mut out = Vec::new();
+    let ix = DbIndex::new(db);
+    let acked = AckIndex::new(acks);
+    vec![
+        acknowledged_orders(&ix, &acked),
+        idempotency_keys(&ix),
+        orders_are_whole(&ix),
+        cancels(&ix, &acked),
+        stock_never_negative(db),
+        stock_conserved(&ix, snapshot),
+        simulator_findings(summary),
+    ]
+}
 
-    // 1. Acknowledged orders.
+/// 1. Every acknowledged order is in the database once, for its shopper, with its key, lines
+///    and total.
+fn acknowledged_orders(ix: &DbIndex, acked: &AckIndex) -> Invariant {
     let mut inv = Invariant::new(INV_ACKED);
-    let mut acked: BTreeMap<i64, &Ack> = BTreeMap::new();
-    let mut cancels: BTreeMap<i64, bool> = BTreeMap::new();
-    for a in acks {
-        match a {
-            Ack::Order { order_id, .. } => {
-                acked.insert(*order_id, a);
-            }
-            Ack::Cancel { order_id, acknowledged, .. } => {
-                let e = cancels.entry(*order_id).or_insert(false);
-                *e |= *acknowledged;
-            }
-        }
+    inv.scope = format!("{} acknowledged orders", acked.orders.len());
+    for a in acked.orders.values() {
+        acknowledged_order(ix, a, &mut inv.violations);
     }
-    inv.scope = format!("{} acknowledged orders", acked.len());
-    for a in acked.values() {
-        let Ack::Order { email, shopper, order_id, idempotency_key, lines, total_cents, .. } = a else {
-            continue;
-        };
-        let who = format!("order {order_id} (key {idempotency_key}, shopper #{shopper} {email})");
-        let Some(o) = orders_by_id.get(order_id) else {
-            inv.violations.push(format!("{who} was acknowledged but is not in the database"));
-            continue;
-        };
-        let owner = db.users.get(&o.user_id).map(String::as_str).unwrap_or("?");
-        if !owner.eq_ignore_ascii_case(email) {
-            inv.violations.push(format!("{who} belongs to user {} ({owner})", o.user_id));
-        }
-        if !o.key.eq_ignore_ascii_case(idempotency_key) {
-            inv.violations.push(format!("{who} has key {} in the database", o.key));
-        }
-        let same_key =
-            by_key.get(&(o.user_id, idempotency_key.to_ascii_lowercase())).map(Vec::len).unwrap_or(0);
-        if same_key != 1 {
-            inv.violations.push(format!("{who}: {same_key} orders carry its key"));
-        }
-        let db_lines = items_by_order.get(order_id).map(Vec::as_slice).unwrap_or(&[]);
-        if lines_key(db_lines) != lines_key(lines) {
-            inv.violations.push(format!(
-                "{who}: lines differ — acknowledged {:?}, database {:?} (product, qty, unit, line total)",
-                lines_key(lines),
-                lines_key(db_lines)
-            ));
-        }
-        if o.total_cents != *total_cents {
-            inv.violations
-                .push(format!("{who}: total {} in the database, {total_cents} acknowledged", o.total_cents));
-        }
-    }
-    out.push(inv);
+    inv
+}
 
-    // 2. Idempotency keys.
+/// One acknowledged order against the database; what differs goes to `violations`.
+fn acknowledged_order(ix: &DbIndex, ack: &Ack, violations: &mut Vec<String>) {
+    let Ack::Order { email, shopper, order_id, idempotency_key, lines, total_cents, .. } = ack else {
+        return;
+    };
+    let who = format!("order {order_id} (key {idempotency_key}, shopper #{shopper} {email})");
+    let Some(o) = ix.orders_by_id.get(order_id) else {
+        violations.push(format!("{who} was acknowledged but is not in the database"));
+        return;
+    };
+    let owner = ix.email(o.user_id);
+    if !owner.eq_ignore_ascii_case(email) {
+        violations.push(format!("{who} belongs to user {} ({owner})", o.user_id));
+    }
+    if !o.key.eq_ignore_ascii_case(idempotency_key) {
+        violations.push(format!("{who} has key {} in the database", o.key));
+    }
+    let same_key =
+        ix.by_key.get(&(o.user_id, idempotency_key.to_ascii_lowercase())).map(Vec::len).unwrap_or(0);
+    if same_key != 1 {
+        violations.push(format!("{who}: {same_key} orders carry its key"));
+    }
+    let db_lines = ix.lines(*order_id);
+    if lines_key(db_lines) != lines_key(lines) {
+        violations.push(format!(
+            "{who}: lines differ — acknowledged {:?}, database {:?} (product, qty, unit, line total)",
+            lines_key(lines),
+            lines_key(db_lines)
+        ));
+    }
+    if o.total_cents != *total_cents {
+        violations
+            .push(format!("{who}: total {} in the database, {total_cents} acknowledged", o.total_cents));
+    }
+}
+
+/// 2. No (user, idempotency key) maps to two orders.
+fn idempotency_keys(ix: &DbIndex) -> Invariant {
     let mut inv = Invariant::new(INV_KEYS);
-    inv.scope = format!("{} orders", db.orders.len());
-    for ((user, key), ids) in &by_key {
+    inv.scope = format!("{} orders", ix.db.orders.len());
+    for ((user, key), ids) in &ix.by_key {
         if ids.len() > 1 {
-            let email = db.users.get(user).map(String::as_str).unwrap_or("?");
+            let email = ix.email(*user);
             inv.violations
                 .push(format!("user {user} ({email}) has {} orders for key {key}: {ids:?}", ids.len()));
         }
     }
-    out.push(inv);
+    inv
+}
 
-    // 3. Every order is whole.
+/// 3. Every order has lines, each line is quantity × unit price, and they add up to the order's
+///    total; no line points at a missing order.
+fn orders_are_whole(ix: &DbIndex) -> Invariant {
+    let db = ix.db;
     let mut inv = Invariant::new(INV_ORDERS);
     inv.scope = format!("{} orders, {} lines", db.orders.len(), db.items.len());
     for o in &db.orders {
-        let lines = items_by_order.get(&o.id).map(Vec::as_slice).unwrap_or(&[]);
+        let lines = ix.lines(o.id);
         if lines.is_empty() {
             inv.violations.push(format!("order {} (user {}) has no lines", o.id, o.user_id));
             continue;
@@ -238,107 +301,120 @@ pub fn evaluate(
         }
     }
     let orphans: BTreeSet<i64> =
-        db.items.iter().map(|i| i.order_id).filter(|id| !orders_by_id.contains_key(id)).collect();
+        db.items.iter().map(|i| i.order_id).filter(|id| !ix.orders_by_id.contains_key(id)).collect();
     for id in orphans {
         inv.violations.push(format!("order lines point at order {id}, which does not exist"));
     }
-    out.push(inv);
+    inv
+}
 
-    // 4. Cancels.
+/// 4. An acknowledged cancel left its order cancelled, and no acknowledged order was cancelled
+///    by anyone but the simulator.
+fn cancels(ix: &DbIndex, acked: &AckIndex) -> Invariant {
     let mut inv = Invariant::new(INV_CANCELS);
-    inv.scope = format!("{} cancels sent", cancels.len());
-    for (id, acknowledged) in &cancels {
-        if let Some(o) = orders_by_id.get(id) {
+    inv.scope = format!("{} cancels sent", acked.cancels.len());
+    for (id, acknowledged) in &acked.cancels {
+        if let Some(o) = ix.orders_by_id.get(id) {
             if *acknowledged && o.status != "cancelled" {
                 inv.violations
                     .push(format!("order {id}: the cancel was acknowledged but its status is {}", o.status));
             }
         }
     }
-    for id in acked.keys() {
-        if let Some(o) = orders_by_id.get(id) {
-            if o.status == "cancelled" && !cancels.contains_key(id) {
+    for id in acked.orders.keys() {
+        if let Some(o) = ix.orders_by_id.get(id) {
+            if o.status == "cancelled" && !acked.cancels.contains_key(id) {
                 inv.violations.push(format!("order {id} is cancelled, but the simulator never cancelled it"));
             }
         }
     }
-    out.push(inv);
+    inv
+}
 
-    // 5. Stock never negative.
+/// 5. No product's stock is below zero.
+fn stock_never_negative(db: &DbState) -> Invariant {
     let mut inv = Invariant::new(INV_STOCK_NONNEG);
     inv.scope = format!("{} products", db.products.len());
     for p in db.products.iter().filter(|p| p.stock < 0) {
         inv.violations.push(format!("product {} ({}) has stock {}", p.id, p.sku, p.stock));
     }
-    out.push(inv);
+    inv
+}
 
-    // 6. Conservation.
+/// 6. Stock is conserved against the snapshot taken before the run (none: a violation, since
+///    nothing can be checked).
+fn stock_conserved(ix: &DbIndex, snapshot: Option<&StockSnapshot>) -> Invariant {
     let mut inv = Invariant::new(INV_CONSERVATION);
     match snapshot {
         None => inv.violations.push("no stock snapshot: cannot check conservation".into()),
-        Some(s) => conservation(db, &items_by_order, s, &mut inv),
+        Some(s) => conservation(ix, s, &mut inv),
     }
-    out.push(inv);
-
-    // 7. The simulator's own findings.
-    let mut inv = Invariant::new(INV_SUMMARY);
-    match summary {
-        None => inv.violations.push("summary.json missing or unreadable: the run did not finish".into()),
-        Some(s) => {
-            inv.scope = "summary.json".into();
-            for k in Kind::ALL {
-                match s.pointer(&format!("/violations/{}", k.name())).and_then(Value::as_u64) {
-                    Some(0) => {}
-                    Some(n) => {
-                        inv.violations.push(format!("the simulator counted {n} {} violations", k.name()))
-                    }
-                    None => {
-                        inv.violations.push(format!("summary.json has no count of {} violations", k.name()))
-                    }
-                }
-            }
-            if let Some(details) = s.get("findings").and_then(Value::as_array) {
-                for d in details.iter().take(20) {
-                    inv.violations.push(format!(
-                        "  {} shopper #{} {}: {}",
-                        d.get("kind").and_then(Value::as_str).unwrap_or("?"),
-                        d.get("shopper").and_then(Value::as_u64).unwrap_or(0),
-                        d.get("email").and_then(Value::as_str).unwrap_or("?"),
-                        d.get("detail").and_then(Value::as_str).unwrap_or("?"),
-                    ));
-                }
-            }
-        }
-    }
-    out.push(inv);
-    out
+    inv
 }
 
-fn conservation(
-    db: &DbState,
-    items_by_order: &BTreeMap<i64, Vec<OrderLine>>,
-    s: &StockSnapshot,
-    inv: &mut Invariant,
-) {
-    let before = s.by_id();
-    let mut reserved: BTreeMap<i64, i64> = BTreeMap::new();
-    // API snapshots: only what changed after the snapshot.
-    let mut ordered_since: BTreeMap<i64, i64> = BTreeMap::new();
-    let mut returned_since: BTreeMap<i64, i64> = BTreeMap::new();
-    let t0 = s.taken_at_unix_ms as i64;
-    for o in &db.orders {
-        let lines = items_by_order.get(&o.id).map(Vec::as_slice).unwrap_or(&[]);
-        for l in lines {
-            if o.status != "cancelled" {
-                *reserved.entry(l.product_id).or_default() += l.quantity;
-                if o.created_at >= t0 {
-                    *ordered_since.entry(l.product_id).or_default() += l.quantity;
-                }
-            } else if o.created_at < t0 && o.updated_at >= t0 {
-                *returned_since.entry(l.product_id).or_default() += l.quantity;
-            }
+/// 7. The run's `summary.json` counts no violation of any kind (missing: the run did not
+///    finish); its first 20 findings are listed under the violation.
+fn simulator_findings(summary: Option<&Value>) -> Invariant {
+    let mut inv = Invariant::new(INV_SUMMARY);
+    let Some(s) = summary else {
+        inv.violations.push("summary.json missing or unreadable: the run did not finish".into());
+        return inv;
+    };
+    inv.scope = "summary.json".into();
+    for k in Kind::ALL {
+        match s.pointer(&format!("/violations/{}", k.name())).and_then(Value::as_u64) {
+            Some(0) => {}
+            Some(n) => inv.violations.push(format!("the simulator counted {n} {} violations", k.name())),
+            None => inv.violations.push(format!("summary.json has no count of {} violations", k.name())),
         }
     }
+    if let Some(details) = s.get("findings").and_then(Value::as_array) {
+        for d in details.iter().take(20) {
+            inv.violations.push(format!(
+                "  {} shopper #{} {}: {}",
+                d.get("kind").and_then(Value::as_str).unwrap_or("?"),
+                d.get("shopper").and_then(Value::as_u64).unwrap_or(0),
+                d.get("email").and_then(Value::as_str).unwrap_or("?"),
+                d.get("detail").and_then(Value::as_str).unwrap_or("?"),
+            ));
+        }
+    }
+    inv
+}
+
+/// Units per product that the database's orders account for.
+#[derive(Debug, Default, PartialEq)]
+struct OrderedUnits {
+    /// In orders that are not cancelled (what a database snapshot's `reserved` counts).
+    reserved: BTreeMap<i64, i64>,
+    /// In orders placed since the snapshot and not cancelled (for API snapshots).
+    ordered_since: BTreeMap<i64, i64>,
+    /// In orders placed before the snapshot and cancelled after it: back in stock since.
+    returned_since: BTreeMap<i64, i64>,
+}
+
+impl OrderedUnits {
+    fn tally(ix: &DbIndex, t0: i64) -> Self {
+        let mut u = OrderedUnits::default();
+        for o in &ix.db.orders {
+            for l in ix.lines(o.id) {
+                if o.status != "cancelled" {
+                    *u.reserved.entry(l.product_id).or_default() += l.quantity;
+                    if o.created_at >= t0 {
+                        *u.ordered_since.entry(l.product_id).or_default() += l.quantity;
+                    }
+                } else if o.created_at < t0 && o.updated_at >= t0 {
+                    *u.returned_since.entry(l.product_id).or_default() += l.quantity;
+                }
+            }
+        }
+        u
+    }
+}
+
+fn conservation(ix: &DbIndex, s: &StockSnapshot, inv: &mut Invariant) {
+    let before = s.by_id();
+    let units = OrderedUnits::tally(ix, s.taken_at_unix_ms as i64);
     inv.scope = format!(
         "{} products against a {} snapshot",
         before.len(),
@@ -347,7 +423,7 @@ fn conservation(
             SnapshotSource::Database => "database",
         }
     );
-    let now: BTreeMap<i64, &DbProduct> = db.products.iter().map(|p| (p.id, p)).collect();
+    let now: BTreeMap<i64, &DbProduct> = ix.db.products.iter().map(|p| (p.id, p)).collect();
     for (id, b) in &before {
         let Some(p) = now.get(id) else {
             inv.violations.push(format!("product {id} ({}) was in the snapshot but is gone", b.sku));
@@ -355,7 +431,7 @@ fn conservation(
         };
         match (s.source, b.reserved) {
             (SnapshotSource::Database, Some(r0)) => {
-                let r = reserved.get(id).copied().unwrap_or(0);
+                let r = units.reserved.get(id).copied().unwrap_or(0);
                 if b.stock + r0 != p.stock + r {
                     inv.violations.push(format!(
                         "product {id} ({}): stock {} + reserved {r0} before, stock {} + reserved {r} now — {} unit(s) {}",
@@ -368,8 +444,8 @@ fn conservation(
                 }
             }
             _ => {
-                let ordered = ordered_since.get(id).copied().unwrap_or(0);
-                let returned = returned_since.get(id).copied().unwrap_or(0);
+                let ordered = units.ordered_since.get(id).copied().unwrap_or(0);
+                let returned = units.returned_since.get(id).copied().unwrap_or(0);
                 if b.stock != p.stock + ordered - returned {
                     inv.violations.push(format!(
                         "product {id} ({}): initial stock {} ≠ current {} + ordered since {ordered} − returned by older cancels {returned}",
@@ -737,5 +813,72 @@ mod tests {
         let r = evaluate(&db, &acks, None, Some(&summary));
         let inv = r.iter().find(|i| i.name == INV_ORDERS).unwrap();
         assert!(inv.violations[0].contains("order 103"), "{inv:?}");
+    }
+
+    #[test]
+    fn the_invariants_come_in_a_fixed_order() {
+        let (db, acks, snap, summary) = world();
+        let names: Vec<&str> =
+            evaluate(&db, &acks, Some(&snap), Some(&summary)).iter().map(|i| i.name).collect();
+        assert_eq!(
+            names,
+            [INV_ACKED, INV_KEYS, INV_ORDERS, INV_CANCELS, INV_STOCK_NONNEG, INV_CONSERVATION, INV_SUMMARY]
+        );
+    }
+
+    #[test]
+    fn a_cancel_counts_as_acknowledged_if_any_try_was() {
+        let cancel = |order_id, acknowledged| Ack::Cancel {
+            email: "a@sim.test".into(),
+            shopper: 1,
+            order_id,
+            acknowledged,
+            t_s: 1.0,
+        };
+        let acks = [cancel(5, false), cancel(5, true), cancel(5, false), cancel(6, false)];
+        let ix = AckIndex::new(&acks);
+        assert_eq!(ix.cancels, BTreeMap::from([(5, true), (6, false)]));
+        assert!(ix.orders.is_empty());
+    }
+
+    #[test]
+    fn units_are_tallied_by_when_the_order_was_placed_and_cancelled() {
+        let order = |id, status: &str, created_at, updated_at| DbOrder {
+            id,
+            user_id: 7,
+            key: format!("k{id}"),
+            status: status.into(),
+            total_cents: 100,
+            created_at,
+            updated_at,
+        };
+        let db = DbState {
+            orders: vec![
+                order(1, "placed", 500, 500),      // before the snapshot
+                order(2, "placed", 1500, 1500),    // after it
+                order(3, "cancelled", 500, 1500),  // placed before, cancelled after: returned
+                order(4, "cancelled", 500, 800),   // cancelled before: nowhere
+                order(5, "cancelled", 1500, 1600), // placed and cancelled after: nowhere
+            ],
+            items: (1..=5).map(|id| DbItem { order_id: id, line: line(9, id, 100) }).collect(),
+            ..DbState::default()
+        };
+        let u = OrderedUnits::tally(&DbIndex::new(&db), 1000);
+        assert_eq!(u.reserved, BTreeMap::from([(9, 1 + 2)]));
+        assert_eq!(u.ordered_since, BTreeMap::from([(9, 2)]));
+        assert_eq!(u.returned_since, BTreeMap::from([(9, 3)]));
+    }
+
+    #[test]
+    fn the_summary_check_names_missing_counts_and_lists_at_most_20_findings() {
+        let findings: Vec<Value> =
+            (0..25).map(|i| json!({"kind": "content", "shopper": i, "email": "e", "detail": "d"})).collect();
+        let inv = simulator_findings(Some(&json!({"violations": {"content": 25}, "findings": findings})));
+        assert_eq!(inv.scope, "summary.json");
+        assert_eq!(inv.violations[0], "the simulator counted 25 content violations");
+        let missing = inv.violations.iter().filter(|v| v.starts_with("summary.json has no count")).count();
+        assert_eq!(missing, Kind::ALL.len() - 1, "{inv:?}");
+        assert_eq!(inv.violations.iter().filter(|v| v.starts_with("  content shopper #")).count(), 20);
+        assert!(inv.violations.last().unwrap().starts_with("  content shopper #19 "));
     }
 }
