@@ -11,15 +11,27 @@ async fn a_database_of_schema_1_is_brought_up_to_date_and_keeps_its_orders() {
     assert_eq!(s.add(p, 1).await.status(), 200);
     let old_key = key();
     assert_eq!(s.checkout(&old_key).await.status(), 201);
-    // back to what a build of schema 1 left: no `orders.placed_by`, version 1 recorded
-    app.sql("ALTER TABLE orders DROP COLUMN placed_by", vec![]).await;
-    app.sql("DELETE FROM schema_migrations WHERE version > 1", vec![]).await;
+    // back to what a build of schema 1 left, before the migrator: none of the columns and tables
+    // of versions 2 and 3, and version 1 recorded in the older runner's `schema_migrations`
+    for column in ["placed_by", "ship_name", "ship_street", "ship_postcode", "ship_city", "ship_country"] {
+        app.sql(&format!("ALTER TABLE orders DROP COLUMN {column}"), vec![]).await;
+    }
+    app.sql("ALTER TABLE products DROP COLUMN hidden", vec![]).await;
+    app.sql("DROP TABLE stock_changes", vec![]).await;
+    app.sql("DROP TABLE _sqlx_migrations", vec![]).await;
+    app.sql("CREATE TABLE schema_migrations (version BIGINT NOT NULL PRIMARY KEY, name VARCHAR(200) NOT NULL, applied_at BIGINT NOT NULL)", vec![]).await;
+    app.sql("INSERT INTO schema_migrations (version, name, applied_at) VALUES (1, 'catalog, accounts, orders', 0)", vec![]).await;
     assert_eq!(db::current_version(&app.db).await.unwrap(), 1);
 
     let latest = db::latest_version();
-    assert!(latest >= 2);
+    assert!(latest >= 3);
     assert_eq!(db::migrate(&app.db).await.unwrap(), latest);
     assert_eq!(db::migrate(&app.db).await.unwrap(), latest, "a second run changes nothing");
+    // the migrator has taken over: version 1 recorded as applied before, the rest run by it
+    assert_eq!(
+        app.count("SELECT COUNT(*) AS n FROM _sqlx_migrations WHERE success = TRUE", vec![]).await,
+        latest
+    );
 
     // the order placed before is read as before (it names no request) and a replay of it is a 200
     let r = s.checkout(&old_key).await;
@@ -50,4 +62,13 @@ async fn a_database_of_schema_1_is_brought_up_to_date_and_keeps_its_orders() {
         .await,
         1
     );
+}
+
+#[tokio::test]
+async fn a_migration_file_changed_after_it_ran_is_refused() {
+    let app = spawn_app().await;
+    // what a file edited after it ran looks like to the migrator: another checksum on record
+    app.sql("UPDATE _sqlx_migrations SET checksum = ? WHERE version = 2", vec![vec![0u8; 48].into()]).await;
+    let e = db::migrate(&app.db).await.expect_err("a changed migration must stop the run");
+    assert!(e.to_string().contains("2"), "{e}");
 }
