@@ -514,7 +514,10 @@ FREED=$(mktemp)
 FREEDPID=$!
 sleep 2
 slow=0 probes=0
-while [ "$(python3 -c "print(int($(date +%s.%N) - $t0 < 6))")" = 1 ]; do
+# the clock read by bash itself (EPOCHREALTIME, µs): a python start per probe took ~1 s on a
+# loaded machine and left too few probes in the 4 s window
+t0us=$(python3 -c "print(int($t0 * 1000000))")
+while ((${EPOCHREALTIME/./} - t0us < 6000000)); do
     probes=$((probes + 1))
     [ "$(curl -sS --max-time 2 -o /dev/null -w '%{http_code}' "$BASE/api/me" 2>/dev/null)" = 401 ] || slow=$((slow + 1))
 done
