@@ -129,10 +129,10 @@ impl Application {
             catalog_data: TtlCache::new(settings.catalog_cache),
             products: TtlCache::new(settings.catalog_cache),
             settings: Arc::new(settings),
-            hostname: name,
+            replica_name: name,
         });
         // the name beside the hostname (the container id): the one line that links the two
-        tracing::info!(port, replica = %state.hostname, host = %host, session_store = state.store.kind(), "listening");
+        tracing::info!(port, replica = %state.replica_name, host = %host, session_store = state.store.kind(), "listening");
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())

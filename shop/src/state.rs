@@ -21,8 +21,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// The replica's name ([`crate::replica`]: `SHOP_REPLICA_NAME`, the compose service and
     /// index such as `shop-2`, or the hostname): `X-Served-By`, the footer and the probes'
-    /// `served_by`. Named for what it held first; the real hostname is in the start-up log.
-    pub hostname: String,
+    /// `served_by`. The hostname (the container id) is in the start-up log and `/healthz`.
+    pub replica_name: String,
     /// Rendered catalog responses, kept `SHOP_CATALOG_CACHE_MS` (see [`ResponseCache`]).
     pub catalog_cache: ResponseCache,
     /// Catalog listings (products, total, categories) for pages that cannot be cached whole.

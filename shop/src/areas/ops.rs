@@ -12,7 +12,9 @@ use crate::state::AppState;
 const READY_TIMEOUT: Duration = Duration::from_millis(1000);
 
 async fn healthz(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "alive", "served_by": state.hostname}))
+    // the host too: a replica's name and its container id, side by side
+    HttpResponse::Ok()
+        .json(json!({"status": "alive", "served_by": state.replica_name, "host": crate::replica::hostname()}))
 }
 
 /// Both backends answer within the bound, else the reasons.
@@ -31,11 +33,11 @@ pub async fn readiness(state: &AppState) -> Result<(), serde_json::Value> {
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     match readiness(&state).await {
         Ok(()) => HttpResponse::Ok().json(
-            json!({"status": "ready", "served_by": state.hostname, "session_store": state.store.kind()}),
+            json!({"status": "ready", "served_by": state.replica_name, "session_store": state.store.kind()}),
         ),
         Err(reasons) => HttpResponse::ServiceUnavailable()
             .insert_header(("Retry-After", "1"))
-            .json(json!({"status": "not_ready", "served_by": state.hostname, "reasons": reasons})),
+            .json(json!({"status": "not_ready", "served_by": state.replica_name, "reasons": reasons})),
     }
 }
 
@@ -115,13 +117,13 @@ async fn heartbeat(state: web::Data<AppState>, query: web::Query<BeatQuery>) -> 
         }
         let check = tokio::time::timeout(period.mul_f32(0.8), readiness(&state)).await;
         let event = match check {
-            Ok(Ok(())) => Beat { status: "OK", served_by: &state.hostname, reasons: None },
+            Ok(Ok(())) => Beat { status: "OK", served_by: &state.replica_name, reasons: None },
             Ok(Err(reasons)) => {
-                Beat { status: "UNAVAILABLE", served_by: &state.hostname, reasons: Some(reasons) }
+                Beat { status: "UNAVAILABLE", served_by: &state.replica_name, reasons: Some(reasons) }
             }
             Err(_) => Beat {
                 status: "UNAVAILABLE",
-                served_by: &state.hostname,
+                served_by: &state.replica_name,
                 reasons: Some(json!({"readiness": "the backend checks took longer than the beat interval"})),
             },
         };

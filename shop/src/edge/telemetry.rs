@@ -77,7 +77,7 @@ pub async fn envelope(
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let served_by = req
         .app_data::<actix_web::web::Data<crate::state::AppState>>()
-        .map(|s| s.hostname.clone())
+        .map(|s| s.replica_name.clone())
         .unwrap_or_default();
     // a label from a fixed set: a client inventing methods must not invent metric series
     let method = if crate::edge::security::KNOWN_METHODS.contains(req.method()) {

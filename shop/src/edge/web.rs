@@ -83,7 +83,7 @@ pub async fn page(
     ctx.insert("user", &user);
     ctx.insert("csrf_token", &session.csrf_token_if_session());
     ctx.insert("cart_count", &cart_count);
-    ctx.insert("served_by", &state.hostname);
+    ctx.insert("served_by", &state.replica_name);
     Ok((ctx, user))
 }
 
