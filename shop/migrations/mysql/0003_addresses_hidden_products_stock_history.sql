@@ -1,6 +1,7 @@
 -- 3: shipping addresses, hidden products, the stock's history (MariaDB)
 -- the address columns are nullable: orders placed before, and API checkouts without an
--- address, have none; `stock_changes` is append-only (who changed a stock, when, by how much)
+-- address, have none; `stock_changes` is append-only (who changed a stock, when, by how much);
+-- a change sent again with its operation key runs into uq_stock_changes_op (NULLs never collide)
 
 ALTER TABLE orders ADD COLUMN IF NOT EXISTS ship_name VARCHAR(100) NULL,
     ADD COLUMN IF NOT EXISTS ship_street VARCHAR(200) NULL,
@@ -19,5 +20,7 @@ CREATE TABLE IF NOT EXISTS stock_changes (
     note VARCHAR(200) NOT NULL DEFAULT '',
     user_id BIGINT NULL,
     created_at BIGINT NOT NULL,
-    KEY ix_stock_changes_product (product_id, id)
+    op_key VARCHAR(64) NULL,
+    KEY ix_stock_changes_product (product_id, id),
+    UNIQUE KEY uq_stock_changes_op (product_id, op_key)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;

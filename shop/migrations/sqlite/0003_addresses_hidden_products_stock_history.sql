@@ -22,7 +22,10 @@ CREATE TABLE IF NOT EXISTS stock_changes (
     reason TEXT NOT NULL,
     note TEXT NOT NULL DEFAULT '',
     user_id INTEGER,
-    created_at INTEGER NOT NULL
+    created_at INTEGER NOT NULL,
+    op_key TEXT
 );
 
 CREATE INDEX IF NOT EXISTS ix_stock_changes_product ON stock_changes (product_id, id);
+
+CREATE UNIQUE INDEX IF NOT EXISTS uq_stock_changes_op ON stock_changes (product_id, op_key);

@@ -268,19 +268,31 @@ impl Session {
 
 impl Session {
     /// End every other session of the logged-in account (other browsers, other devices); this
-    /// one stays. Answers how many were ended.
+    /// one stays. Goes on past a session it could not end, and fails at the end if there was
+    /// one (a retry ends what is left). Answers how many ids it ended (some may have expired).
     pub async fn end_other_sessions(&self, store: &Store) -> Result<usize, AppError> {
         let user = self.require_user(store).await?;
         let current = self.state.borrow().id.clone();
-        let mut ended = 0;
+        let (mut ended, mut failed) = (0, None);
         for id in store.account_sessions(&user.id).await? {
-            if id != current {
-                store.session_delete(&id).await?;
-                store.account_session_remove(&user.id, &id).await?;
-                ended += 1;
+            if id == current {
+                continue;
+            }
+            // the session first: an id left in the list costs nothing, a session left alive does
+            match store.session_delete(&id).await {
+                Ok(()) => {
+                    ended += 1;
+                    if let Err(e) = store.account_session_remove(&user.id, &id).await {
+                        tracing::warn!(error = %e, "a session ended but stays in the account's list");
+                    }
+                }
+                Err(e) => failed = Some(e),
             }
         }
-        Ok(ended)
+        match failed {
+            Some(e) => Err(e.into()),
+            None => Ok(ended),
+        }
     }
 }
 

@@ -298,3 +298,54 @@ async fn the_admin_pages_manage_products_without_javascript() {
     assert_eq!(r.status(), 403);
     assert_eq!(app.stock(id).await, 10);
 }
+
+#[tokio::test]
+async fn a_stock_change_or_a_product_sent_again_is_made_once() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let p = app.product(5).await;
+    // the API: the same Idempotency-Key again changes nothing and answers the product as it is
+    let k = key();
+    for _ in 0..3 {
+        let r = admin
+            .client
+            .post(admin.url(&format!("/api/admin/products/{p}/stock")))
+            .header("Idempotency-Key", &k)
+            .json(&json!({"delta": 7, "note": "delivery"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.json::<Value>().await.unwrap()["product"]["stock"], 12);
+    }
+    let (_, v) = admin.get_json(&format!("/api/admin/products/{p}")).await;
+    assert_eq!(v["stock_changes"].as_array().unwrap().len(), 1, "{v}");
+    // the form: its operation key makes a double click one change
+    let page = admin.get(&format!("/admin/products/{p}")).await.text().await.unwrap();
+    let (token, op) = (csrf_in(&page), hidden_in(&page, "op_key"));
+    for _ in 0..2 {
+        let r = admin
+            .post_form(
+                &format!("/admin/products/{p}/stock"),
+                &[("csrf_token", &token), ("op_key", &op), ("delta", "3")],
+            )
+            .await;
+        assert_eq!(r.status(), 303);
+    }
+    assert_eq!(app.stock(p).await, 15);
+    // a product sent again under its SKU is the product made the first time; another one is a 409
+    let body = json!({"name": "Jug", "category": "Kitchen", "price_cents": 900, "stock": 2, "sku": "JUG-1"});
+    let (st1, first) = create(&admin, body.clone()).await;
+    let (st2, again) = create(&admin, body).await;
+    assert_eq!((st1, st2, first["id"].clone()), (201, 201, again["id"].clone()));
+    let (st, e) = create(
+        &admin,
+        json!({"name": "Another jug", "category": "Kitchen", "price_cents": 900, "stock": 2, "sku": "JUG-1"}),
+    )
+    .await;
+    assert_eq!((st, e["error"]["code"].as_str()), (409, Some("sku_taken")));
+    assert_eq!(app.count("SELECT COUNT(*) AS n FROM products WHERE sku = 'JUG-1'", vec![]).await, 1);
+    // the new-product form comes with a SKU made up for it
+    let page = admin.get("/admin/products/new").await.text().await.unwrap();
+    assert!(page.contains(r#"name="sku" value="P-"#), "{page}");
+}

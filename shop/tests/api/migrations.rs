@@ -72,3 +72,42 @@ async fn a_migration_file_changed_after_it_ran_is_refused() {
     let e = db::migrate(&app.db).await.expect_err("a changed migration must stop the run");
     assert!(e.to_string().contains("2"), "{e}");
 }
+
+#[tokio::test]
+async fn an_adoption_that_stopped_half_way_is_finished_by_the_next_run() {
+    let app = spawn_app().await;
+    // the older runner's table says 3; the migrator's table exists but is empty (a run stopped
+    // after making it): the next run records 1 to 3 as applied and runs nothing again
+    app.sql("CREATE TABLE schema_migrations (version BIGINT NOT NULL PRIMARY KEY, name VARCHAR(200) NOT NULL, applied_at BIGINT NOT NULL)", vec![]).await;
+    for v in 1..=3i64 {
+        app.sql(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, 'old', 0)",
+            vec![v.into()],
+        )
+        .await;
+    }
+    app.sql("DELETE FROM _sqlx_migrations", vec![]).await;
+    assert_eq!(db::migrate(&app.db).await.unwrap(), db::latest_version());
+    assert_eq!(app.count("SELECT COUNT(*) AS n FROM _sqlx_migrations", vec![]).await, 3);
+}
+
+#[tokio::test]
+async fn a_dirty_mariadb_migration_is_run_again_once() {
+    let app = spawn_app().await;
+    // what a MariaDB migration that failed after its implicit DDL commits leaves behind
+    app.sql("UPDATE _sqlx_migrations SET success = FALSE WHERE version = 3", vec![]).await;
+    let r = db::migrate(&app.db).await;
+    if app.db.get_database_backend() == sea_orm::DbBackend::Sqlite {
+        // SQLite migrations are transactional: a dirty one cannot happen, and is not guessed at
+        assert!(r.is_err());
+    } else {
+        assert_eq!(r.unwrap(), db::latest_version());
+        assert_eq!(
+            app.count("SELECT COUNT(*) AS n FROM _sqlx_migrations WHERE success = TRUE", vec![]).await,
+            3
+        );
+        // and the lock the dirty run took is given back: another run goes through at once
+        let again = tokio::time::timeout(std::time::Duration::from_secs(10), db::migrate(&app.db)).await;
+        assert_eq!(again.expect("no lock left behind").unwrap(), db::latest_version());
+    }
+}

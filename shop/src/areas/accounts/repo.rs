@@ -107,3 +107,14 @@ pub(super) async fn set_password_hash(
         .await?;
     Ok(())
 }
+
+/// An account's password hash as it is now (`None`: no such account).
+pub(super) async fn password_hash_of(
+    c: &(impl ConnectionTrait + 'static),
+    id: UserId,
+) -> Result<Option<String>, DbError> {
+    db::one(c, "SELECT password_hash FROM users WHERE id = ?", vec![id.into()])
+        .await?
+        .map(|r| db::get(&r, "password_hash"))
+        .transpose()
+}

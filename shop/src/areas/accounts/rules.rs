@@ -15,7 +15,7 @@ use crate::{
 
 use super::{
     hasher::{hash_password_for, verify_password, Lane},
-    repo::{create, email_taken, find_by_email, find_by_id, set_password_hash, Account},
+    repo::{create, email_taken, find_by_email, find_by_id, password_hash_of, set_password_hash, Account},
 };
 
 pub(super) struct Registration {
@@ -105,14 +105,21 @@ pub(super) async fn login(
             return Err(e);
         }
     };
-    let account = match (ok, found) {
-        (true, Some((a, _))) => a,
+    let (account, checked_hash) = match (ok, found) {
+        (true, Some((a, h))) => (a, h),
         _ => return Err(AppError::Unauthorized("wrong email or password".into())),
     };
     throttle::login_succeeded(state, &reservation).await?;
     let anonymous_cart = session.anonymous_cart_owner();
     let user = CurrentUser { id: account.id, name: account.name.clone(), role: account.role };
     session.login(&state.store, user, state.settings.session_ttl).await?;
+    // A password change that landed while this login hashed the old password must not leave
+    // it a session: the change writes the hash and then ends the sessions it can see; this login
+    // listed its session before reading the hash again, so one of the two sees the other.
+    if password_hash_of(&state.db, account.id).await?.as_deref() != Some(checked_hash.as_str()) {
+        session.logout(&state.store).await?;
+        return Err(AppError::Unauthorized("wrong email or password".into()));
+    }
     if let Some(anon) = anonymous_cart {
         merge_cart(state, &anon, &CartOwner::Account(account.id)).await?;
     }

@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 
 use crate::{
     domain::ProductId,
-    edge::extract::{Admin, JsonFields},
+    edge::extract::{Admin, JsonFields, OptionalIdempotencyKey},
     edge::input::{path_id, Paging, Validator},
     edge::session::Session,
     edge::web::query_map,
@@ -223,14 +223,20 @@ pub async fn api_update(
 }
 
 /// Add stock (a delivery) or take it away (a count, breakage); recorded with who and when. Safe
-/// beside checkouts of the same product: neither loses the other's change.
+/// beside checkouts of the same product: neither loses the other's change. With an
+/// `Idempotency-Key`, sending it again (after a lost answer) changes nothing and answers the
+/// product as it is.
 #[utoipa::path(
     post,
     path = "/api/admin/products/{id}/stock",
     operation_id = "adminChangeStock",
     tag = "admin",
     request_body = StockChangeRequest,
-    params(("id" = i64, Path, minimum = 1, example = 1, description = "Product id")),
+    params(
+        ("id" = i64, Path, minimum = 1, example = 1, description = "Product id"),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, pattern = "^[A-Za-z0-9_-]{8,64}$",
+            description = "Optional: a fresh key (a UUID) per change, the same one for its retries: the change is made at most once"),
+    ),
     security(("session" = [])),
     responses(
         (status = 200, description = "The product with its new stock, and the history", body = ProductWithHistory),
@@ -240,25 +246,27 @@ pub async fn api_update(
         (status = 404, description = "No such product", body = ApiError),
         (status = 409, description = "The stock would go below zero (`stock_below_zero`)", body = ApiError),
         (status = 413, description = "The body is larger than 64 KiB", body = ApiError),
-        (status = 422, description = "Invalid fields; `fields` names each", body = ApiError),
-        (status = 503, description = "A backend did not answer in time; retry", body = ApiError),
+        (status = 422, description = "Invalid fields, or a malformed `Idempotency-Key`; `fields` names each", body = ApiError),
+        (status = 503, description = "A backend did not answer in time; retry (with the same key)", body = ApiError),
     )
 )]
 pub async fn api_change_stock(
     state: web::Data<AppState>,
     session: Session,
+    req: HttpRequest,
     id: web::Path<String>,
     JsonFields(f): JsonFields,
 ) -> ApiResult<HttpResponse> {
     let admin = session.require_admin(&state.store).await?;
     let id = product_id(&id)?;
+    let OptionalIdempotencyKey(key) = OptionalIdempotencyKey::of(&req)?;
     let mut v = Validator::default();
     let change = rules::parse_stock_change(&f, &mut v);
     v.finish()?;
     let Some((delta, note)) = change else {
         return Err(AppError::BadRequest("the change is incomplete".into()));
     };
-    let product = rules::change_stock(&state, id, delta, &note, admin.id).await?;
+    let product = rules::change_stock(&state, id, delta, &note, admin.id, key.as_deref()).await?;
     let stock_changes = repo::history(&state.db, id, HISTORY).await?;
     Ok(HttpResponse::Ok().json(ProductWithHistory { product, stock_changes }))
 }

@@ -7,7 +7,7 @@ use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
 use crate::{
     domain::ProductId,
     edge::extract::{Form, PageAdmin},
-    edge::input::{euros, path_id, Paging, Validator},
+    edge::input::{euros, idempotency_key, path_id, Paging, Validator},
     edge::session::{CurrentUser, Session},
     edge::web::{insert_pager, page, query_map, render_status, see_other},
     error::{AppError, HtmlError, HtmlResult},
@@ -86,7 +86,8 @@ pub(super) async fn page_new(
     session: Session,
     _: PageAdmin,
 ) -> HtmlResult<HttpResponse> {
-    let values = HashMap::from([("stock", "0".to_string())]);
+    // a SKU made up now, in the form: sending the form twice makes one product (see rules::create)
+    let values = HashMap::from([("stock", "0".to_string()), ("sku", rules::generated_sku())]);
     new_page(&state, &session, values, None).await
 }
 
@@ -130,6 +131,7 @@ async fn product_page(
     ctx.insert("form", &values.unwrap_or_else(|| form_values(&product)));
     ctx.insert("product", &Some(&product));
     ctx.insert("history", &history);
+    ctx.insert("op_key", &uuid::Uuid::new_v4().to_string());
     ctx.insert("notice", &notice.and_then(crate::edge::web::notice));
     ctx.insert("error", &error.map(AppError::public_message));
     ctx.insert("errors", &error.and_then(AppError::fields).cloned().unwrap_or_default());
@@ -193,9 +195,14 @@ pub(super) async fn form_stock(
     let admin = admin_of(&state, &session, &format!("/admin/products/{id}")).await?;
     let mut v = Validator::default();
     let change = rules::parse_stock_change(&f, &mut v);
-    let result = match (v.finish(), change) {
-        (Ok(()), Some((delta, note))) => rules::change_stock(&state, id, delta, &note, admin.id).await,
-        (Err(e), _) => Err(e),
+    // the form's operation key: a double click or a resent post changes the stock once
+    let op_key =
+        v.check("op_key", f.opt_str("op_key").and_then(|k| k.map(|k| idempotency_key(&k)).transpose()));
+    let result = match (v.finish(), change, op_key) {
+        (Ok(()), Some((delta, note)), Some(op_key)) => {
+            rules::change_stock(&state, id, delta, &note, admin.id, op_key.as_deref()).await
+        }
+        (Err(e), ..) => Err(e),
         _ => Err(AppError::BadRequest("the change is incomplete".into())),
     };
     match result {

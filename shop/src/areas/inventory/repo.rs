@@ -146,6 +146,9 @@ pub async fn find(
         .transpose()
 }
 
+/// A change's history row. With an operation key, a change that was made already runs into the
+/// unique (product, key) and is [`Change::Replayed`].
+#[allow(clippy::too_many_arguments)] // one row's columns, named at the one call site each
 async fn record(
     c: &(impl ConnectionTrait + 'static),
     id: ProductId,
@@ -154,11 +157,12 @@ async fn record(
     reason: StockReason,
     note: &str,
     by: UserId,
-) -> Result<(), DbError> {
-    db::exec(
+    op_key: Option<&str>,
+) -> Result<Change, DbError> {
+    let inserted = db::exec(
         c,
-        "INSERT INTO stock_changes (product_id, delta, stock_after, reason, note, user_id, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO stock_changes (product_id, delta, stock_after, reason, note, user_id, created_at, op_key)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         vec![
             id.into(),
             delta.into(),
@@ -167,10 +171,24 @@ async fn record(
             note.into(),
             by.into(),
             db::now_ms().into(),
+            op_key.map(str::to_string).into(),
         ],
     )
-    .await?;
-    Ok(())
+    .await;
+    match inserted {
+        Ok(_) => Ok(Change::Made(stock_after)),
+        Err(DbError::Unique(_)) => Ok(Change::Replayed),
+        Err(e) => Err(e),
+    }
+}
+
+/// What a stock change did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// Changed; the stock it left.
+    Made(i64),
+    /// This operation key changed the stock already: nothing happened now (the caller rolls back).
+    Replayed,
 }
 
 /// A new product with `stock` units (recorded as its first stock change). A taken SKU is a 409.
@@ -208,7 +226,7 @@ pub async fn create(
         }
         Err(e) => return Err(e.into()),
     };
-    record(c, id, stock, stock, StockReason::Created, "", by).await?;
+    record(c, id, stock, stock, StockReason::Created, "", by, None).await?;
     Ok(id)
 }
 
@@ -236,14 +254,17 @@ pub async fn update(
 }
 
 /// Add `delta` (negative: take away) to a product's stock and record it; answers the change.
-/// 404 for no such product, 409 when the stock would go below zero (units sold meanwhile).
+/// 404 for no such product, 409 when the stock would go below zero (units sold meanwhile). With
+/// `op_key`, at most once per key: a change sent again (a double click, nginx resending after a
+/// lost answer) is [`Change::Replayed`] and the caller must roll this transaction back.
 pub async fn change_stock(
     c: &(impl ConnectionTrait + 'static),
     id: ProductId,
     delta: i64,
     note: &str,
     by: UserId,
-) -> Result<i64, TxError> {
+    op_key: Option<&str>,
+) -> Result<Change, TxError> {
     let (n, _) = db::exec(
         c,
         "UPDATE products SET stock = stock + ? WHERE id = ? AND stock + ? >= 0",
@@ -263,8 +284,18 @@ pub async fn change_stock(
         .into());
     }
     let reason = if delta > 0 { StockReason::Restock } else { StockReason::Correction };
-    record(c, id, delta, stock, reason, note, by).await?;
-    Ok(stock)
+    Ok(record(c, id, delta, stock, reason, note, by, op_key).await?)
+}
+
+/// A product by its SKU.
+pub async fn find_by_sku(
+    c: &(impl ConnectionTrait + 'static),
+    sku: &str,
+) -> Result<Option<ManagedProduct>, DbError> {
+    db::one(c, &format!("SELECT {COLUMNS} FROM products WHERE sku = ?"), vec![sku.into()])
+        .await?
+        .map(|r| from_row(&r))
+        .transpose()
 }
 
 /// The newest `limit` stock changes of a product.

@@ -9,7 +9,7 @@ use crate::{
     state::AppState,
 };
 
-use super::repo::{self, ManagedProduct, ProductDraft};
+use super::repo::{self, Change, ManagedProduct, ProductDraft};
 
 /// The most units a product may hold, and a change may add or take.
 pub const MAX_STOCK: i64 = 1_000_000;
@@ -94,7 +94,7 @@ pub fn parse_new(f: &Fields, v: &mut Validator) -> (Option<String>, Option<i64>)
     (sku, stock)
 }
 
-fn generated_sku() -> String {
+pub fn generated_sku() -> String {
     format!("P-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]).to_uppercase()
 }
 
@@ -137,7 +137,9 @@ where
     }
 }
 
-/// Create a product; answers it as stored.
+/// Create a product; answers it as stored. The same product sent again with its SKU (a resent
+/// request whose first answer was lost, a double click on the form, which names a SKU) answers
+/// the product made the first time; another product under a taken SKU is a 409.
 pub async fn create(
     state: &AppState,
     sku: &str,
@@ -145,12 +147,29 @@ pub async fn create(
     stock: i64,
     by: UserId,
 ) -> Result<ManagedProduct, AppError> {
-    let id = in_transaction(state, |tx| async move {
+    let made = in_transaction(state, |tx| async move {
         let id = repo::create(&tx, sku, draft, stock, by).await?;
         db::commit(tx).await?;
         Ok(id)
     })
-    .await?;
+    .await;
+    let id = match made {
+        Err(e @ AppError::Conflict { .. }) => {
+            return match repo::find_by_sku(&state.db, sku).await? {
+                Some(p)
+                    if p.name == draft.name
+                        && p.description == draft.description
+                        && p.category == draft.category
+                        && p.price_cents == draft.price_cents
+                        && p.hidden == draft.hidden =>
+                {
+                    Ok(p)
+                }
+                _ => Err(e),
+            };
+        }
+        r => r?,
+    };
     state.stock_changed();
     tracing::info!(product.id = id.0, user.id = by.0, stock, "product created");
     found(state, id).await
@@ -171,22 +190,32 @@ pub async fn update(
     found(state, id).await
 }
 
-/// Change a product's stock by `delta`, recorded with `note` and who did it.
+/// Change a product's stock by `delta`, recorded with `note` and who did it; with `op_key`, at
+/// most once per key (see [`repo::change_stock`]).
 pub async fn change_stock(
     state: &AppState,
     id: ProductId,
     delta: i64,
     note: &str,
     by: UserId,
+    op_key: Option<&str>,
 ) -> Result<ManagedProduct, AppError> {
-    let stock = in_transaction(state, |tx| async move {
-        let stock = repo::change_stock(&tx, id, delta, note, by).await?;
-        db::commit(tx).await?;
-        Ok(stock)
+    let change = in_transaction(state, |tx| async move {
+        let change = repo::change_stock(&tx, id, delta, note, by, op_key).await?;
+        if matches!(change, Change::Made(_)) {
+            db::commit(tx).await?;
+        }
+        // a replay: dropping the transaction rolls its stock update back
+        Ok(change)
     })
     .await?;
-    state.stock_changed();
-    tracing::info!(product.id = id.0, user.id = by.0, delta, stock, "stock changed");
+    match change {
+        Change::Made(stock) => {
+            state.stock_changed();
+            tracing::info!(product.id = id.0, user.id = by.0, delta, stock, "stock changed");
+        }
+        Change::Replayed => tracing::info!(product.id = id.0, "stock change sent again: made once already"),
+    }
     found(state, id).await
 }
 

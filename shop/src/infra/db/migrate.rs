@@ -3,13 +3,14 @@
 //! sqlx's migrator, which records each in `_sqlx_migrations` with its checksum (a file changed
 //! after it ran is refused) and holds a lock while it works (on MariaDB `GET_LOCK`).
 //!
-//! A database made by a build before the migrator kept its version in `schema_migrations`: the
-//! first run records those versions as applied (with the checksums of today's files, which hold
-//! the same statements) and carries on from there.
+//! A database made by a build before the migrator kept its version in `schema_migrations`: a
+//! run that finds the migrator's table empty records those versions as applied, in one
+//! transaction (with the checksums of today's files, which hold the same statements), and
+//! carries on from there.
 //!
 //! MariaDB commits DDL implicitly, so a migration that failed half-way stays "dirty" (recorded,
 //! not successful). Every MariaDB statement here is `IF NOT EXISTS`, so running such a migration
-//! again is safe: a dirty one is cleared and run again, once.
+//! again is safe: a dirty one is cleared and run again, once (see [`run`]).
 
 use std::borrow::Cow;
 
@@ -21,7 +22,7 @@ use sea_orm::{
     DatabaseConnection, DbBackend,
 };
 
-use super::{exec, get, one, DbError};
+use super::{begin, commit, exec, get, one, DbError};
 
 /// One version of the schema, in each dialect.
 struct Step {
@@ -113,29 +114,43 @@ pub async fn current_version(db: &DatabaseConnection) -> Result<i64, DbError> {
     row.map(|r| get::<i64>(&r, "v")).transpose().map(|v| v.unwrap_or(0))
 }
 
-/// Record the versions the older runner applied (`schema_migrations`) as the migrator's, once.
+/// Record the versions the older runner applied (`schema_migrations`) as the migrator's: when
+/// the migrator has recorded nothing yet, all in one transaction (a run that stopped half-way
+/// records them next time).
 async fn adopt_older_runner(db: &DatabaseConnection, m: &Migrator) -> Result<(), DbError> {
-    if table_exists(db, TABLE).await? || !table_exists(db, "schema_migrations").await? {
+    if !table_exists(db, "schema_migrations").await? {
         return Ok(());
     }
-    let done = current_version(db).await?;
     ensure_table(db).await?;
+    let recorded = one(db, "SELECT COUNT(*) AS n FROM _sqlx_migrations", vec![]).await?;
+    if recorded.map(|r| get::<i64>(&r, "n")).transpose()?.unwrap_or(0) > 0 {
+        return Ok(());
+    }
+    let done = one(db, "SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations", vec![])
+        .await?
+        .map(|r| get::<i64>(&r, "v"))
+        .transpose()?
+        .unwrap_or(0);
+    let tx = begin(db).await?;
     for s in m.migrations.iter().filter(|s| s.version <= done) {
         tracing::info!(version = s.version, "recording a migration the older runner applied");
         exec(
-            db,
+            &tx,
             "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
              VALUES (?, ?, TRUE, ?, 0)",
             vec![s.version.into(), s.description.to_string().into(), s.checksum.to_vec().into()],
         )
         .await?;
     }
-    Ok(())
+    commit(tx).await
+}
+
+fn unavailable(e: sea_orm::sqlx::Error) -> DbError {
+    DbError::Unavailable(sea_orm::DbErr::Custom(e.to_string()))
 }
 
 /// The migrator's table, made the way the migrator makes it.
 async fn ensure_table(db: &DatabaseConnection) -> Result<(), DbError> {
-    let unavailable = |e: sea_orm::sqlx::Error| DbError::Unavailable(sea_orm::DbErr::Custom(e.to_string()));
     match db.get_database_backend() {
         DbBackend::Sqlite => {
             let mut c = db.get_sqlite_connection_pool().acquire().await.map_err(unavailable)?;
@@ -148,10 +163,31 @@ async fn ensure_table(db: &DatabaseConnection) -> Result<(), DbError> {
     }
 }
 
-async fn run(db: &DatabaseConnection, m: &Migrator) -> Result<(), MigrateError> {
-    match db.get_database_backend() {
-        DbBackend::Sqlite => m.run(db.get_sqlite_connection_pool()).await,
-        _ => m.run(db.get_mysql_connection_pool()).await,
+/// Run the migrations. On MariaDB a migration left half-done ("dirty": its DDL committed
+/// implicitly before it failed) is cleared and run again once, on the same connection, which
+/// holds the migrator's `GET_LOCK` throughout; the connection is closed after, which releases
+/// the lock the failed run left taken.
+async fn run(db: &DatabaseConnection, m: &Migrator) -> Result<(), DbError> {
+    if db.get_database_backend() == DbBackend::Sqlite {
+        // SQLite migrations are transactional: a failed one left nothing behind
+        return m.run(db.get_sqlite_connection_pool()).await.map_err(failed);
+    }
+    let mut conn = db.get_mysql_connection_pool().acquire().await.map_err(unavailable)?;
+    match m.run(&mut *conn).await {
+        Err(MigrateError::Dirty(version)) => {
+            tracing::warn!(version, "migration {version} stopped half-way before; running it again");
+            sea_orm::sqlx::query("DELETE FROM _sqlx_migrations WHERE version = ? AND success = FALSE")
+                .bind(version)
+                .execute(&mut *conn)
+                .await
+                .map_err(unavailable)?;
+            let again = m.run(&mut *conn).await;
+            if let Err(e) = conn.close().await {
+                tracing::warn!(error = %e, "closing the migration connection");
+            }
+            again.map_err(failed)
+        }
+        r => r.map_err(failed),
     }
 }
 
@@ -159,18 +195,6 @@ async fn run(db: &DatabaseConnection, m: &Migrator) -> Result<(), MigrateError> 
 pub async fn migrate(db: &DatabaseConnection) -> Result<i64, DbError> {
     let m = migrator(db.get_database_backend());
     adopt_older_runner(db, &m).await?;
-    match run(db, &m).await {
-        Err(MigrateError::Dirty(version)) if db.get_database_backend() != DbBackend::Sqlite => {
-            tracing::warn!(version, "migration {version} stopped half-way before; running it again");
-            exec(
-                db,
-                "DELETE FROM _sqlx_migrations WHERE version = ? AND success = FALSE",
-                vec![version.into()],
-            )
-            .await?;
-            run(db, &m).await.map_err(failed)?;
-        }
-        r => r.map_err(failed)?,
-    }
+    run(db, &m).await?;
     current_version(db).await
 }
