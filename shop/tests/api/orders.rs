@@ -414,3 +414,50 @@ async fn an_order_keeps_the_shipping_address_it_was_placed_with() {
     assert_eq!(r.status(), 201);
     assert!(r.json::<serde_json::Value>().await.unwrap().get("shipping_address").is_none());
 }
+
+#[tokio::test]
+async fn nobody_pays_a_total_they_were_not_shown() {
+    let app = spawn_app().await;
+    let s = app.customer().await;
+    let p = app.product(5).await; // 2500 cents
+    s.add(p, 2).await;
+    // the checkout page shows €50.00; the admin raises the price before the order is placed
+    let page = s.get("/checkout").await.text().await.unwrap();
+    assert!(page.contains(r#"name="expected_total_cents" value="5000""#), "{page}");
+    app.sql("UPDATE products SET price_cents = 2600 WHERE id = ?", vec![p.into()]).await;
+    let token = csrf_in(&page);
+    let k = hidden_in(&page, "idempotency_key");
+    let form = [
+        ("csrf_token", token.as_str()),
+        ("idempotency_key", k.as_str()),
+        ("expected_total_cents", "5000"),
+        ("ship_name", "Ada Lovelace"),
+        ("ship_street", "1 Main Street"),
+        ("ship_postcode", "12345"),
+        ("ship_city", "Town"),
+        ("ship_country", "Country"),
+    ];
+    let r = s.post_form("/checkout", &form).await;
+    assert_eq!(r.status(), 409);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("the total is now €52.00"), "{html}");
+    assert_eq!(app.stock(p).await, 5, "no order");
+    // the API the same, when the client says what it showed; a total that is not a number is a 422
+    let post = |body: Value| {
+        let s = &s;
+        async move {
+            s.client
+                .post(s.url("/api/orders"))
+                .header("Idempotency-Key", key())
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let (st, e) = error_of(post(json!({"expected_total_cents": 5000})).await).await;
+    assert_eq!((st.as_u16(), e["error"]["code"].as_str()), (409, Some("cart_changed")));
+    let (st, e) = error_of(post(json!({"expected_total_cents": "5000"})).await).await;
+    assert_eq!((st.as_u16(), e["error"]["fields"]["expected_total_cents"].is_string()), (422, true));
+    assert_eq!(post(json!({"expected_total_cents": 5200})).await.status(), 201);
+}

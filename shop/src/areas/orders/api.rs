@@ -16,7 +16,7 @@ use crate::{
 
 use super::{
     repo::{find_for_user, list_for_user, Order, OrderList, API_PER_PAGE, MAX_PER_PAGE},
-    rules::{cancel, checkout},
+    rules::{cancel, checkout, Placing},
 };
 
 /// A checkout's body: where the order goes. The body may be empty (`{}`, or none): an order
@@ -25,6 +25,10 @@ use super::{
 pub struct CheckoutRequest {
     #[schema(nullable = false)]
     pub shipping_address: Option<ShippingAddress>,
+    /// The total the client showed the shopper: if prices or the cart changed since, no order
+    /// is placed (409 `cart_changed`).
+    #[schema(nullable = false, minimum = 0)]
+    pub expected_total_cents: Option<i64>,
 }
 
 /// Check out the account's cart in one transaction, at most once per `Idempotency-Key`.
@@ -45,7 +49,7 @@ pub struct CheckoutRequest {
         (status = 200, description = "The order this key already placed", body = Order),
         (status = 400, description = "The body is not a JSON object", body = ApiError),
         (status = 401, description = "Not logged in", body = ApiError),
-        (status = 409, description = "Not enough stock (`out_of_stock`, names the product). Lines of products no longer sold (hidden by the admin) are left out of the order and stay in the cart", body = ApiError),
+        (status = 409, description = "Not enough stock (`out_of_stock`, names the product), or the total is not `expected_total_cents` (`cart_changed`). Lines of products no longer sold (hidden by the admin) are left out of the order and stay in the cart", body = ApiError),
         (status = 413, description = "The body is larger than 64 KiB", body = ApiError),
         (status = 422, description = "The cart is empty (`empty_cart`), or `Idempotency-Key` is missing or malformed, or a part of `shipping_address` is invalid (`fields` names each, e.g. `shipping_address.city`)", body = ApiError),
         (status = 503, description = "A backend did not answer in time; retry with the same key", body = ApiError),
@@ -61,9 +65,23 @@ pub async fn api_checkout(
     let user = session.require_user(&state.store).await?;
     let IdempotencyKey(key) = IdempotencyKey::of(&req)?;
     let address = shipping_address(&f)?;
-    let c =
-        checkout(&state, &user, &key, crate::edge::telemetry::incoming_request_id(&req), address.as_ref())
-            .await?;
+    let expected_total_cents = match f.opt_str("expected_total_cents") {
+        // not a string: read it as the number it should be
+        Err(_) => {
+            Some(f.int("expected_total_cents").map_err(|m| AppError::field("expected_total_cents", m))?)
+        }
+        Ok(None) => None,
+        Ok(Some(_)) => {
+            return Err(AppError::field("expected_total_cents", "must be a whole number of cents"))
+        }
+    };
+    let what = Placing {
+        key: &key,
+        request_id: crate::edge::telemetry::incoming_request_id(&req),
+        address: address.as_ref(),
+        expected_total_cents,
+    };
+    let c = checkout(&state, &user, &what).await?;
     Ok(if c.created { HttpResponse::Created() } else { HttpResponse::Ok() }.json(c.order))
 }
 

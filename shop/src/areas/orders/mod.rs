@@ -23,7 +23,7 @@ pub use repo::{
     find, find_for_user, list_all, list_for_user, Order, OrderItem, OrderList, API_PER_PAGE, MAX_PER_PAGE,
     PAGE_PER_PAGE,
 };
-pub use rules::{cancel, checkout, transition, Checkout};
+pub use rules::{cancel, checkout, transition, Checkout, Placing};
 
 pub fn configure_api(cfg: &mut web::ServiceConfig) {
     cfg.route("/orders", web::post().to(api::api_checkout))

@@ -17,7 +17,7 @@ use crate::{
 
 use super::{
     repo::{find_for_user, list_for_user, MAX_PER_PAGE, PAGE_PER_PAGE},
-    rules::{cancel, checkout},
+    rules::{cancel, checkout, Placing},
 };
 
 /// The checkout form's address field of `part` (`ship_city`).
@@ -76,13 +76,26 @@ pub(super) async fn form_checkout(
         .collect();
     let mut v = Validator::default();
     let address = address(&f, ship_field, ship_field, &mut v);
-    let result = match (v.finish(), address) {
-        (Ok(()), Some(address)) => {
-            checkout(&state, &user, &key, crate::edge::telemetry::incoming_request_id(&req), Some(&address))
-                .await
+    // the total the page showed (a page without it: not compared)
+    let shown = v.check(
+        "expected_total_cents",
+        f.opt_str("expected_total_cents").and_then(|t| {
+            t.map(|t| t.trim().parse::<i64>().map_err(|_| "must be a whole number of cents".to_string()))
+                .transpose()
+        }),
+    );
+    let result = match (v.finish(), address, shown) {
+        (Ok(()), Some(address), Some(expected_total_cents)) => {
+            let what = Placing {
+                key: &key,
+                request_id: crate::edge::telemetry::incoming_request_id(&req),
+                address: Some(&address),
+                expected_total_cents,
+            };
+            checkout(&state, &user, &what).await
         }
-        (Err(e), _) => Err(e),
-        (Ok(()), None) => Err(AppError::BadRequest("the address is incomplete".into())),
+        (Err(e), ..) => Err(e),
+        _ => Err(AppError::BadRequest("the address is incomplete".into())),
     };
     match result {
         Ok(c) => Ok(see_other(&format!("/orders/{}?notice=placed", c.order.id))),

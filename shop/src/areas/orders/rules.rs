@@ -15,6 +15,19 @@ use super::repo::{find, find_by_key, find_for_user, Order, OrderItem};
 /// was placed (less than the store remembers that it did so already).
 const REPLAY_TAKES_CART_MS: i64 = 10 * 60 * 1000;
 
+/// What a checkout is asked for.
+pub struct Placing<'a> {
+    /// The `Idempotency-Key`: one order per key.
+    pub key: &'a str,
+    /// The request's `X-Request-Id` (the same for nginx's retries of one client request).
+    pub request_id: Option<&'a str>,
+    /// Where it goes (a replay keeps the first one's).
+    pub address: Option<&'a ShippingAddress>,
+    /// The total the shopper was shown: if prices or the cart changed since, no order (409
+    /// `cart_changed`), so nobody pays what they did not see.
+    pub expected_total_cents: Option<i64>,
+}
+
 /// The result of a checkout: the order, and whether this call created it.
 pub struct Checkout {
     pub order: Order,
@@ -62,15 +75,14 @@ async fn answer_placed(
 /// No look-up of the key comes first: the order's unique key (user, idempotency key) is the
 /// authority, and the transaction's first statement runs into it when the key placed an order
 /// already. A first checkout costs one transaction and one cart write; a replay a rolled-back
-/// insert and the order's read. `address`: where it goes (a replay keeps the first one's).
+/// insert and the order's read.
 #[tracing::instrument(skip_all, fields(user.id = user.id.0))]
 pub async fn checkout(
     state: &AppState,
     user: &CurrentUser,
-    key: &str,
-    request_id: Option<&str>,
-    address: Option<&ShippingAddress>,
+    what: &Placing<'_>,
 ) -> Result<Checkout, AppError> {
+    let (key, request_id) = (what.key, what.request_id);
     let owner = CartOwner::Account(user.id);
     let cart = state.store.cart_get(&owner).await;
     let lines = match cart {
@@ -100,9 +112,7 @@ pub async fn checkout(
     // after it, a statement timeout during a Galera stall): the commit may have happened, so a
     // later attempt that finds the key taken found the order this call made.
     let commit_unknown = std::sync::atomic::AtomicBool::new(false);
-    let attempt =
-        db::retry("checkout", || place(state, user.id, key, request_id, address, lines, &commit_unknown))
-            .await;
+    let attempt = db::retry("checkout", || place(state, user.id, what, lines, &commit_unknown)).await;
     let attempt = match attempt {
         Ok(a) => a,
         Err(e) => {
@@ -169,12 +179,11 @@ async fn take_replayed(state: &AppState, owner: &CartOwner, order: &Order) {
 async fn place(
     state: &AppState,
     user_id: UserId,
-    key: &str,
-    request_id: Option<&str>,
-    address: Option<&ShippingAddress>,
+    what: &Placing<'_>,
     lines: &[CartLine],
     commit_unknown: &std::sync::atomic::AtomicBool,
 ) -> Result<Attempt, TxError> {
+    let (key, request_id, address) = (what.key, what.request_id, what.address);
     let tx = db::begin(&state.db).await?;
     let now = db::now_ms();
     let part = |i: usize| address.map(|a| a.parts()[i].to_string());
@@ -267,6 +276,16 @@ async fn place(
         return Err(AppError::Unprocessable {
             code: "empty_cart",
             message: "nothing in your cart is sold any more".into(),
+        }
+        .into());
+    }
+    if what.expected_total_cents.is_some_and(|shown| shown != total) {
+        return Err(AppError::Conflict {
+            code: "cart_changed",
+            message: format!(
+                "prices or your cart changed since you looked: the total is now €{}; please check it and place the order again",
+                crate::edge::input::euros(total)
+            ),
         }
         .into());
     }
