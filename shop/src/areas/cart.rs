@@ -285,9 +285,15 @@ async fn cart_page(
     status: StatusCode,
 ) -> HtmlResult<HttpResponse> {
     let owner = session.cart_owner(&state.store).await?;
-    let cart = view(state, &owner).await?;
+    let lines = state.store.cart_get(&owner).await?;
+    let cart = priced(state, lines.clone()).await?;
+    // lines of products no longer sold (hidden by the admin): not in the total and left out of
+    // an order, but shown, so the shopper sees why the header counts them and can remove them
+    let gone: Vec<&CartLine> =
+        lines.iter().filter(|l| !cart.items.iter().any(|i| i.product_id == l.product_id)).collect();
     let (mut ctx, _) = page(state, session, "Your cart").await?;
     ctx.insert("cart", &cart);
+    ctx.insert("gone", &gone);
     ctx.insert("error", &error);
     ctx.insert("notice", &notice);
     Ok(render_status(status, "cart/cart.html", &ctx)?)

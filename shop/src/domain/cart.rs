@@ -33,7 +33,7 @@ impl std::fmt::Display for CartOwner {
 }
 
 /// What the session store keeps of a cart line: the product and how many.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 pub struct CartLine {
     pub product_id: ProductId,
     pub quantity: i64,

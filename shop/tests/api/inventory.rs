@@ -166,6 +166,9 @@ async fn a_hidden_product_is_not_sold() {
     let items = order["items"].as_array().unwrap();
     assert_eq!((items.len(), items[0]["product_id"].as_i64()), (1, Some(keep)));
     assert_eq!(app.stock(id).await, 5);
+    // the cart page says why the header still counts it, and lets the shopper remove it
+    let page = s.get("/cart").await.text().await.unwrap();
+    assert!(page.contains("No longer sold") && page.contains(&format!("1 × product #{id}")), "{page}");
     // back on sale: found again, and still in the cart it was in
     assert_eq!(hide(false).await, 200);
     assert_eq!(anon.get_json(&format!("/api/products/{id}")).await.0, 200);
