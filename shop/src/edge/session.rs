@@ -30,6 +30,11 @@ use crate::{
 
 pub const COOKIE_NAME: &str = "distshop_session";
 
+/// How long an account's list of sessions lives at least when an older session is put on it
+/// (a session's own lifetime is not known there; this covers the longest `SHOP_SESSION_TTL`
+/// one would set).
+pub const USER_SESSION_LIST_TTL: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
+
 /// Roles an account can have.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -169,16 +174,36 @@ impl Session {
         if let Some(u) = cached {
             return Ok(u);
         }
-        let user = if from_cookie {
-            store.session_get(&id).await?.and_then(|f| {
-                Some(CurrentUser {
-                    id: UserId(f.get("uid")?.parse().ok()?),
-                    name: f.get("name").cloned().unwrap_or_default(),
-                    role: Role::parse(f.get("role").map(String::as_str).unwrap_or("")),
-                })
-            })
+        let (user, listed) = if from_cookie {
+            match store.session_get(&id).await? {
+                Some(f) => (
+                    f.get("uid").and_then(|u| u.parse().ok()).map(|uid| CurrentUser {
+                        id: UserId(uid),
+                        name: f.get("name").cloned().unwrap_or_default(),
+                        role: Role::parse(f.get("role").map(String::as_str).unwrap_or("")),
+                    }),
+                    f.contains_key("listed"),
+                ),
+                None => (None, true),
+            }
         } else {
-            None
+            (None, true)
+        };
+        // A session made before the accounts' lists of sessions existed is on none: it is put on
+        // its account's the first time it is used, so a password change ends it too — unless the
+        // password was changed meanwhile, which it must not outlive: then it ends now.
+        let user = match (user, listed) {
+            (Some(u), false) => {
+                if store.account_password_was_changed(&u.id).await? {
+                    store.session_delete(&id).await?;
+                    None
+                } else {
+                    store.account_session_add(&u.id, &id, USER_SESSION_LIST_TTL).await?;
+                    store.session_set_field(&id, "listed", "1").await?;
+                    Some(u)
+                }
+            }
+            (user, _) => user,
         };
         self.state.borrow_mut().user = Some(user.clone());
         Ok(user)
@@ -227,8 +252,12 @@ impl Session {
         ttl: std::time::Duration,
     ) -> Result<(), AppError> {
         let new = new_id();
-        let fields =
-            [("uid", user.id.to_string()), ("name", user.name.clone()), ("role", user.role.as_str().into())];
+        let fields = [
+            ("uid", user.id.to_string()),
+            ("name", user.name.clone()),
+            ("role", user.role.as_str().into()),
+            ("listed", "1".into()),
+        ];
         store.session_put(&new, &fields, ttl).await?;
         // the account's list of sessions, for a password change that ends the others
         store.account_session_add(&user.id, &new, ttl).await?;

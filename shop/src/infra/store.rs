@@ -426,6 +426,25 @@ impl Store {
         self.put_hash(&self.key("sess", id), fields, ttl).await
     }
 
+    /// Set one field of an existing session (its lifetime unchanged).
+    pub async fn session_set_field(&self, id: &str, field: &str, value: &str) -> StoreResult<()> {
+        let key = self.key("sess", id);
+        match &self.backend {
+            Backend::Memory(m) => {
+                Self::mem(m, |map| {
+                    if let Some(e) = map.get_mut(&key) {
+                        e.fields.insert(field.to_string(), value.to_string());
+                    }
+                });
+                Ok(())
+            }
+            _ => self
+                .write::<i64>(&key, redis::cmd("HSET").arg(&key).arg(field).arg(value).clone())
+                .await
+                .map(|_| ()),
+        }
+    }
+
     pub async fn session_delete(&self, id: &str) -> StoreResult<()> {
         self.del(&self.key("sess", id)).await
     }
@@ -469,6 +488,22 @@ impl Store {
             })),
             _ => self.cmd(redis::cmd("SMEMBERS").arg(&key).clone()).await,
         }
+    }
+
+    /// Remember, for `ttl`, that the account `user` changed its password: a session made before
+    /// the accounts' lists of sessions existed (so on none) is refused from then on.
+    pub async fn account_password_changed(&self, user: &impl Display, ttl: Duration) -> StoreResult<()> {
+        self.put_hash(
+            &self.key("acct-pw", &user.to_string()),
+            &[("at", crate::infra::db::now_ms().to_string())],
+            ttl,
+        )
+        .await
+    }
+
+    /// Whether the account `user` changed its password (within the `ttl` given then).
+    pub async fn account_password_was_changed(&self, user: &impl Display) -> StoreResult<bool> {
+        Ok(!self.hgetall(&self.key("acct-pw", &user.to_string())).await?.is_empty())
     }
 
     /// Forget session `id` of the account `user` (it logged out or was ended).

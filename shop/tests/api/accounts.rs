@@ -217,3 +217,37 @@ async fn the_account_page_shows_the_profile_orders_and_changes_the_password() {
         .await;
     assert_eq!(r.status(), 403);
 }
+
+#[tokio::test]
+async fn a_session_from_before_the_lists_is_ended_by_a_password_change_too() {
+    let app = spawn_app().await;
+    let (owner, old_device, idle_device) = (app.shopper(), app.shopper(), app.shopper());
+    let email = "lin@example.org";
+    assert_eq!(owner.register(email, PASSWORD, "Lin").await.status(), 201);
+    assert_eq!(owner.login(email, PASSWORD).await.status(), 200);
+    // two sessions as a build before the lists made them: no `listed` mark, on no list
+    let (_, me) = owner.get_json("/api/me").await;
+    let uid = me["id"].as_i64().unwrap();
+    let mut ids = Vec::new();
+    for s in [&old_device, &idle_device] {
+        let r = s.login(email, PASSWORD).await;
+        let id = session_cookie(&r).unwrap().split('.').next().unwrap().to_string();
+        app.store
+            .session_put(
+                &id,
+                &[("uid", uid.to_string()), ("name", "Lin".into()), ("role", "customer".into())],
+                std::time::Duration::from_secs(600),
+            )
+            .await
+            .unwrap();
+        app.store.account_session_remove(&uid, &id).await.unwrap();
+        ids.push(id);
+    }
+    // one is used before the change (and so put on the list), the other only after it
+    assert_eq!(old_device.get_json("/api/me").await.0, 200);
+    let change = json!({"current_password": PASSWORD, "new_password": "a brand new secret"});
+    assert_eq!(owner.post_json("/api/me/password", &change).await.status(), 200);
+    assert_eq!(old_device.get_json("/api/me").await.0, 401, "listed on first use, ended by the change");
+    assert_eq!(idle_device.get_json("/api/me").await.0, 401, "unlisted and older than the change: ended");
+    assert_eq!(owner.get_json("/api/me").await.0, 200);
+}

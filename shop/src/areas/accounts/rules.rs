@@ -183,6 +183,8 @@ pub(super) async fn change_password(
     )
     .await?;
     set_password_hash(&state.db, user.id, &hash).await?;
+    // sessions older than the accounts' lists are on none: they check this mark instead
+    state.store.account_password_changed(&user.id, crate::edge::session::USER_SESSION_LIST_TTL).await?;
     let ended = session.end_other_sessions(&state.store).await?;
     tracing::info!(user.id = user.id.0, other_sessions = ended, "password changed");
     Ok(done)
