@@ -244,7 +244,7 @@ pub async fn api_update(
         (status = 401, description = "Not logged in", body = ApiError),
         (status = 403, description = "Not an admin account", body = ApiError),
         (status = 404, description = "No such product", body = ApiError),
-        (status = 409, description = "The stock would go below zero (`stock_below_zero`)", body = ApiError),
+        (status = 409, description = "The stock would go below zero (`stock_below_zero`) or above 1,000,000 (`stock_above_limit`)", body = ApiError),
         (status = 413, description = "The body is larger than 64 KiB", body = ApiError),
         (status = 422, description = "Invalid fields, or a malformed `Idempotency-Key`; `fields` names each", body = ApiError),
         (status = 503, description = "A backend did not answer in time; retry (with the same key)", body = ApiError),

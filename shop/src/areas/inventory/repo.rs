@@ -17,6 +17,9 @@ use crate::{
     infra::db::{self, DbError, TxError},
 };
 
+/// The most units a product may hold, and a change may add or take.
+pub const MAX_STOCK: i64 = 1_000_000;
+
 /// A product with what only the admin sees.
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct ManagedProduct {
@@ -267,8 +270,8 @@ pub async fn change_stock(
 ) -> Result<Change, TxError> {
     let (n, _) = db::exec(
         c,
-        "UPDATE products SET stock = stock + ? WHERE id = ? AND stock + ? >= 0",
-        vec![delta.into(), id.into(), delta.into()],
+        "UPDATE products SET stock = stock + ? WHERE id = ? AND stock + ? >= 0 AND stock + ? <= ?",
+        vec![delta.into(), id.into(), delta.into(), delta.into(), MAX_STOCK.into()],
     )
     .await?;
     let row = db::one(c, "SELECT stock FROM products WHERE id = ?", vec![id.into()]).await?;
@@ -276,6 +279,13 @@ pub async fn change_stock(
         return Err(AppError::NotFound(format!("no product {id}")).into());
     };
     let stock: i64 = db::get(&row, "stock")?;
+    if n != 1 && stock + delta > MAX_STOCK {
+        return Err(AppError::Conflict {
+            code: "stock_above_limit",
+            message: format!("{stock} in stock: {delta} more would pass the limit of {MAX_STOCK}"),
+        }
+        .into());
+    }
     if n != 1 {
         return Err(AppError::Conflict {
             code: "stock_below_zero",

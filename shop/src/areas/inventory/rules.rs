@@ -9,10 +9,8 @@ use crate::{
     state::AppState,
 };
 
-use super::repo::{self, Change, ManagedProduct, ProductDraft};
+use super::repo::{self, Change, ManagedProduct, ProductDraft, MAX_STOCK};
 
-/// The most units a product may hold, and a change may add or take.
-pub const MAX_STOCK: i64 = 1_000_000;
 /// The dearest price: €100,000.00.
 pub const MAX_PRICE_CENTS: i64 = 10_000_000;
 
@@ -122,19 +120,14 @@ where
     F: Fn(sea_orm::DatabaseTransaction) -> Fut,
     Fut: std::future::Future<Output = Result<T, TxError>>,
 {
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let result = async { f(db::begin(&state.db).await?).await }.await;
-        match result {
-            Err(TxError::Db(DbError::Conflict(e))) if attempt < 3 => {
-                tracing::warn!(attempt, error = %e, "stock change lost a conflict; trying again");
-            }
-            Err(TxError::Db(e)) => return Err(e.into()),
-            Err(TxError::App(e)) => return Err(e),
-            Ok(v) => return Ok(v),
-        }
-    }
+    crate::infra::retry::within(
+        std::time::Duration::from_secs(3),
+        |e| matches!(e, TxError::Db(DbError::Conflict(_))),
+        |attempt, e| tracing::warn!(attempt, error = ?e, "a product's transaction lost a conflict; trying again"),
+        || async { f(db::begin(&state.db).await?).await },
+    )
+    .await
+    .map_err(AppError::from)
 }
 
 /// Create a product; answers it as stored. The same product sent again with its SKU (a resent
