@@ -1,35 +1,49 @@
 #!/bin/bash
 # Build every distshop image on a machine WITHOUT a container registry.
 #
+#   0. compose/.env, this install's configuration with its own random secrets,
+#      is made by compose/init_env.sh unless it exists (never overwritten);
 #   1. debian:bookworm-slim: made with debootstrap from the Debian mirror and
 #      `docker import`ed (skipped when the image exists already);
-#   2. the Rust binaries are built on the host (`cargo build --release -p shop
-#      -p galera-health -p manager`; bookworm glibc, like the images);
-#   3. the images are built from the *.prebuilt Dockerfiles (and the plain ones
+#   2. distshop/build:bookworm (compose/build/Dockerfile): that base plus gcc,
+#      libc6-dev, make, pkg-config; no Rust in it (docker's layer cache makes
+#      re-runs a no-op);
+#   3. the Rust binaries (`cargo build --release --locked --offline -p shop
+#      -p galera-health -p manager`) are compiled IN that container, with the
+#      host's toolchain mounted read-only and the crates the host fetched
+#      (`cargo fetch --locked` first), without a network, as the invoking user,
+#      into target/bookworm/ (never mixed with the host's target/release/).
+#      So they link against bookworm's glibc, like the images, whatever the
+#      host runs (Ubuntu 24.04, Fedora, ...). cargo is incremental: a re-run
+#      without code changes compiles nothing;
+#   4. the images are built from the *.prebuilt Dockerfiles (and the plain ones
 #      that need no Rust), each from a small tar context holding only the files
 #      it copies, so target/ is never sent to the daemon.
 #
-#   4. (first of all) compose/.env, this install's configuration with its own random secrets,
-#      is made by compose/init_env.sh unless it exists (never overwritten).
-#
 # Idempotent; re-run after changing code. Then: cd compose && docker-compose up -d
+# (`up -d --build` works offline too: the compose file's default build variant
+# is .prebuilt, which copies the binaries from target/bookworm/release/).
 #
 # Environment:
-#   CARGO_TARGET_DIR          where cargo puts binaries (default: <repo>/target)
-#   DISTSHOP_SKIP_CARGO=1     use the binaries already built
+#   DISTSHOP_SKIP_CARGO=1     use the binaries already in target/bookworm/release
 #   DISTSHOP_SHOP_BIN, DISTSHOP_GALERA_HEALTH_BIN, DISTSHOP_MANAGER_BIN
-#                             take that binary instead of $CARGO_TARGET_DIR's
-#                             (implies not building it)
+#                             take that binary instead of target/bookworm's
+#                             (implies not building it; it must need no glibc
+#                             newer than bookworm's 2.36: checked)
+#   DISTSHOP_RUST_SYSROOT     the toolchain mounted into the build container
+#                             (default: `rustc --print sysroot`); it must run
+#                             on Debian bookworm (rustup's toolchains do; a
+#                             distro's rustc linked to its own LLVM may not)
 #   DISTSHOP_BUILD_NETWORK    `docker build --network` (e.g. host) if the build
 #                             containers cannot reach the Debian mirror
 #   DEBIAN_MIRROR             default http://deb.debian.org/debian
 #   DISTSHOP_LOCAL_RUST_IMAGE=1
 #                             also make a local `rust:1-bookworm` image from the
-#                             host's Rust toolchain (`rustc --print sysroot`,
-#                             without its docs; ~1 GB) so the multi-stage
-#                             Dockerfiles, and so `docker compose up --build`,
-#                             work without a registry too (they download
-#                             crates from crates.io and compile in Docker: slow)
+#                             host's Rust toolchain (copied in, without its
+#                             docs; ~1 GB) so the multi-stage Dockerfiles
+#                             (DISTSHOP_BUILD_VARIANT=.multistage) work without
+#                             a registry too (they download crates from
+#                             crates.io and compile in Docker: slow)
 #   DISTSHOP_RUST_IMAGE_CA=/path/bundle.pem
 #                             CA bundle for that image's cargo (e.g. the host's
 #                             /etc/ssl/certs/ca-certificates.crt behind a
@@ -37,7 +51,11 @@
 set -Eeuo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+# The container build's own target dir, inside the repository so that the
+# compose file's `build:` (context = repository root, .dockerignore) can copy
+# the binaries from it. CARGO_TARGET_DIR (the host's builds) is not used.
+TARGET_DIR="$ROOT/target/bookworm"
+BUILD_IMAGE=distshop/build:bookworm
 SHOP_BIN="${DISTSHOP_SHOP_BIN:-$TARGET_DIR/release/shop}"
 HEALTH_BIN="${DISTSHOP_GALERA_HEALTH_BIN:-$TARGET_DIR/release/galera-health}"
 MANAGER_BIN="${DISTSHOP_MANAGER_BIN:-$TARGET_DIR/release/distshop-manager}"
@@ -120,27 +138,85 @@ CFG
     rm -rf "$d"/var/cache/apt/archives/*.deb "$d"/var/cache/apt/*.bin "$d"/var/lib/apt/lists/*
 }
 
+# ------------------------------------------------------------ build image
+# Always "built": after the first time docker's layer cache answers in about a
+# second, and a new base image or recipe (its label) rebuilds what changed.
+build_env_image() {
+    build_image "$BUILD_IMAGE" Dockerfile -- -C "$ROOT/compose/build" Dockerfile
+}
+
+# --------------------------------------------------------------- toolchain
+# no_toolchain REASON: stop, saying what to do instead.
+no_toolchain() {
+    log "no Rust toolchain to mount into the bookworm build container: $1"
+    log "  The build mounts the host's toolchain (\`rustc --print sysroot\`, or"
+    log "  DISTSHOP_RUST_SYSROOT) and needs one that runs on Debian bookworm,"
+    log "  x86_64/aarch64 Linux: rustup's do (https://rustup.rs), a distro's"
+    log "  rustc linked to its own LLVM may not. Otherwise:"
+    log "  * with a registry (macOS, Windows: Docker Desktop): build in the"
+    log "    official rust image with the multi-stage Dockerfiles:"
+    log "      compose/init_env.sh && cd compose &&"
+    log "      DISTSHOP_BUILD_VARIANT=.multistage docker compose up -d --build"
+    log "  * DISTSHOP_LOCAL_RUST_IMAGE=1 makes a local rust:1-bookworm for those"
+    log "    Dockerfiles, from a host toolchain that runs on bookworm;"
+    log "  * or build the binaries elsewhere (on bookworm or older glibc) and pass"
+    log "    DISTSHOP_SHOP_BIN, DISTSHOP_GALERA_HEALTH_BIN, DISTSHOP_MANAGER_BIN."
+    exit 1
+}
+
+SYSROOT=
+# find_toolchain: the sysroot to mount, checked on the host (cheap) first
+find_toolchain() {
+    [ "$(uname -s)" = Linux ] ||
+        no_toolchain "this host is $(uname -s); its toolchain cannot run in a Linux container"
+    if [ -n "${DISTSHOP_RUST_SYSROOT:-}" ]; then
+        SYSROOT=$DISTSHOP_RUST_SYSROOT
+    else
+        command -v rustc >/dev/null || no_toolchain "rustc is not on PATH"
+        SYSROOT=$(rustc --print sysroot) || no_toolchain "\`rustc --print sysroot\` failed"
+    fi
+    SYSROOT=$(cd "$SYSROOT" 2>/dev/null && pwd -P) || no_toolchain "sysroot ${SYSROOT:-?} is not a directory"
+    case "$SYSROOT" in
+    / | /usr | /usr/local)
+        no_toolchain "the toolchain is installed into $SYSROOT (a distribution's or a system-wide install), which cannot be mounted on its own" ;;
+    esac
+    if [ ! -x "$SYSROOT/bin/rustc" ] || [ ! -x "$SYSROOT/bin/cargo" ]; then
+        no_toolchain "$SYSROOT has no bin/rustc and bin/cargo"
+    fi
+}
+
+# probe_toolchain: the mounted rustc and cargo run on bookworm
+probe_toolchain() {
+    local out
+    if ! out=$(docker run --rm --network none -v "$SYSROOT:/opt/rust:ro" "$BUILD_IMAGE" \
+        sh -c 'rustc -vV && cargo -V' 2>&1); then
+        echo "$out" | tail -5 >&2
+        no_toolchain "$SYSROOT/bin/rustc or cargo does not run on Debian bookworm (above)"
+    fi
+    log "toolchain $SYSROOT: $(echo "$out" | sed -n 1p), $(echo "$out" | tail -1)"
+}
+
 # ---------------------------------------------- optional local rust image
 local_rust_image() {
     if docker image inspect rust:1-bookworm >/dev/null 2>&1; then
         log "rust:1-bookworm exists; not rebuilding it"
         return
     fi
-    local sysroot dir
-    sysroot=$(rustc --print sysroot)
+    local dir
     dir=$(mktemp -d /tmp/distshop-rustimg.XXXXXX)
-    cat > "$dir/Dockerfile" <<'DOCKERFILE'
+    cat > "$dir/Dockerfile" <<DOCKERFILE
 # Local stand-in for the official rust:1-bookworm image: the host's toolchain
-# on Debian bookworm with a C toolchain for linking and build scripts.
-FROM debian:bookworm-slim
-RUN apt-get update \
- && apt-get install -y --no-install-recommends gcc libc6-dev make pkg-config ca-certificates \
+# on the build image (Debian bookworm and a C toolchain for linking and build
+# scripts), with CA certificates: cargo downloads crates in these builds.
+FROM $BUILD_IMAGE
+RUN apt-get update \\
+ && apt-get install -y --no-install-recommends ca-certificates \\
  && rm -rf /var/lib/apt/lists/*
 COPY toolchain /usr/local/rust
 COPY ca-bundle.pem /usr/local/share/distshop-ca-bundle.pem
-ENV PATH=/usr/local/cargo/bin:/usr/local/rust/bin:$PATH CARGO_HOME=/usr/local/cargo
-RUN if [ -s /usr/local/share/distshop-ca-bundle.pem ]; then \
-      cp /usr/local/share/distshop-ca-bundle.pem /etc/ssl/certs/ca-certificates.crt; fi \
+ENV PATH=/usr/local/cargo/bin:/usr/local/rust/bin:\$PATH CARGO_HOME=/usr/local/cargo
+RUN if [ -s /usr/local/share/distshop-ca-bundle.pem ]; then \\
+      cp /usr/local/share/distshop-ca-bundle.pem /etc/ssl/certs/ca-certificates.crt; fi \\
  && rustc --version && cargo --version
 DOCKERFILE
     if [ -n "${DISTSHOP_RUST_IMAGE_CA:-}" ]; then
@@ -148,28 +224,87 @@ DOCKERFILE
     else
         : > "$dir/ca-bundle.pem"
     fi
-    log "rust:1-bookworm from the host toolchain at $sysroot ($(rustc --version))"
+    log "rust:1-bookworm from the host toolchain at $SYSROOT"
     build_image rust:1-bookworm Dockerfile -- -C "$dir" Dockerfile ca-bundle.pem \
-        -C "$sysroot" --exclude=./share/doc --transform='s,^\.,toolchain,' .
+        -C "$SYSROOT" --exclude=./share/doc --transform='s,^\.,toolchain,' .
     rm -rf "$dir"
 }
 
 # ------------------------------------------------------------------ binaries
-binaries() {
-    local pkgs=()
-    [ -n "${DISTSHOP_SHOP_BIN:-}" ] || pkgs+=(-p shop)
-    [ -n "${DISTSHOP_GALERA_HEALTH_BIN:-}" ] || pkgs+=(-p galera-health)
-    [ -n "${DISTSHOP_MANAGER_BIN:-}" ] || pkgs+=(-p manager)
-    if [ "${DISTSHOP_SKIP_CARGO:-0}" = 1 ] || [ ${#pkgs[@]} -eq 0 ]; then
-        log "not running cargo; using $SHOP_BIN, $HEALTH_BIN and $MANAGER_BIN"
-    else
-        log "cargo build --release ${pkgs[*]} (target dir $TARGET_DIR)"
-        (cd "$ROOT" && CARGO_TARGET_DIR="$TARGET_DIR" cargo build --release --quiet "${pkgs[@]}")
+# PKGS: the packages to build (those whose binary is not given)
+PKGS=()
+[ -n "${DISTSHOP_SHOP_BIN:-}" ] || PKGS+=(-p shop)
+[ -n "${DISTSHOP_GALERA_HEALTH_BIN:-}" ] || PKGS+=(-p galera-health)
+[ -n "${DISTSHOP_MANAGER_BIN:-}" ] || PKGS+=(-p manager)
+[ "${DISTSHOP_SKIP_CARGO:-0}" != 1 ] || PKGS=()
+
+# fetch_crates: every crate of Cargo.lock into the host's CARGO_HOME (the build
+# container has no network). Offline first: nothing to download, no request.
+fetch_crates() {
+    command -v cargo >/dev/null || PATH="$SYSROOT/bin:$PATH"
+    if (cd "$ROOT" && cargo fetch --locked --offline --quiet) 2>/dev/null; then
+        log "crates: all in $CARGO_HOME_DIR already"
+        return
     fi
+    log "cargo fetch --locked (crates.io)"
+    (cd "$ROOT" && cargo fetch --locked --quiet)
+}
+
+binaries() {
+    CARGO_HOME_DIR="${CARGO_HOME:-$HOME/.cargo}"
+    fetch_crates
+    mkdir -p "$TARGET_DIR"
+    # the host's uid, so target/bookworm is not root-owned; but under rootless
+    # Docker the container's root IS the invoking user
+    local user mounts=() f
+    user="$(id -u):$(id -g)"
+    docker info -f '{{println .SecurityOptions}}' 2>/dev/null | grep -q rootless && user=0:0
+    for f in registry git; do
+        [ -d "$CARGO_HOME_DIR/$f" ] && mounts+=(-v "$CARGO_HOME_DIR/$f:/cargo/$f")
+    done
+    # cargo's package-cache locks: the host's own files, so a host cargo
+    # unpacking crates at the same time excludes this one (flock)
+    for f in .package-cache .package-cache-mutate; do
+        [ -f "$CARGO_HOME_DIR/$f" ] && mounts+=(-v "$CARGO_HOME_DIR/$f:/cargo/$f")
+    done
+    log "cargo build --release --locked --offline ${PKGS[*]} in $BUILD_IMAGE -> target/bookworm/release"
+    log "  (the first time: the whole release build, several minutes on 2 cores)"
+    docker run --rm --network none --user "$user" \
+        -v "$SYSROOT:/opt/rust:ro" -v "$ROOT:/src:ro" -v "$TARGET_DIR:/src/target/bookworm" \
+        "${mounts[@]}" -e CARGO_TARGET_DIR=/src/target/bookworm "$BUILD_IMAGE" \
+        cargo build --release --locked --offline --quiet "${PKGS[@]}"
+}
+
+# abs PATH: PATH made absolute (docker -v takes a relative one for a volume name)
+abs() { echo "$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"; }
+
+# check_binaries: present, and needing no glibc newer than the images' (a
+# binary given by DISTSHOP_*_BIN may come from a newer host)
+check_binaries() {
     local b
     for b in "$SHOP_BIN" "$HEALTH_BIN" "$MANAGER_BIN"; do
-        [ -x "$b" ] || { log "missing binary $b"; exit 1; }
+        [ -x "$b" ] || { log "missing binary $b (DISTSHOP_SKIP_CARGO=1 needs a previous build)"; exit 1; }
     done
+    if ! docker image inspect "$BUILD_IMAGE" >/dev/null 2>&1; then
+        log "not checking the binaries' glibc ($BUILD_IMAGE is not made)"
+        return
+    fi
+    local out
+    out=$(docker run --rm --network none -v "$(abs "$SHOP_BIN"):/check/shop:ro" \
+        -v "$(abs "$HEALTH_BIN"):/check/galera-health:ro" \
+        -v "$(abs "$MANAGER_BIN"):/check/distshop-manager:ro" "$BUILD_IMAGE" sh -c '
+        have=$(getconf GNU_LIBC_VERSION | cut -d" " -f2) rc=0
+        for b in /check/*; do
+            need=$(objdump -T "$b" | grep -o "GLIBC_[0-9.]*" | cut -d_ -f2 | sort -uV | tail -1)
+            if [ "$(printf "%s\n%s\n" "$need" "$have" | sort -V | tail -1)" != "$have" ]; then
+                echo "${b#/check/} needs glibc $need, the images have $have"; rc=1
+            fi
+        done
+        exit $rc') || {
+        echo "$out" >&2
+        log "built on a newer glibc than Debian bookworm's: build them with this script (no DISTSHOP_*_BIN)"
+        exit 1
+    }
 }
 
 # build_image TAG DOCKERFILE -- tar arguments producing the context
@@ -185,12 +320,13 @@ build_image() {
     fi
 }
 
-# bin_ctx PATH NAME: tar arguments placing binary PATH at target/release/NAME
+# bin_ctx PATH NAME: tar arguments placing binary PATH at
+# target/bookworm/release/NAME, where the .prebuilt Dockerfiles copy it from
 bin_ctx() {
     local dir base
     dir=$(cd "$(dirname "$1")" && pwd)
     base=$(basename "$1")
-    echo "-C" "$dir" "--transform=s,^$base\$,target/release/$2," "$base"
+    echo "-C" "$dir" "--transform=s,^$base\$,target/bookworm/release/$2," "$base"
 }
 
 main() {
@@ -198,9 +334,21 @@ main() {
     command -v docker >/dev/null || { log "docker is required"; exit 1; }
     # this install's secrets first (once; an existing compose/.env is kept)
     "$ROOT/compose/init_env.sh"
+    local need_rust=0
+    [ ${#PKGS[@]} -eq 0 ] || need_rust=1
+    [ "${DISTSHOP_LOCAL_RUST_IMAGE:-0}" != 1 ] || need_rust=1
+    # before anything slow: is there a toolchain to mount?
+    [ "$need_rust" = 0 ] || find_toolchain
     timer base_image
+    timer build_env_image
+    if [ "$need_rust" = 1 ]; then probe_toolchain; fi
     if [ "${DISTSHOP_LOCAL_RUST_IMAGE:-0}" = 1 ]; then timer local_rust_image; fi
-    timer binaries
+    if [ ${#PKGS[@]} -gt 0 ]; then
+        timer binaries
+    else
+        log "not running cargo; using $SHOP_BIN, $HEALTH_BIN and $MANAGER_BIN"
+    fi
+    check_binaries
     cd "$ROOT"
     # shellcheck disable=SC2046
     timer build_image distshop/shop:latest compose/shop/Dockerfile.prebuilt -- \
@@ -216,7 +364,7 @@ main() {
     timer build_image distshop/db:latest Dockerfile -- -C compose/haproxy .
     log "all images ready in $((SECONDS - t0))s:"
     docker image ls --format '  {{.Repository}}:{{.Tag}}  {{.Size}}' 'distshop/*' >&2
-    log "next: cd compose && docker-compose up -d   (see docs/cluster.md)"
+    log "next: cd compose && docker-compose up -d   (or up -d --build: offline too; docs/cluster.md)"
 }
 
 main "$@"

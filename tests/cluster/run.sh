@@ -121,7 +121,7 @@ log "compose: $(compose_version)"
 t0=$SECONDS
 if [ "${DISTSHOP_USE_REGISTRY:-0}" = 1 ]; then
     log "building images with the multi-stage Dockerfiles (registry)"
-    "${DC[@]}" build
+    DISTSHOP_BUILD_VARIANT=.multistage "${DC[@]}" build
 else
     log "building images offline (compose/offline-prepare.sh)"
     "$ROOT/compose/offline-prepare.sh"
