@@ -70,7 +70,14 @@ RESULTS="$WORK/results.jsonl"
 : > "$RESULTS"
 mkdir -p "$OUT"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-BENCH="$CARGO_TARGET_DIR/release/distshop-bench"
+# the binaries: built with the images in offline-prepare's bookworm container (one build for
+# the stack and the bench); without Docker, by the host's cargo
+if docker info >/dev/null 2>&1; then
+    BIN_DIR="$ROOT/target/bookworm/release"
+else
+    BIN_DIR="$CARGO_TARGET_DIR/release"
+fi
+BENCH="$BIN_DIR/distshop-bench"
 
 log() { echo "bench: $*" >&2; }
 
@@ -111,8 +118,13 @@ need_tools() {
             --no-install-recommends "${missing[@]}" >/dev/null
         ((made)) && rm -f "$prc"
     fi
-    log "building the load generator and the shop (release)"
-    cargo build --release --quiet -p distshop-bench -p shop
+    if [ "$BIN_DIR" = "$ROOT/target/bookworm/release" ]; then
+        log "building the load generator, the shop and the images (compose/offline-prepare.sh)"
+        DISTSHOP_EXTRA_PKGS=distshop-bench bash "$ROOT/compose/offline-prepare.sh" >&2
+    else
+        log "building the load generator and the shop (release, host cargo: no Docker)"
+        cargo build --release --quiet -p distshop-bench -p shop
+    fi
 }
 
 # wrk_run URL [SCRIPT]: prints {"rps":…,"p50_ms":…,"p99_ms":…,"errors":…}
@@ -154,7 +166,7 @@ stack_up() {
         return
     fi
     log "no stack on $BASE: building the images and starting it (no registration limit)"
-    bash "$ROOT/compose/offline-prepare.sh" >&2
+    DISTSHOP_EXTRA_PKGS=distshop-bench bash "$ROOT/compose/offline-prepare.sh" >&2
     export DISTSHOP_REGISTER_LIMIT=0 DISTSHOP_HASH_PER_CLIENT=1000
     export DISTSHOP_HTTPS_PORT="${DISTSHOP_HTTPS_PORT:-$((PORT + 2))}"
     (cd "$ROOT/compose" && "${DC[@]}" up -d) >&2
@@ -411,7 +423,7 @@ bench_embedded() {
     local dir="$WORK/emb"
     mkdir -p "$dir/static/products" "$dir/static/api" "$WORK/ngx"
     (cd "$dir" && SHOP_LISTEN="127.0.0.1:$EMB_PORT" SHOP_ADMIN_PASSWORD=bench-admin-pw SHOP_REGISTER_LIMIT=0 SHOP_HASH_PER_CLIENT=1000 RUST_LOG=warn \
-        exec "$CARGO_TARGET_DIR/release/shop" > "$dir/shop.log" 2>&1) &
+        exec "$BIN_DIR/shop" > "$dir/shop.log" 2>&1) &
     EMB_PID=$!
     local t EB="http://127.0.0.1:$EMB_PORT"
     for t in $(seq 1 60); do

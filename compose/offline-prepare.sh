@@ -26,6 +26,8 @@
 #
 # Environment:
 #   DISTSHOP_SKIP_CARGO=1     use the binaries already in target/bookworm/release
+#   DISTSHOP_EXTRA_PKGS       more workspace packages to build there (e.g. distshop-bench);
+#                             the simulator (distshop-sim) is always built
 #   DISTSHOP_SHOP_BIN, DISTSHOP_GALERA_HEALTH_BIN, DISTSHOP_MANAGER_BIN
 #                             take that binary instead of target/bookworm's
 #                             (implies not building it; it must need no glibc
@@ -236,6 +238,11 @@ PKGS=()
 [ -n "${DISTSHOP_SHOP_BIN:-}" ] || PKGS+=(-p shop)
 [ -n "${DISTSHOP_GALERA_HEALTH_BIN:-}" ] || PKGS+=(-p galera-health)
 [ -n "${DISTSHOP_MANAGER_BIN:-}" ] || PKGS+=(-p manager)
+# the shopper simulator too (the demo and the failover and swarm suites run it, on the host and
+# in a bookworm container: built here it runs on both), and what DISTSHOP_EXTRA_PKGS names
+# (bench/run.sh: distshop-bench), in the same build, so no second build compiles the same crates
+PKGS+=(-p simulator)
+for p in ${DISTSHOP_EXTRA_PKGS:-}; do PKGS+=(-p "$p"); done
 [ "${DISTSHOP_SKIP_CARGO:-0}" != 1 ] || PKGS=()
 
 # fetch_crates: every crate of Cargo.lock into the host's CARGO_HOME (the build

@@ -63,7 +63,7 @@ DC=("${COMPOSE[@]}" -p "$P" -f "$ROOT/compose/docker-compose.yml")
 
 SIM="${DISTSHOP_SIM:-}"
 if [ -z "$SIM" ]; then
-    for c in "${CARGO_TARGET_DIR:-$ROOT/target}/release/distshop-sim" "$ROOT/target/release/distshop-sim"; do
+    for c in "$ROOT/target/bookworm/release/distshop-sim" "${CARGO_TARGET_DIR:-$ROOT/target}/release/distshop-sim" "$ROOT/target/release/distshop-sim"; do
         [ -x "$c" ] && { SIM=$c; break; }
     done
     [ -n "$SIM" ] || SIM=$(command -v distshop-sim || true)

@@ -3,8 +3,8 @@
 # one fault per scenario, then every invariant on the database (all three
 # Galera nodes compared). A shorter load than a demo, to fit CI's budget.
 #
-#   tests/failover/run.sh            (after compose/offline-prepare.sh and
-#                                     cargo build --release -p simulator)
+#   tests/failover/run.sh            (after compose/offline-prepare.sh, which
+#                                     builds the simulator too)
 #
 # Environment (defaults): FAILOVER_SCENARIOS="shop-kill shop-stop
 #   shop-freeze shop-sigstop shop-db-hang shop-500 ramp rolling-restart scale galera-kill

@@ -59,10 +59,10 @@ done
 [ ${#NAMES[@]} -gt 0 ] || { sed -n '2,22p' "$0"; exit 2; }
 
 SIM="${DISTSHOP_SIM:-}"
-for c in "${CARGO_TARGET_DIR:-$ROOT/target}/release/distshop-sim" "$ROOT/target/release/distshop-sim"; do
+for c in "$ROOT/target/bookworm/release/distshop-sim" "${CARGO_TARGET_DIR:-$ROOT/target}/release/distshop-sim" "$ROOT/target/release/distshop-sim"; do
     [ -z "$SIM" ] && [ -x "$c" ] && SIM=$c
 done
-[ -n "$SIM" ] || { echo "build the simulator: cargo build --release -p simulator" >&2; exit 2; }
+[ -n "$SIM" ] || { echo "build the simulator: bash compose/offline-prepare.sh (or cargo build --release -p simulator)" >&2; exit 2; }
 export DISTSHOP_SIM="$SIM"
 # the shop's database password, from compose/.env (never printed)
 DBPW=$(env_value "$ROOT" SHOP_DB_PASSWORD)

@@ -49,10 +49,10 @@ ok() { PASS=$((PASS + 1)); log "PASS: $*"; }
 bad() { FAIL=$((FAIL + 1)); log "FAIL: $*"; }
 
 SIM="${DISTSHOP_SIM:-}"
-for c in "${CARGO_TARGET_DIR:-$ROOT/target}/release/distshop-sim" "$ROOT/target/release/distshop-sim"; do
+for c in "$ROOT/target/bookworm/release/distshop-sim" "${CARGO_TARGET_DIR:-$ROOT/target}/release/distshop-sim" "$ROOT/target/release/distshop-sim"; do
     [ -z "$SIM" ] && [ -x "$c" ] && SIM=$c
 done
-[ -n "$SIM" ] || { log "build the simulator first: cargo build --release -p simulator"; exit 2; }
+[ -n "$SIM" ] || { log "build the simulator first: bash compose/offline-prepare.sh (or cargo build --release -p simulator)"; exit 2; }
 for img in distshop/shop distshop/nginx distshop/db distshop/galera distshop/redis distshop/manager; do
     docker image inspect "$img:latest" >/dev/null 2>&1 ||
         { log "image $img:latest missing: run compose/offline-prepare.sh"; exit 2; }
