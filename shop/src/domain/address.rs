@@ -27,19 +27,7 @@ pub const ADDRESS_PARTS: [&str; 5] = ["name", "street", "postcode", "city", "cou
 
 /// A trimmed line of `min..=max` characters without control characters.
 fn line(raw: &str, min: usize, max: usize) -> Result<String, String> {
-    let s = raw.trim();
-    let n = s.chars().count();
-    if n == 0 {
-        Err("is required".into())
-    } else if n < min {
-        Err(format!("must be at least {min} characters"))
-    } else if n > max {
-        Err(format!("must be at most {max} characters"))
-    } else if s.chars().any(char::is_control) {
-        Err("must not contain control characters".into())
-    } else {
-        Ok(s.to_string())
-    }
+    super::text(raw, min, max, false)
 }
 
 impl ShippingAddress {

@@ -14,4 +14,4 @@ pub use cart::{CartLine, CartOwner, USER_CART_TTL};
 pub use catalog::{Category, Listing, Product};
 pub use ids::{OrderId, ProductId, UserId};
 pub use order::{OrderStatus, STATUSES};
-pub use values::{Email, Password, PersonName, Quantity};
+pub use values::{text, Email, Password, PersonName, Quantity};

@@ -103,3 +103,19 @@ impl Quantity {
         self.0
     }
 }
+
+/// A trimmed text of `min..=max` characters (empty: "is required" when `min` > 0); `multiline`
+/// allows line breaks and tabs, no other control characters.
+pub fn text(raw: &str, min: usize, max: usize, multiline: bool) -> Result<String, String> {
+    let s = raw.trim();
+    let n = s.chars().count();
+    if n < min {
+        Err(if n == 0 { "is required".into() } else { format!("must be at least {min} characters") })
+    } else if n > max {
+        Err(format!("must be at most {max} characters"))
+    } else if s.chars().any(|c| c.is_control() && !(multiline && matches!(c, '\n' | '\r' | '\t'))) {
+        Err("must not contain control characters".into())
+    } else {
+        Ok(s.to_string())
+    }
+}

@@ -2,7 +2,7 @@
 //! transactions.
 
 use crate::{
-    domain::{ProductId, UserId},
+    domain::{text, ProductId, UserId},
     edge::input::{parse_euros, Fields, Validator},
     error::AppError,
     infra::db::{self, DbError, TxError},
@@ -13,22 +13,6 @@ use super::repo::{self, Change, ManagedProduct, ProductDraft, MAX_STOCK};
 
 /// The dearest price: €100,000.00.
 pub const MAX_PRICE_CENTS: i64 = 10_000_000;
-
-/// A trimmed text of `min..=max` characters; `multiline` allows line breaks (and tabs), nothing
-/// else of the control characters.
-fn text(raw: &str, min: usize, max: usize, multiline: bool) -> Result<String, String> {
-    let s = raw.trim();
-    let n = s.chars().count();
-    if n < min {
-        Err(if n == 0 { "is required".into() } else { format!("must be at least {min} characters") })
-    } else if n > max {
-        Err(format!("must be at most {max} characters"))
-    } else if s.chars().any(|c| c.is_control() && !(multiline && matches!(c, '\n' | '\r' | '\t'))) {
-        Err("must not contain control characters".into())
-    } else {
-        Ok(s.to_string())
-    }
-}
 
 fn in_range(n: i64, lo: i64, hi: i64) -> Result<i64, String> {
     if (lo..=hi).contains(&n) {
