@@ -100,6 +100,19 @@ impl Fields {
         self.opt_str(name)?.ok_or_else(|| "is required".to_string())
     }
 
+    /// An optional integer field: `Ok(None)` when absent, JSON null or an empty form field.
+    pub fn opt_int(&self, name: &str) -> Result<Option<i64>, String> {
+        let absent = match self {
+            Fields::Form(m) => m.get(name).is_none_or(|v| v.trim().is_empty()),
+            Fields::Json(m) => m.get(name).is_none_or(serde_json::Value::is_null),
+        };
+        if absent {
+            Ok(None)
+        } else {
+            self.int(name).map(Some)
+        }
+    }
+
     /// A nested JSON object (`Ok(None)` when absent or null). A form has no nested fields.
     pub fn opt_object(&self, name: &str) -> Result<Option<Fields>, String> {
         match self {

@@ -65,16 +65,8 @@ pub async fn api_checkout(
     let user = session.require_user(&state.store).await?;
     let IdempotencyKey(key) = IdempotencyKey::of(&req)?;
     let address = shipping_address(&f)?;
-    let expected_total_cents = match f.opt_str("expected_total_cents") {
-        // not a string: read it as the number it should be
-        Err(_) => {
-            Some(f.int("expected_total_cents").map_err(|m| AppError::field("expected_total_cents", m))?)
-        }
-        Ok(None) => None,
-        Ok(Some(_)) => {
-            return Err(AppError::field("expected_total_cents", "must be a whole number of cents"))
-        }
-    };
+    let expected_total_cents =
+        f.opt_int("expected_total_cents").map_err(|m| AppError::field("expected_total_cents", m))?;
     let what = Placing {
         key: &key,
         request_id: crate::edge::telemetry::incoming_request_id(&req),

@@ -16,7 +16,7 @@ use crate::{
 };
 
 use super::{
-    repo::{find_for_user, list_for_user, MAX_PER_PAGE, PAGE_PER_PAGE},
+    repo::{find_for_user, last_shipping_address, list_for_user, MAX_PER_PAGE, PAGE_PER_PAGE},
     rules::{cancel, checkout, Placing},
 };
 
@@ -51,8 +51,7 @@ pub(super) async fn page_checkout(
     PageUser(user): PageUser,
 ) -> HtmlResult<HttpResponse> {
     // the address of the last order, or the account's name to start with
-    let last = list_for_user(&state.db, user.id, Paging { page: 1, per_page: 1 }).await?.0;
-    let entered: HashMap<&str, String> = match last.into_iter().next().and_then(|o| o.shipping_address) {
+    let entered: HashMap<&str, String> = match last_shipping_address(&state.db, user.id).await? {
         Some(a) => ADDRESS_PARTS.into_iter().zip(a.parts().map(str::to_string)).collect(),
         None => HashMap::from([("name", user.name.clone())]),
     };
@@ -77,13 +76,7 @@ pub(super) async fn form_checkout(
     let mut v = Validator::default();
     let address = address(&f, ship_field, ship_field, &mut v);
     // the total the page showed (a page without it: not compared)
-    let shown = v.check(
-        "expected_total_cents",
-        f.opt_str("expected_total_cents").and_then(|t| {
-            t.map(|t| t.trim().parse::<i64>().map_err(|_| "must be a whole number of cents".to_string()))
-                .transpose()
-        }),
-    );
+    let shown = v.check("expected_total_cents", f.opt_int("expected_total_cents"));
     let result = match (v.finish(), address, shown) {
         (Ok(()), Some(address), Some(expected_total_cents)) => {
             let what = Placing {

@@ -107,23 +107,43 @@ pub(super) fn order_from_row(r: &QueryResult, with_email: bool) -> Result<Order,
         created_at: db::get(r, "created_at")?,
         updated_at: db::get(r, "updated_at")?,
         items: vec![],
-        shipping_address: {
-            let parts = [
-                db::get::<Option<String>>(r, "ship_name")?,
-                db::get(r, "ship_street")?,
-                db::get(r, "ship_postcode")?,
-                db::get(r, "ship_city")?,
-                db::get(r, "ship_country")?,
-            ];
-            // all five or none: they are written together
-            parts
-                .into_iter()
-                .collect::<Option<Vec<String>>>()
-                .and_then(|p| p.try_into().ok())
-                .map(ShippingAddress::from_parts)
-        },
+        shipping_address: address_from_row(r)?,
         customer_email: if with_email { Some(db::get(r, "email")?) } else { None },
         placed_by: db::get(r, "placed_by")?,
+    })
+}
+
+/// The five address columns of a row: all or none (they are written together).
+fn address_from_row(r: &QueryResult) -> Result<Option<ShippingAddress>, DbError> {
+    let parts = [
+        db::get::<Option<String>>(r, "ship_name")?,
+        db::get(r, "ship_street")?,
+        db::get(r, "ship_postcode")?,
+        db::get(r, "ship_city")?,
+        db::get(r, "ship_country")?,
+    ];
+    Ok(parts
+        .into_iter()
+        .collect::<Option<Vec<String>>>()
+        .and_then(|p| p.try_into().ok())
+        .map(ShippingAddress::from_parts))
+}
+
+/// The address of the user's newest order that has one (to start the checkout form with).
+pub async fn last_shipping_address(
+    c: &(impl ConnectionTrait + 'static),
+    user_id: UserId,
+) -> Result<Option<ShippingAddress>, DbError> {
+    let row = db::one(
+        c,
+        "SELECT ship_name, ship_street, ship_postcode, ship_city, ship_country FROM orders
+         WHERE user_id = ? AND ship_name IS NOT NULL ORDER BY id DESC LIMIT 1",
+        vec![user_id.into()],
+    )
+    .await?;
+    Ok(match row {
+        Some(r) => address_from_row(&r)?,
+        None => None,
     })
 }
 
