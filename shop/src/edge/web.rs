@@ -64,6 +64,24 @@ pub fn render_status(
     Ok(r)
 }
 
+/// A page with a form, as it is shown again after `error` (or first, without one): the
+/// message as `error`, the bad fields as `errors`, the error's status (200 without one) and its
+/// `Retry-After`.
+pub fn render_form(
+    name: &str,
+    ctx: &mut Context,
+    error: Option<&AppError>,
+) -> Result<HttpResponse, AppError> {
+    ctx.insert("error", &error.map(AppError::public_message));
+    ctx.insert("errors", &error.and_then(AppError::fields).cloned().unwrap_or_default());
+    let status = error.map_or(actix_web::http::StatusCode::OK, actix_web::ResponseError::status_code);
+    let mut r = render_status(status, name, ctx)?;
+    if let Some(secs) = error.and_then(AppError::retry_after) {
+        r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+    }
+    Ok(r)
+}
+
 /// The base context of every page.
 pub async fn page(
     state: &AppState,

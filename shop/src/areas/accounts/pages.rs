@@ -10,7 +10,7 @@ use crate::{
     edge::security,
     edge::session::CurrentUser,
     edge::session::Session,
-    edge::web::{form_page, query_map, render, render_status, safe_next, see_other},
+    edge::web::{form_page, query_map, render, render_form, safe_next, see_other},
     error::{AppError, HtmlError, HtmlResult},
     state::AppState,
 };
@@ -41,15 +41,7 @@ async fn account_page(
     ctx.insert("orders", &recent);
     ctx.insert("order_total", &total);
     ctx.insert("notice", &notice.and_then(crate::edge::web::notice));
-    ctx.insert("error", &error.map(AppError::public_message));
-    ctx.insert("errors", &error.and_then(AppError::fields).cloned().unwrap_or_default());
-    let status = error.map_or(actix_web::http::StatusCode::OK, actix_web::ResponseError::status_code);
-    let mut r = render_status(status, "accounts/account.html", &ctx)?;
-    if let Some(secs) = error.and_then(AppError::retry_after) {
-        r.headers_mut()
-            .insert(actix_web::http::header::RETRY_AFTER, actix_web::http::header::HeaderValue::from(secs));
-    }
-    Ok(r)
+    Ok(render_form("accounts/account.html", &mut ctx, error)?)
 }
 
 pub(super) async fn page_account(
@@ -122,20 +114,11 @@ pub(super) async fn form_login(
             Ok(r)
         }
         Err(e @ (AppError::Unauthorized(_) | AppError::TooManyRequests(..) | AppError::Unavailable(_))) => {
-            let status = actix_web::ResponseError::status_code(&e);
             let (mut ctx, _) = form_page(&state, &session, "Log in").await?;
             ctx.insert("next", &next);
             ctx.insert("email", &email_raw);
-            ctx.insert("error", &Some(e.public_message()));
             ctx.insert("notice", &Option::<String>::None);
-            let mut r = render_status(status, "accounts/login.html", &ctx)?;
-            if let Some(secs) = e.retry_after() {
-                r.headers_mut().insert(
-                    actix_web::http::header::RETRY_AFTER,
-                    actix_web::http::header::HeaderValue::from(secs),
-                );
-            }
-            Ok(r)
+            Ok(render_form("accounts/login.html", &mut ctx, Some(&e))?)
         }
         Err(e) => Err(HtmlError(e)),
     }
@@ -183,17 +166,7 @@ pub(super) async fn form_register(
         ) => {
             let (mut ctx, _) = form_page(&state, &session, "Create an account").await?;
             ctx.insert("form", &entered);
-            ctx.insert("errors", &e.fields().cloned().unwrap_or_default());
-            ctx.insert("error", &Some(e.public_message()));
-            let status = actix_web::ResponseError::status_code(&e);
-            let mut r = render_status(status, "accounts/register.html", &ctx)?;
-            if let Some(secs) = e.retry_after() {
-                r.headers_mut().insert(
-                    actix_web::http::header::RETRY_AFTER,
-                    actix_web::http::header::HeaderValue::from(secs),
-                );
-            }
-            Ok(r)
+            Ok(render_form("accounts/register.html", &mut ctx, Some(&e))?)
         }
         Err(e) => Err(HtmlError(e)),
     }

@@ -2,14 +2,14 @@
 
 use std::collections::HashMap;
 
-use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::{
     domain::ProductId,
     edge::extract::{Form, PageAdmin},
     edge::input::{euros, idempotency_key, path_id, Paging, Validator},
     edge::session::{CurrentUser, Session},
-    edge::web::{insert_pager, page, query_map, render_status, see_other},
+    edge::web::{insert_pager, page, query_map, render, render_form, see_other},
     error::{AppError, HtmlError, HtmlResult},
     state::AppState,
 };
@@ -43,7 +43,7 @@ pub(super) async fn page_list(
         format!("/admin/products?{}", paging.page_query(n, PAGE_PER_PAGE))
     });
     ctx.insert("notice", &q.get("notice").and_then(|n| crate::edge::web::notice(n)));
-    Ok(render_status(StatusCode::OK, "admin/products.html", &ctx)?)
+    Ok(render("admin/products.html", &ctx)?)
 }
 
 /// What a product form shows in its fields.
@@ -75,10 +75,7 @@ async fn new_page(
     let (mut ctx, _) = page(state, session, "Admin: new product").await?;
     ctx.insert("product", &Option::<ManagedProduct>::None);
     ctx.insert("form", &values);
-    ctx.insert("error", &error.map(AppError::public_message));
-    ctx.insert("errors", &error.and_then(AppError::fields).cloned().unwrap_or_default());
-    let status = error.map_or(StatusCode::OK, actix_web::ResponseError::status_code);
-    Ok(render_status(status, "admin/product.html", &ctx)?)
+    Ok(render_form("admin/product.html", &mut ctx, error)?)
 }
 
 pub(super) async fn page_new(
@@ -133,10 +130,7 @@ async fn product_page(
     ctx.insert("history", &history);
     ctx.insert("op_key", &uuid::Uuid::new_v4().to_string());
     ctx.insert("notice", &notice.and_then(crate::edge::web::notice));
-    ctx.insert("error", &error.map(AppError::public_message));
-    ctx.insert("errors", &error.and_then(AppError::fields).cloned().unwrap_or_default());
-    let status = error.map_or(StatusCode::OK, actix_web::ResponseError::status_code);
-    Ok(render_status(status, "admin/product.html", &ctx)?)
+    Ok(render_form("admin/product.html", &mut ctx, error)?)
 }
 
 pub(super) async fn page_product(

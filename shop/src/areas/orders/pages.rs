@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::{
     areas::cart,
@@ -10,7 +10,7 @@ use crate::{
     edge::extract::{Form, PageUser},
     edge::input::{address, idempotency_key, path_id, Paging, Validator},
     edge::session::{CurrentUser, Session},
-    edge::web::{insert_pager, page, query_map, render, render_status, see_other},
+    edge::web::{insert_pager, page, query_map, render, render_form, see_other},
     error::{AppError, HtmlError, HtmlResult},
     state::AppState,
 };
@@ -33,16 +33,13 @@ async fn checkout_page(
     user: &CurrentUser,
     entered: &HashMap<&str, String>,
     error: Option<&AppError>,
-    status: StatusCode,
 ) -> HtmlResult<HttpResponse> {
     let (mut ctx, _) = page(state, session, "Checkout").await?;
     let cart = cart::view(state, &CartOwner::Account(user.id)).await?;
     ctx.insert("cart", &cart);
     ctx.insert("idempotency_key", &uuid::Uuid::new_v4().to_string());
     ctx.insert("address", entered);
-    ctx.insert("error", &error.map(AppError::public_message));
-    ctx.insert("errors", &error.and_then(AppError::fields).cloned().unwrap_or_default());
-    Ok(render_status(status, "orders/checkout.html", &ctx)?)
+    Ok(render_form("orders/checkout.html", &mut ctx, error)?)
 }
 
 pub(super) async fn page_checkout(
@@ -55,7 +52,7 @@ pub(super) async fn page_checkout(
         Some(a) => ADDRESS_PARTS.into_iter().zip(a.parts().map(str::to_string)).collect(),
         None => HashMap::from([("name", user.name.clone())]),
     };
-    checkout_page(&state, &session, &user, &entered, None, StatusCode::OK).await
+    checkout_page(&state, &session, &user, &entered, None).await
 }
 
 pub(super) async fn form_checkout(
@@ -93,8 +90,7 @@ pub(super) async fn form_checkout(
     match result {
         Ok(c) => Ok(see_other(&format!("/orders/{}?notice=placed", c.order.id))),
         Err(e @ (AppError::Conflict { .. } | AppError::Unprocessable { .. } | AppError::Validation(_))) => {
-            let status = actix_web::ResponseError::status_code(&e);
-            checkout_page(&state, &session, &user, &entered, Some(&e), status).await
+            checkout_page(&state, &session, &user, &entered, Some(&e)).await
         }
         Err(e) => Err(HtmlError(e)),
     }
