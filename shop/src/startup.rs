@@ -130,9 +130,10 @@ impl Application {
             products: TtlCache::new(settings.catalog_cache),
             settings: Arc::new(settings),
             replica_name: name,
+            host,
         });
         // the name beside the hostname (the container id): the one line that links the two
-        tracing::info!(port, replica = %state.replica_name, host = %host, session_store = state.store.kind(), "listening");
+        tracing::info!(port, replica = %state.replica_name, host = %state.host, session_store = state.store.kind(), "listening");
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())

@@ -23,6 +23,8 @@ pub struct AppState {
     /// index such as `shop-2`, or the hostname): `X-Served-By`, the footer and the probes'
     /// `served_by`. The hostname (the container id) is in the start-up log and `/healthz`.
     pub replica_name: String,
+    /// The hostname (in a container: its id), read once at start; `/healthz` shows it.
+    pub host: String,
     /// Rendered catalog responses, kept `SHOP_CATALOG_CACHE_MS` (see [`ResponseCache`]).
     pub catalog_cache: ResponseCache,
     /// Catalog listings (products, total, categories) for pages that cannot be cached whole.

@@ -13,8 +13,7 @@ const READY_TIMEOUT: Duration = Duration::from_millis(1000);
 
 async fn healthz(state: web::Data<AppState>) -> HttpResponse {
     // the host too: a replica's name and its container id, side by side
-    HttpResponse::Ok()
-        .json(json!({"status": "alive", "served_by": state.replica_name, "host": crate::replica::hostname()}))
+    HttpResponse::Ok().json(json!({"status": "alive", "served_by": state.replica_name, "host": state.host}))
 }
 
 /// Both backends answer within the bound, else the reasons.
