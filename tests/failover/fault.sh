@@ -102,7 +102,7 @@ keep_settings() {
     fi
     c=$(running_cids manager | head -n1)
     if [ -n "$c" ] && [ -z "${DISTSHOP_MANAGER_PORT:-}" ]; then
-        p=$(docker port "$c" 9090/tcp 2>/dev/null | sed -n 1p) || p=""
+        p=$(docker port "$c" 9091/tcp 2>/dev/null | sed -n 1p) || p=""
         [ -n "$p" ] && export DISTSHOP_MANAGER_PORT=${p##*:}
     fi
     c=$(running_cids shop | head -n1)
@@ -254,7 +254,7 @@ f_ramp() { # SECONDS RPS: a load ramp on top of whatever runs: RPS (240) request
     local secs=${1:-25} rps=${2:-240} mgr conns=12 delay lua t_end n last outs=0 ins=0 flaps=0 t0
     keep_settings
     local port=${DISTSHOP_MANAGER_PORT:-$(env_value "$ROOT" DISTSHOP_MANAGER_PORT)}
-    mgr="http://127.0.0.1:${port:-9090}"
+    mgr="http://127.0.0.1:${port:-9091}"
     command -v wrk >/dev/null || die "ramp needs wrk (apt-get install wrk)"
     autoscale() { # on|off
         DISTSHOP_AUTOSCALE=$1 DISTSHOP_AUTOSCALE_MIN=3 DISTSHOP_AUTOSCALE_MAX=5 \

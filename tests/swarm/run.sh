@@ -244,7 +244,7 @@ fi
 # one manager per node watches that node's shop tasks; a frozen task is
 # killed and Swarm starts a new one in its place
 mc=$(docker ps -q --filter "label=com.docker.swarm.service.name=${S}_manager" | sed -n 1p)
-mstate() { docker exec "$mc" curl -fsS --max-time 2 http://127.0.0.1:9090/state 2>/dev/null; }
+mstate() { docker exec "$mc" curl -fsS --max-time 2 http://127.0.0.1:9091/state 2>/dev/null; }
 alive=0
 for _ in $(seq 1 30); do
     alive=$(mstate | python3 -c 'import json,sys; print(sum(1 for r in json.load(sys.stdin)["replicas"] if r["verdict"] == "alive"))' 2>/dev/null || echo 0)

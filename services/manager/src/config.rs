@@ -72,7 +72,7 @@ impl Config {
                 },
             }
         };
-        let listen = get("MANAGER_LISTEN").unwrap_or_else(|| "0.0.0.0:9090".into());
+        let listen = get("MANAGER_LISTEN").unwrap_or_else(|| "0.0.0.0:9091".into());
         let listen = listen.parse().map_err(|_| format!("MANAGER_LISTEN=`{listen}`: expected host:port"))?;
         let mode = match get("MANAGER_MODE").as_deref() {
             None | Some("compose") => Mode::Compose { project: get("MANAGER_PROJECT") },
