@@ -136,12 +136,29 @@ async fn scale(m: web::Data<Manager>, req: HttpRequest, body: web::Json<ScaleBod
     }
 }
 
+/// `POST /api/faults` `{"action","target","replicas"?,"down_s"?}`: the control room's buttons
+/// (faults.rs).
+async fn fault(
+    m: web::Data<Manager>,
+    req: HttpRequest,
+    body: web::Json<crate::faults::FaultRequest>,
+) -> HttpResponse {
+    if let Some(r) = authorize(&m, &req) {
+        return r;
+    }
+    match m.fault(body.into_inner()).await {
+        Ok(done) => HttpResponse::Ok().json(done),
+        Err(e) => error(e.status, e.message),
+    }
+}
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz))
         .route("/state", web::get().to(state))
         .route("/metrics", web::get().to(metrics))
         .route("/api/replicas/{replica}/{action}", web::post().to(replica_action))
-        .route("/api/scale", web::post().to(scale));
+        .route("/api/scale", web::post().to(scale))
+        .route("/api/faults", web::post().to(fault));
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use anyhow::{anyhow, bail, Context};
 use bollard::{
     models::{
         ContainerCreateBody, ContainerSummaryStateEnum, EndpointSettings, NetworkConnectRequest,
-        NetworkingConfig,
+        NetworkDisconnectRequest, NetworkingConfig,
     },
     query_parameters::{
         CreateContainerOptionsBuilder, InspectContainerOptions, KillContainerOptionsBuilder,
@@ -19,8 +19,8 @@ use bollard::{
 
 use crate::config::Mode;
 
-const COMPOSE_PROJECT: &str = "com.docker.compose.project";
-const COMPOSE_SERVICE: &str = "com.docker.compose.service";
+pub const COMPOSE_PROJECT: &str = "com.docker.compose.project";
+pub const COMPOSE_SERVICE: &str = "com.docker.compose.service";
 const COMPOSE_NUMBER: &str = "com.docker.compose.container-number";
 const SWARM_SERVICE: &str = "com.docker.swarm.service.name";
 /// Set on the containers the manager creates, so an operator can tell them apart.
@@ -35,6 +35,8 @@ pub struct Container {
     pub number: u32,
     /// Its address on a network the manager shares with it.
     pub ip: Option<String>,
+    /// Every address it has (Prometheus may reach it on another network than the manager).
+    pub ips: Vec<String>,
     /// running, paused, restarting, …
     pub state: String,
     /// healthy, unhealthy, starting, or none
@@ -128,9 +130,17 @@ impl Engine {
         f
     }
 
-    /// The replicas that are running or paused (what `docker ps` shows).
+    /// The replicas that are running, paused or restarting (what `docker ps` shows).
     pub async fn replicas(&self) -> anyhow::Result<Vec<Container>> {
-        let opts = ListContainersOptionsBuilder::new().all(false).filters(&self.filters()).build();
+        let mut all = self.all_replicas().await?;
+        all.retain(|c| c.is_up());
+        Ok(all)
+    }
+
+    /// Every replica container, stopped ones too (what `docker ps -a` shows): the control room
+    /// shows a killed replica as down until it is started again.
+    pub async fn all_replicas(&self) -> anyhow::Result<Vec<Container>> {
+        let opts = ListContainersOptionsBuilder::new().all(true).filters(&self.filters()).build();
         let list = bounded(self.timeout, "list containers", self.docker.list_containers(Some(opts))).await?;
         let mut out = Vec::new();
         for c in list {
@@ -148,6 +158,9 @@ impl Engine {
                 .unwrap_or(0);
             let networks = c.network_settings.and_then(|n| n.networks).unwrap_or_default();
             let ip = pick_ip(&networks, &self.my_networks);
+            let mut ips: Vec<String> =
+                networks.values().filter_map(|e| e.ip_address.clone()).filter(|ip| !ip.is_empty()).collect();
+            ips.sort();
             let state = match c.state {
                 Some(ContainerSummaryStateEnum::RUNNING) => "running",
                 Some(ContainerSummaryStateEnum::PAUSED) => "paused",
@@ -161,7 +174,7 @@ impl Engine {
             }
             .to_string();
             let health = c.status.as_deref().and_then(health_from_status);
-            out.push(Container { id, name, number, ip, state, health });
+            out.push(Container { id, name, number, ip, ips, state, health });
         }
         out.sort_by_key(|c| (c.number, c.name.clone()));
         Ok(out)
@@ -189,6 +202,72 @@ impl Engine {
 
     pub async fn unpause(&self, id: &str) -> anyhow::Result<()> {
         bounded(self.timeout, "unpause", self.docker.unpause_container(id)).await
+    }
+
+    /// The compose project this manager acts in (None in Swarm mode).
+    pub fn project(&self) -> Option<&str> {
+        if self.swarm {
+            None
+        } else {
+            self.project.as_deref()
+        }
+    }
+
+    /// Every container of one service of this compose project, stopped ones too, with its
+    /// labels (the fault API checks them again: tests/faults.rs).
+    pub async fn service_containers(&self, service: &str) -> anyhow::Result<Vec<Labelled>> {
+        let Some(project) = self.project() else {
+            bail!("faults act on a compose project's containers; this manager runs in Swarm mode");
+        };
+        let mut f = HashMap::new();
+        f.insert(
+            "label".to_string(),
+            vec![format!("{COMPOSE_PROJECT}={project}"), format!("{COMPOSE_SERVICE}={service}")],
+        );
+        let opts = ListContainersOptionsBuilder::new().all(true).filters(&f).build();
+        let list = bounded(self.timeout, "list containers", self.docker.list_containers(Some(opts))).await?;
+        Ok(list
+            .into_iter()
+            .filter_map(|c| {
+                let id = c.id?;
+                let name = c
+                    .names
+                    .and_then(|n| n.first().cloned())
+                    .map(|n| n.trim_start_matches('/').to_string())
+                    .unwrap_or_else(|| id.chars().take(12).collect());
+                let running = matches!(c.state, Some(ContainerSummaryStateEnum::RUNNING));
+                let networks: Vec<String> = c
+                    .network_settings
+                    .and_then(|n| n.networks)
+                    .map(|n| n.keys().cloned().collect())
+                    .unwrap_or_default();
+                Some(Labelled { id, name, labels: c.labels.unwrap_or_default(), running, networks })
+            })
+            .collect())
+    }
+
+    pub async fn start(&self, id: &str) -> anyhow::Result<()> {
+        bounded(self.timeout, "start", self.docker.start_container(id, None)).await
+    }
+
+    /// Graceful stop: SIGTERM, SIGKILL after `grace`.
+    pub async fn stop(&self, id: &str, grace: Duration) -> anyhow::Result<()> {
+        let opts = StopContainerOptionsBuilder::new().t(grace.as_secs() as i32).build();
+        bounded(self.timeout + grace, "stop", self.docker.stop_container(id, Some(opts))).await
+    }
+
+    pub async fn disconnect(&self, network: &str, id: &str) -> anyhow::Result<()> {
+        let req = NetworkDisconnectRequest { container: id.to_string(), force: Some(true) };
+        bounded(self.timeout, "disconnect network", self.docker.disconnect_network(network, req)).await
+    }
+
+    /// Connect again, under the service's name (what compose gave it) so the others find it.
+    pub async fn reconnect(&self, network: &str, id: &str, aliases: Vec<String>) -> anyhow::Result<()> {
+        let req = NetworkConnectRequest {
+            container: id.to_string(),
+            endpoint_config: Some(EndpointSettings { aliases: Some(aliases), ..Default::default() }),
+        };
+        bounded(self.timeout, "connect network", self.docker.connect_network(network, req)).await
     }
 
     pub fn can_scale(&self) -> bool {
@@ -275,6 +354,24 @@ impl Engine {
         bounded(self.timeout + grace, "stop", self.docker.stop_container(id, Some(opts))).await?;
         let opts = RemoveContainerOptionsBuilder::new().force(true).build();
         bounded(self.timeout, "remove", self.docker.remove_container(id, Some(opts))).await
+    }
+}
+
+/// A container of the project as the fault API sees it: its labels decide whether it may be
+/// touched.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Labelled {
+    pub id: String,
+    pub name: String,
+    pub labels: HashMap<String, String>,
+    pub running: bool,
+    pub networks: Vec<String>,
+}
+
+impl Container {
+    /// Running, paused or restarting: what `docker ps` (without `-a`) lists.
+    pub fn is_up(&self) -> bool {
+        matches!(self.state.as_str(), "running" | "paused" | "restarting")
     }
 }
 

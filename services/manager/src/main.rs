@@ -9,6 +9,7 @@ mod beat;
 mod config;
 mod docker;
 mod errors;
+mod faults;
 mod scale;
 mod state;
 mod supervisor;

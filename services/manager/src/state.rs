@@ -60,6 +60,9 @@ pub struct LoadFigures {
 #[derive(Default)]
 pub struct Inner {
     pub replicas: BTreeMap<String, Tracked>,
+    /// Replica containers that exist but are not running (killed, stopped, exited): not
+    /// watched, shown so a killed replica reads "down" rather than vanishing.
+    pub stopped: Vec<Container>,
     pub actions: VecDeque<ActionRecord>,
     pub action_counts: BTreeMap<(String, String), u64>,
     pub docker_error: Option<String>,
@@ -244,6 +247,7 @@ impl Shared {
                     "name": t.c.name,
                     "number": t.c.number,
                     "ip": t.c.ip,
+                    "ips": t.c.ips,
                     "docker_state": t.c.state,
                     "docker_health": t.c.health,
                     "heartbeat": t.status,
@@ -280,6 +284,12 @@ impl Shared {
                 })),
             },
             "replicas": replicas,
+            "stopped": g.stopped.iter().map(|c| json!({
+                "id": c.id.chars().take(12).collect::<String>(),
+                "name": c.name,
+                "number": c.number,
+                "docker_state": c.state,
+            })).collect::<Vec<_>>(),
             "load": g.load,
             "autoscale_note": g.autoscale_note,
             "actions": g.actions.iter().rev().take(50).collect::<Vec<_>>(),
@@ -359,6 +369,7 @@ mod tests {
                 name: id.into(),
                 number: 1,
                 ip: Some("10.0.0.2".into()),
+                ips: vec!["10.0.0.2".into()],
                 state: "running".into(),
                 health: health.map(str::to_string),
             },

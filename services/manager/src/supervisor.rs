@@ -22,8 +22,8 @@ pub struct Manager {
 impl Manager {
     /// Brings the tracked set in line with Docker's list; starts and stops watchers.
     pub async fn discover(&self) {
-        let list = match self.engine.replicas().await {
-            Ok(l) => l,
+        let (list, stopped): (Vec<_>, Vec<_>) = match self.engine.all_replicas().await {
+            Ok(l) => l.into_iter().partition(|c| c.is_up()),
             Err(e) => {
                 let msg = format!("{e:#}");
                 let mut g = self.shared.lock();
@@ -37,6 +37,7 @@ impl Manager {
         let now = Instant::now();
         let mut g = self.shared.lock();
         g.docker_error = None;
+        g.stopped = stopped;
         let seen: BTreeSet<String> = list.iter().map(|c| c.id.clone()).collect();
         let gone: Vec<String> = g.replicas.keys().filter(|id| !seen.contains(*id)).cloned().collect();
         for id in gone {
