@@ -162,6 +162,40 @@ start_health() {
     HEALTH_PID=$!
 }
 
+# Prometheus: Debian's mysqld exporter (0.14) on :9104, logged in as the
+# node-local `health` user over 127.0.0.1 (that user has no privileges and
+# needs none: SHOW GLOBAL STATUS is open to every user; which is also why the
+# exporter runs here and not in a container of its own). Only the global
+# status collector: the wsrep_* figures (cluster size, local state, flow
+# control, queues), connections, queries; the other default collectors need
+# privileges or add hundreds of series nobody reads (docs/observability.md).
+# It runs for the container's whole life, also while mariadbd is down or
+# joining (then mysql_up is 0), and is started again if it exits; it is not
+# supervised like galera-health: a node works without it.
+# GALERA_EXPORTER_PORT=0 turns it off.
+EXPORTER_PORT="${GALERA_EXPORTER_PORT:-9104}"
+start_exporter() {
+    command -v prometheus-mysqld-exporter >/dev/null || return 0
+    [ "$EXPORTER_PORT" != 0 ] || return 0
+    local cnf="$STATE_DIR/exporter.cnf"
+    # the password in a file only the exporter's user reads (not its
+    # command line, which every process in the container sees)
+    (umask 077 && printf '[client]\nuser=health\npassword=%s\nhost=127.0.0.1\nport=3306\n' \
+        "$HEALTH_PASSWORD" > "$cnf")
+    chown mysql:mysql "$cnf"
+    (
+        while :; do
+            setpriv --reuid=mysql --regid=mysql --init-groups prometheus-mysqld-exporter \
+                --config.my-cnf="$cnf" --web.listen-address=":$EXPORTER_PORT" \
+                --collect.global_status --no-collect.global_variables \
+                --no-collect.slave_status --no-collect.info_schema.innodb_cmp \
+                --no-collect.info_schema.innodb_cmpmem \
+                --no-collect.info_schema.query_response_time --log.level=warn || true
+            sleep 5
+        done
+    ) &
+}
+
 health_check_local() {
     GALERA_HEALTH_MYSQL_URL="mysql://health:${HEALTH_PASSWORD}@127.0.0.1:3306" \
         /usr/local/bin/galera-health check >/dev/null 2>&1
@@ -318,6 +352,7 @@ rm -f "$REACHED"
 RECOVERED_POSITION=""
 read_grastate
 start_health
+start_exporter
 
 LAST_LOG=0
 say() { # log at most every 10 s while waiting
