@@ -8,7 +8,10 @@
 #
 # Never overwrites: when ENV_FILE exists it keeps every line as it is and only
 # appends a secret that is missing there (a variable added by a newer version),
-# and tightens the file's mode to 600. Safe to run any number of times;
+# and tightens the file's mode to 600. One exception, said in its output: the
+# manager's old default port, DISTSHOP_MANAGER_PORT=9090, becomes 9091 (the
+# manager moved so that Prometheus has 9090; an .env made before kept the old
+# value and would publish the manager on Prometheus's port). Safe to run any number of times;
 # compose/offline-prepare.sh and every test script that starts a stack run it.
 # Rotating a secret: docs/security.md ("Per-install secrets").
 set -Eeuo pipefail
@@ -27,6 +30,7 @@ SECRETS=(
     GALERA_SST_PASSWORD:16     # MariaDB user `sst` (mariabackup state transfer)
     GALERA_HEALTH_PASSWORD:16  # MariaDB user `health` (galera-health)
     DISTSHOP_MANAGER_TOKEN:24  # bearer token of the heartbeat manager's API (48 characters)
+    DISTSHOP_CONTROL_TOKEN:24  # the control room's operator token (48 characters)
 )
 # the values the repository shipped before issue 11: known to everyone
 DEMO_VALUES='shop-demo-password|demo-session-key-change-me-0123456789abcdef|admin-demo-password|sst-demo-password|health-demo-password|demo-manager-token-change-me'
@@ -68,6 +72,11 @@ if [ -e "$ENV_FILE" ]; then
         log "$(show "$ENV_FILE") exists; not touched (it holds this install's secrets)"
     fi
     chmod 600 "$ENV_FILE"
+    if grep -Eq '^[[:space:]]*(export[[:space:]]+)?DISTSHOP_MANAGER_PORT=9090[[:space:]]*$' "$ENV_FILE"; then
+        sed -i -E 's/^([[:space:]]*(export[[:space:]]+)?DISTSHOP_MANAGER_PORT=)9090[[:space:]]*$/\19091/' "$ENV_FILE"
+        chmod 600 "$ENV_FILE"
+        log "$(show "$ENV_FILE"): DISTSHOP_MANAGER_PORT=9090 (the old default) changed to 9091: the manager moved there, 9090 is Prometheus's"
+    fi
     if grep -Eq "=($DEMO_VALUES)\$" "$ENV_FILE"; then
         log "WARNING: $(show "$ENV_FILE") still holds the old shared demo secrets of the repository;"
         log "  replace them (docs/security.md, \"Rotating a secret\") before anyone else can reach the stack"

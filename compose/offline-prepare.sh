@@ -9,7 +9,8 @@
 #      libc6-dev, make, pkg-config; no Rust in it (docker's layer cache makes
 #      re-runs a no-op);
 #   3. the Rust binaries (`cargo build --release --locked --offline -p shop
-#      -p galera-health -p manager`) are compiled IN that container, with the
+#      -p galera-health -p manager -p simulator`, and -p distshop-controlroom
+#      once services/controlroom exists) are compiled IN that container, with the
 #      host's toolchain mounted read-only and the crates the host fetched
 #      (`cargo fetch --locked` first), without a network, as the invoking user,
 #      into target/bookworm/ (never mixed with the host's target/release/).
@@ -17,8 +18,10 @@
 #      host runs (Ubuntu 24.04, Fedora, ...). cargo is incremental: a re-run
 #      without code changes compiles nothing;
 #   4. the images are built from the *.prebuilt Dockerfiles (and the plain ones
-#      that need no Rust), each from a small tar context holding only the files
-#      it copies, so target/ is never sent to the daemon.
+#      that need no Rust: nginx, redis, db, and the observability images
+#      prometheus, exporters, logs; docs/observability.md), each from a small
+#      tar context holding only the files it copies, so target/ is never sent
+#      to the daemon.
 #
 # Idempotent; re-run after changing code. Then: cd compose && docker-compose up -d
 # (`up -d --build` works offline too: the compose file's default build variant
@@ -61,6 +64,16 @@ BUILD_IMAGE=distshop/build:bookworm
 SHOP_BIN="${DISTSHOP_SHOP_BIN:-$TARGET_DIR/release/shop}"
 HEALTH_BIN="${DISTSHOP_GALERA_HEALTH_BIN:-$TARGET_DIR/release/galera-health}"
 MANAGER_BIN="${DISTSHOP_MANAGER_BIN:-$TARGET_DIR/release/distshop-manager}"
+# the control room (issue 13): built and imaged once its package is in the
+# workspace (services/controlroom; Cargo.toml takes every services/*)
+CONTROLROOM=0 CONTROLROOM_PKG=""
+if [ -f "$ROOT/services/controlroom/Cargo.toml" ]; then
+    CONTROLROOM=1
+    # its package name, from its manifest (distshop-controlroom)
+    CONTROLROOM_PKG=$(sed -n '/^\[package\]/,/^\[/s/^name *= *"\(.*\)".*/\1/p' \
+        "$ROOT/services/controlroom/Cargo.toml" | head -n 1)
+fi
+CONTROLROOM_BIN="$TARGET_DIR/release/distshop-controlroom"
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 BUILD_ARGS=(--quiet)
 [ -n "${DISTSHOP_BUILD_NETWORK:-}" ] && BUILD_ARGS+=(--network "$DISTSHOP_BUILD_NETWORK")
@@ -242,6 +255,7 @@ PKGS=()
 # in a bookworm container: built here it runs on both), and what DISTSHOP_EXTRA_PKGS names
 # (bench/run.sh: distshop-bench), in the same build, so no second build compiles the same crates
 PKGS+=(-p simulator)
+[ "$CONTROLROOM" = 0 ] || PKGS+=(-p "${CONTROLROOM_PKG:-distshop-controlroom}")
 for p in ${DISTSHOP_EXTRA_PKGS:-}; do PKGS+=(-p "$p"); done
 [ "${DISTSHOP_SKIP_CARGO:-0}" != 1 ] || PKGS=()
 
@@ -369,6 +383,18 @@ main() {
     timer build_image distshop/nginx:latest nginx/Dockerfile -- nginx shop/static
     timer build_image distshop/redis:latest Dockerfile -- -C compose/redis .
     timer build_image distshop/db:latest Dockerfile -- -C compose/haproxy .
+    # observability (docs/observability.md): Debian's packages only
+    timer build_image distshop/prometheus:latest Dockerfile -- -C compose/prometheus .
+    timer build_image distshop/exporters:latest Dockerfile -- -C compose/exporters .
+    timer build_image distshop/logs:latest Dockerfile -- -C compose/logs .
+    if [ "$CONTROLROOM" = 1 ] && [ -f services/controlroom/Dockerfile.prebuilt ]; then
+        [ -x "$CONTROLROOM_BIN" ] || { log "missing binary $CONTROLROOM_BIN (DISTSHOP_SKIP_CARGO=1 needs a previous build)"; exit 1; }
+        # shellcheck disable=SC2046
+        timer build_image distshop/controlroom:latest services/controlroom/Dockerfile.prebuilt -- \
+            services/controlroom/Dockerfile.prebuilt $(bin_ctx "$CONTROLROOM_BIN" distshop-controlroom)
+    else
+        log "no services/controlroom (with its Dockerfile.prebuilt) yet: image distshop/controlroom not built"
+    fi
     log "all images ready in $((SECONDS - t0))s:"
     docker image ls --format '  {{.Repository}}:{{.Tag}}  {{.Size}}' 'distshop/*' >&2
     log "next: cd compose && docker-compose up -d   (or up -d --build: offline too; docs/cluster.md)"
