@@ -59,6 +59,11 @@ else
 fi
 PORT=${DISTSHOP_HTTP_PORT:-8080}
 export DISTSHOP_MANAGER_PORT="${DISTSHOP_MANAGER_PORT:-$((PORT + 1))}"
+# Prometheus, the control room and the log collector's UDP port of a stack
+# this script starts (docs/observability.md): beside its others
+export DISTSHOP_PROMETHEUS_PORT="${DISTSHOP_PROMETHEUS_PORT:-$((PORT + 3))}"
+export DISTSHOP_CONTROL_PORT="${DISTSHOP_CONTROL_PORT:-$((PORT + 4))}"
+export DISTSHOP_LOG_PORT="${DISTSHOP_LOG_PORT:-$((PORT + 5))}"
 BASE="http://127.0.0.1:$PORT"
 STATIC_PORT=18090
 EMB_PORT=18180

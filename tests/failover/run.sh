@@ -23,6 +23,11 @@ export DISTSHOP_PROJECT="${DISTSHOP_PROJECT:-distshop-fo-ci}"
 export DISTSHOP_HTTP_PORT="${DISTSHOP_HTTP_PORT:-18480}"
 export DISTSHOP_MANAGER_PORT="${DISTSHOP_MANAGER_PORT:-$((DISTSHOP_HTTP_PORT + 1))}"
 export DISTSHOP_HTTPS_PORT="${DISTSHOP_HTTPS_PORT:-$((DISTSHOP_HTTP_PORT + 2))}"
+# Prometheus, the control room and the log collector's UDP port: this
+# stack's own, beside its others (docs/observability.md)
+export DISTSHOP_PROMETHEUS_PORT="${DISTSHOP_PROMETHEUS_PORT:-$((DISTSHOP_HTTP_PORT + 3))}"
+export DISTSHOP_CONTROL_PORT="${DISTSHOP_CONTROL_PORT:-$((DISTSHOP_HTTP_PORT + 4))}"
+export DISTSHOP_LOG_PORT="${DISTSHOP_LOG_PORT:-$((DISTSHOP_HTTP_PORT + 5))}"
 # the simulator registers every shopper from one address (Docker's gateway)
 export DISTSHOP_REGISTER_LIMIT=0 DISTSHOP_HASH_PER_CLIENT=1000
 export SHOPPERS="${SHOPPERS:-30}" DURATION="${DURATION:-45}" FAULT_AT="${FAULT_AT:-10}"

@@ -32,6 +32,11 @@ export DISTSHOP_PROJECT="${DISTSHOP_PROJECT:-distshop-fo}"
 export DISTSHOP_HTTP_PORT="${DISTSHOP_HTTP_PORT:-18480}"
 export DISTSHOP_MANAGER_PORT="${DISTSHOP_MANAGER_PORT:-$((DISTSHOP_HTTP_PORT + 1))}"
 export DISTSHOP_HTTPS_PORT="${DISTSHOP_HTTPS_PORT:-$((DISTSHOP_HTTP_PORT + 2))}"
+# Prometheus, the control room and the log collector's UDP port: this
+# stack's own, beside its others (docs/observability.md)
+export DISTSHOP_PROMETHEUS_PORT="${DISTSHOP_PROMETHEUS_PORT:-$((DISTSHOP_HTTP_PORT + 3))}"
+export DISTSHOP_CONTROL_PORT="${DISTSHOP_CONTROL_PORT:-$((DISTSHOP_HTTP_PORT + 4))}"
+export DISTSHOP_LOG_PORT="${DISTSHOP_LOG_PORT:-$((DISTSHOP_HTTP_PORT + 5))}"
 # every request from this host reaches nginx from Docker's gateway, one
 # address: the shop's per-address registration limit would stop the simulator
 # after 20 shoppers, so this stack runs without it
