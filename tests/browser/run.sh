@@ -3,6 +3,7 @@
 # (tests/browser, `browser-journey`) in headless Chromium driven over WebDriver by chromedriver.
 #
 # Usage: bash tests/browser/run.sh [--stack URL [--project NAME]] [--screenshots DIR]
+#        bash tests/browser/run.sh --control-room URL --stack URL [--token T] [--screenshots DIR]
 #   (no --stack)      builds the shop and the journey (debug), starts an embedded shop (SQLite +
 #                     in-process sessions, a temporary directory, a free 127.0.0.1 port) and
 #                     runs the journey against it
@@ -18,6 +19,15 @@
 #                     to kill is looked for in this one only)
 #   --screenshots DIR also write DIR/shop-*.png of the main pages (the README's pictures:
 #                     `bash tests/browser/run.sh --screenshots docs/img`)
+#   --control-room URL
+#                     instead of the shop's journey, the control room's (`controlroom-journey`):
+#                     three replica tiles up, operator login, kill one replica from its tile,
+#                     the tile goes down and comes back up, a request with a known X-Request-Id
+#                     through nginx (--stack URL) found in the page's log search (nginx's and a
+#                     shop's lines). With --screenshots DIR: DIR/controlroom-*.png. The killed
+#                     replica is started again by the manager (5 s later), not by this script
+#   --token T         the operator token (default: DISTSHOP_CONTROL_TOKEN from compose/.env, or
+#                     $CONTROL_TOKEN)
 #
 # Needs Debian's chromium and chromium-driver (/usr/bin/chromium, /usr/bin/chromedriver;
 # CHROMIUM / CHROMEDRIVER override), python3 and curl. chromedriver gets a free port of its own;
@@ -35,12 +45,14 @@ CHROMEDRIVER=${CHROMEDRIVER:-/usr/bin/chromedriver}
 
 usage() { sed -n '/^# Usage:/,/^# Exit status/p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
-STACK="" PROJECT="" SHOTS=""
+STACK="" PROJECT="" SHOTS="" CONTROL="" TOKEN=""
 while (($# > 0)); do
     case "$1" in
     --stack) STACK=${2:?--stack needs a URL}; shift ;;
     --project) PROJECT=${2:?--project needs a name}; shift ;;
     --screenshots) SHOTS=${2:?--screenshots needs a directory}; shift ;;
+    --control-room) CONTROL=${2:?--control-room needs a URL}; shift ;;
+    --token) TOKEN=${2:?--token needs a value}; shift ;;
     -h | --help) usage; exit 0 ;;
     *) echo "tests/browser/run.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
     esac
@@ -56,7 +68,11 @@ done
 for tool in python3 curl; do
     command -v "$tool" >/dev/null || { echo "tests/browser/run.sh: $tool not found" >&2; exit 2; }
 done
-if [[ -n "$STACK" ]]; then
+if [[ -n "$CONTROL" && -z "$STACK" ]]; then
+    echo "tests/browser/run.sh: --control-room needs --stack URL (nginx, for the request-id search)" >&2
+    exit 2
+fi
+if [[ -n "$STACK" && -z "$CONTROL" ]]; then
     command -v docker >/dev/null || { echo "tests/browser/run.sh: --stack needs docker" >&2; exit 2; }
 fi
 
@@ -117,6 +133,28 @@ wait_url() {
 }
 
 t0=$SECONDS
+if [[ -n "$CONTROL" ]]; then
+    if [[ -z "$TOKEN" ]]; then
+        TOKEN=${CONTROL_TOKEN:-}
+        if [[ -z "$TOKEN" && -s "$ROOT/compose/.env" ]]; then
+            TOKEN=$(sed -n 's/^DISTSHOP_CONTROL_TOKEN=//p' "$ROOT/compose/.env" | tail -n1)
+        fi
+        [[ -n "$TOKEN" ]] || { echo "browser: no operator token: --token, CONTROL_TOKEN or compose/.env" >&2; exit 2; }
+    fi
+    echo "browser: cargo build -p browser-journey --bin controlroom-journey"
+    (cd "$ROOT" && cargo build -q -p browser-journey --bin controlroom-journey)
+    DPORT=$(free_port)
+    setsid "$CHROMEDRIVER" --port="$DPORT" >"$WORK/chromedriver.log" 2>&1 &
+    DRIVER_PID=$!
+    wait_url "http://127.0.0.1:$DPORT/status" 30 "$WORK/chromedriver.log"
+    CARGS=(--control-room "$CONTROL" --shop "$STACK" --webdriver "http://127.0.0.1:$DPORT" --chromium "$CHROMIUM")
+    [[ -z "$SHOTS" ]] || CARGS+=(--screenshots "$SHOTS")
+    echo "browser: ready after $((SECONDS - t0)) s; the control room at $CONTROL"
+    rc=0
+    CONTROL_TOKEN="$TOKEN" "$TARGET/debug/controlroom-journey" "${CARGS[@]}" || rc=$?
+    echo "browser: control room $( ((rc == 0)) && echo OK || echo FAILED) in $((SECONDS - t0)) s (build and start included)"
+    exit "$rc"
+fi
 packages=(-p browser-journey)
 [[ -n "$STACK" ]] || packages+=(-p shop)
 echo "browser: cargo build ${packages[*]}"
