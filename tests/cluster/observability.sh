@@ -109,14 +109,14 @@ check_targets() {
         for expect in "shop $want" "galera 3" "redis 6" "nginx 1" "haproxy 1" "manager 1" "prometheus 1"; do
             job=${expect% *} n=${expect#* }
             up=$(awk -v j="$job" '$1 == j { print $2 " " $3 }' <<< "$s")
-            [ "$up" = "$n $n" ] || missing+=" $job(want $n up, have ${up:-none}: targets up)"
+            [ "$up" = "$n $n" ] || missing+=" $job: want $n targets all up, have ${up:-0 0} (targets, up);"
         done
         if [ -z "$missing" ]; then
             ok "Prometheus: $want shop targets and galera x3, redis x6, nginx, haproxy, manager all up"
             return 0
         fi
         if [ $SECONDS -ge $deadline ]; then
-            bad "Prometheus targets after $2 s:$missing"
+            bad "Prometheus targets after $2 s:${missing%;}"
             grep '^down ' <<< "$s" | sed 's/^/    /' || true
             return 1
         fi
