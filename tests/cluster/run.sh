@@ -42,7 +42,6 @@
 set -Eeuo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-HERE="$ROOT/tests/cluster"
 KEEP=0 SKIP_KILL=0
 for a in "$@"; do
     case "$a" in
@@ -81,7 +80,9 @@ check() { # check "label" command...
     if "$@"; then ok "$label"; else bad "$label"; fi
 }
 figure() { FIGURES+=("$*"); log "FIGURE: $*"; }
-shopper() { python3 "$HERE/shopper.py" "$@"; }
+# the shopper probes (journey, orders, load, new-replica; JSON on stdout) are
+# subcommands of the simulator, found or built after the images (SIM below)
+shopper() { "$SIM" "$@"; }
 jqr() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1], {"d": d}))' "$1"; }
 
 cleanup() {
@@ -127,6 +128,23 @@ else
     "$ROOT/compose/offline-prepare.sh"
 fi
 figure "image build (offline-prepare, incl. cargo): $((SECONDS - t0))s"
+
+# the simulator: DISTSHOP_SIM, else the one offline-prepare.sh built with the
+# images, else a host build (the registry build makes none)
+SIM="${DISTSHOP_SIM:-}"
+for c in "$ROOT/target/bookworm/release/distshop-sim" "${CARGO_TARGET_DIR:-$ROOT/target}/release/distshop-sim" "$ROOT/target/release/distshop-sim"; do
+    if [ -z "$SIM" ] && [ -x "$c" ]; then SIM=$c; fi
+done
+if [ -z "$SIM" ]; then
+    log "no distshop-sim built: cargo build --release -p simulator"
+    (cd "$ROOT" && cargo build --release -p simulator) >&2
+    SIM="${CARGO_TARGET_DIR:-$ROOT/target}/release/distshop-sim"
+fi
+if ! "$SIM" journey --help >/dev/null 2>&1; then
+    log "$SIM has no journey subcommand (built before the probes moved into it): rebuild it (compose/offline-prepare.sh or cargo build --release -p simulator)"
+    exit 2
+fi
+log "shopper probes: $SIM"
 
 # ----------------------------------------------------------------- helpers
 # every long-running container healthy, $1 shop replicas; prints nothing

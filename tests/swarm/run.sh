@@ -13,7 +13,7 @@
 #    until the shop answers a public page through nginx with all its replicas
 #    running (/readyz is internal: nginx answers 404 for it);
 # 3. checks, through 127.0.0.1 only:
-#    - the shopper journey (tests/cluster/shopper.py journey): register, log in,
+#    - the shopper journey (distshop-sim journey): register, log in,
 #      cart, checkout with an Idempotency-Key and its replay, orders; the
 #      session valid on every replica;
 #    - requests spread over the 3 shop tasks (X-Served-By: shop-<slot>);
@@ -149,7 +149,7 @@ fi
 docker stack services "$S" --format '{{.Name}} {{.Replicas}}' | sort | sed 's/^/  /'
 
 # ------------------------------------------------------------------ journey
-if out=$(python3 "$ROOT/tests/cluster/shopper.py" journey "$BASE" 2>&1); then
+if out=$("$SIM" journey "$BASE" 2>&1); then
     ok "shopper journey through the swarm: $(tail -n1 <<< "$out" | cut -c1-200)"
 else
     bad "shopper journey: $out"

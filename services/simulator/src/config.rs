@@ -127,6 +127,14 @@ pub enum Command {
     Snapshot(SnapshotArgs),
     /// Append a fault marker ("killed shop-2") to a run's timeline.
     Mark(MarkArgs),
+    /// Cluster suite: one shopper's journey through nginx, checked step by step (JSON on stdout).
+    Journey(JourneyArgs),
+    /// Cluster suite: the order ids of an account (JSON on stdout).
+    Orders(OrdersArgs),
+    /// Cluster suite: a steady bounded load where any unexpected answer fails (JSON on stdout).
+    Load(LoadArgs),
+    /// Cluster suite: wait until a replica not yet known answers (JSON on stdout).
+    NewReplica(NewReplicaArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -240,6 +248,59 @@ pub struct MarkArgs {
     /// What happened, e.g. "killed shop-2".
     #[arg(required = true)]
     pub label: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct JourneyArgs {
+    /// The shop (nginx), e.g. http://127.0.0.1:28080.
+    pub base: String,
+    /// Replicas that must each answer the session.
+    #[arg(long, default_value_t = 3)]
+    pub replicas: usize,
+    #[arg(long)]
+    pub allow_remote: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct OrdersArgs {
+    pub base: String,
+    pub email: String,
+    pub password: String,
+    #[arg(long)]
+    pub allow_remote: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LoadArgs {
+    pub base: String,
+    /// How long (at most 600).
+    #[arg(long)]
+    pub seconds: f64,
+    /// Requests at most, over all workers (at most 200000).
+    #[arg(long)]
+    pub max_requests: u64,
+    /// Workers sending one request each 10 ms or so (1 to 32).
+    #[arg(long, default_value_t = 4)]
+    pub workers: usize,
+    /// One more worker checks out repeatedly (idempotent retries); the account's order count is
+    /// verified at the end.
+    #[arg(long)]
+    pub checkouts: bool,
+    #[arg(long)]
+    pub allow_remote: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct NewReplicaArgs {
+    pub base: String,
+    /// The replicas answering already, comma-separated (their X-Served-By names).
+    #[arg(long, default_value = "")]
+    pub known: String,
+    /// Give up after this many seconds (at most 600).
+    #[arg(long, default_value_t = 60.0)]
+    pub timeout: f64,
+    #[arg(long)]
+    pub allow_remote: bool,
 }
 
 /// The journey mix: probabilities are per journey, ranges are inclusive `[min, max]`.
@@ -467,5 +528,28 @@ mod tests {
         let c = Cli::try_parse_from(["distshop-sim", "mark", "killed", "shop-2"]).unwrap();
         assert!(matches!(c.command, Some(Command::Mark(m)) if m.label == ["killed", "shop-2"]));
         assert!(Cli::try_parse_from(["distshop-sim", "--shoppers", "3", "--rate", "5"]).is_err());
+        let c = Cli::try_parse_from(["distshop-sim", "journey", "http://127.0.0.1:1", "--replicas", "1"])
+            .unwrap();
+        assert!(matches!(c.command, Some(Command::Journey(j)) if j.replicas == 1));
+        let c = Cli::try_parse_from([
+            "distshop-sim",
+            "load",
+            "http://127.0.0.1:1",
+            "--seconds",
+            "20",
+            "--max-requests",
+            "300",
+            "--checkouts",
+        ])
+        .unwrap();
+        assert!(
+            matches!(c.command, Some(Command::Load(l)) if l.workers == 4 && l.checkouts && l.seconds == 20.0)
+        );
+        let c = Cli::try_parse_from(["distshop-sim", "new-replica", "http://127.0.0.1:1", "--known", "a,b"])
+            .unwrap();
+        assert!(matches!(c.command, Some(Command::NewReplica(n)) if n.known == "a,b" && n.timeout == 60.0));
+        let c =
+            Cli::try_parse_from(["distshop-sim", "orders", "http://127.0.0.1:1", "e@x.test", "pw"]).unwrap();
+        assert!(matches!(c.command, Some(Command::Orders(o)) if o.email == "e@x.test"));
     }
 }

@@ -54,6 +54,9 @@ pub struct Req {
     pub path: String,
     pub body: Option<Value>,
     pub idempotency_key: Option<String>,
+    /// Send an `X-Request-Id` of our own (the default), or let the proxy mint one (nginx keys a
+    /// cart add without an `Idempotency-Key` by the id *it* made; the cluster suite looks for it).
+    pub request_id: bool,
     /// When the request *should* have started. Latency is measured from here, so time spent
     /// waiting to send (open model backlog, a starved runtime) counts — no coordinated omission.
     pub intended: Instant,
@@ -67,6 +70,7 @@ impl Req {
             path: path.into(),
             body: None,
             idempotency_key: None,
+            request_id: true,
             intended: Instant::now(),
         }
     }
@@ -94,6 +98,12 @@ impl Req {
 
     pub fn key(mut self, key: &str) -> Self {
         self.idempotency_key = Some(key.to_string());
+        self
+    }
+
+    /// No `X-Request-Id` from us: the proxy's own id comes back in the answer.
+    pub fn without_request_id(mut self) -> Self {
+        self.request_id = false;
         self
     }
 
@@ -211,13 +221,15 @@ impl Http {
     pub async fn send(&self, jar: &mut Jar, req: &Req) -> Reply {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.bases.len().max(1);
         let base = self.bases.get(i).map(String::as_str).unwrap_or("");
-        let request_id = format!("sim-{}", uuid::Uuid::new_v4().simple());
+        let request_id = req.request_id.then(|| format!("sim-{}", uuid::Uuid::new_v4().simple()));
         let mut rb = self
             .client
             .request(req.method.clone(), format!("{base}{}", req.path))
             .timeout(self.timeout)
-            .header("X-Request-Id", &request_id)
             .header(reqwest::header::ACCEPT, "application/json");
+        if let Some(id) = &request_id {
+            rb = rb.header("X-Request-Id", id);
+        }
         if let Some(c) = jar.header() {
             rb = rb.header(reqwest::header::COOKIE, c);
         }
@@ -232,7 +244,7 @@ impl Http {
             body: Value::Null,
             body_error: None,
             served_by: None,
-            request_id: Some(request_id),
+            request_id,
             transport: None,
             retry_after: None,
             latency: Duration::ZERO,

@@ -13,6 +13,7 @@ pub mod findings;
 pub mod http;
 pub mod metrics;
 pub mod model;
+pub mod probe;
 pub mod report;
 pub mod runner;
 pub mod shopper;

@@ -1,5 +1,6 @@
 //! `distshop-sim`: run shoppers (default), `check` invariants, take a stock `snapshot`, `mark` a
-//! fault. Exit codes: 0 pass, 1 a `--fail-on` condition or a violated invariant, 2 usage or
+//! fault; `journey`, `orders`, `load`, `new-replica` are the cluster suite's probes (JSON on
+//! stdout). Exit codes: 0 pass, 1 a `--fail-on` condition or a violated invariant, 2 usage or
 //! runtime error.
 
 use std::process::ExitCode;
@@ -8,7 +9,7 @@ use clap::Parser;
 use simulator::{
     check,
     config::{Cli, Command},
-    faults, runner, snapshot,
+    faults, probe, runner, snapshot,
 };
 
 fn command_line() -> String {
@@ -45,6 +46,10 @@ async fn real_main() -> anyhow::Result<bool> {
             println!("marked \"{}\" at {} ms in {}", e.label, e.t_unix_ms, file.display());
             Ok(true)
         }
+        Some(Command::Journey(args)) => Ok(probe::print_outcome(probe::journey(&args).await)),
+        Some(Command::Orders(args)) => Ok(probe::print_outcome(probe::orders(&args).await)),
+        Some(Command::Load(args)) => Ok(probe::print_outcome(probe::load(&args).await)),
+        Some(Command::NewReplica(args)) => Ok(probe::print_outcome(probe::new_replica(&args).await)),
     }
 }
 
