@@ -117,6 +117,8 @@ pub struct Cli {
     pub run: RunArgs,
 }
 
+// parsed once per process: the size of the largest variant costs nothing worth a Box
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the shoppers (also what `distshop-sim [OPTIONS]` does).
@@ -202,6 +204,10 @@ pub struct RunArgs {
     /// No live progress lines.
     #[arg(long)]
     pub quiet: bool,
+    /// Report the run live to the control room at URL (POST URL/api/simulator each second, the
+    /// bearer token from DISTSHOP_CONTROL_TOKEN) [env: DISTSHOP_CONTROL_URL].
+    #[arg(long, value_name = "URL")]
+    pub control_room: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]

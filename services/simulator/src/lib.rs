@@ -8,6 +8,7 @@
 pub mod chart;
 pub mod check;
 pub mod config;
+pub mod control;
 pub mod faults;
 pub mod findings;
 pub mod http;

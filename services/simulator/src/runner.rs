@@ -17,6 +17,7 @@ use tokio::{sync::Semaphore, task::JoinSet};
 
 use crate::{
     config::{Arrivals, FaultCommand, Profile, RunArgs},
+    control::{ControlRoom, ControlRoomConfig, LiveReport},
     faults::{self, FaultEvent, PlacedFault, Tail},
     findings::{verdict, FailOn},
     http::Http,
@@ -76,6 +77,8 @@ pub struct RunConfig {
     pub progress: Progress,
     pub handle_ctrl_c: bool,
     pub command_line: String,
+    /// Where to send the live reports, if anywhere.
+    pub control_room: Option<ControlRoomConfig>,
 }
 
 /// `reports/<UTC timestamp>` — and whether it is the default location (then `reports/latest`
@@ -133,6 +136,11 @@ impl RunConfig {
         if let Some(u) = &a.database_url {
             crate::config::check_database_url(u, a.allow_remote).map_err(anyhow::Error::msg)?;
         }
+        let control_room = control_room_config(
+            a.control_room.clone().or_else(|| env_var("DISTSHOP_CONTROL_URL")),
+            env_var("DISTSHOP_CONTROL_TOKEN"),
+            a.allow_remote,
+        )?;
         Ok(RunConfig {
             base_urls,
             model,
@@ -151,8 +159,31 @@ impl RunConfig {
             progress: if a.quiet { Progress::Off } else { Progress::Auto },
             handle_ctrl_c: true,
             command_line,
+            control_room,
         })
     }
+}
+
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// The control room's URL, held to the base URLs' rule (http(s), loopback unless allowed).
+fn control_room_config(
+    url: Option<String>,
+    token: Option<String>,
+    allow_remote: bool,
+) -> anyhow::Result<Option<ControlRoomConfig>> {
+    let Some(url) = url else { return Ok(None) };
+    let url = crate::config::check_base_urls(&[url], allow_remote)
+        .map_err(|e| anyhow::anyhow!("--control-room: {}", e.trim_start_matches("--base-url ")))?
+        .remove(0);
+    if token.is_none() {
+        eprintln!(
+            "distshop-sim: DISTSHOP_CONTROL_TOKEN is not set: the control room will refuse the live reports"
+        );
+    }
+    Ok(Some(ControlRoomConfig { url, token }))
 }
 
 pub struct RunOutcome {
@@ -193,7 +224,13 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<RunOutcome> {
     let mut fault_files = vec![faults_file.clone()];
     fault_files.extend(cfg.extra_faults_file.clone());
     let (mut fault_tasks, fault_results) = spawn_fault_commands(&sh, &cfg.fault_commands, &faults_file);
-    let progress = ProgressTask::spawn(&sh, cfg.progress, fault_files.clone());
+    let live = match &cfg.control_room {
+        Some(c) => {
+            Some(LiveReports { room: ControlRoom::new(c)?, run: run_name(&cfg.report_dir, &sh.run_id) })
+        }
+        None => None,
+    };
+    let progress = ProgressTask::spawn(&sh, cfg.progress, fault_files.clone(), live.clone());
 
     let load_end = run_load(&cfg, &sh).await;
     fault_tasks.abort_all();
@@ -210,12 +247,18 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<RunOutcome> {
     let fault_commands = lock(&fault_results).clone();
     let after_load = AfterLoad { load_end, verification, faults, fault_errors, fault_commands };
 
-    let rec = lock(&sh.recorder);
-    let summary = summarise(&cfg, &sh, &rec, after_load);
-    report::write_all(&cfg.report_dir, &summary, &rec)?;
-    drop(rec);
+    let summary = {
+        let rec = lock(&sh.recorder);
+        let summary = summarise(&cfg, &sh, &rec, after_load);
+        report::write_all(&cfg.report_dir, &summary, &rec)?;
+        summary
+    };
     if cfg.progress == Progress::Auto {
         print!("{}", report::terminal(&summary, &cfg.report_dir));
+    }
+    if let Some(l) = &live {
+        let last_second = sh.start.elapsed().as_secs().saturating_sub(1) as usize;
+        l.room.finish(LiveReport::sample(&sh, &l.run, last_second, true)).await;
     }
     Ok(RunOutcome { summary, report_dir: cfg.report_dir })
 }
@@ -399,11 +442,7 @@ fn progress_line(sh: &Shared, second: usize) -> String {
         }
         None => (0, 0, 0.0, String::new()),
     };
-    let total_err: u64 = crate::metrics::ErrorClass::ALL
-        .iter()
-        .filter(|c| c.is_error() && **c != crate::metrics::ErrorClass::ContentViolation)
-        .map(|c| rec.totals[c.index()])
-        .sum();
+    let total_err = crate::control::error_total(&rec);
     format!(
         "[{:>4}s] {:>5} req/s  err/s {:<4} p99 {:>7.1} ms | total {} req, {} err, {} orders, violations {} (lost sessions {}) | shoppers {} | {}",
         second + 1,
@@ -428,10 +467,26 @@ struct ProgressTask {
     handle: tokio::task::JoinHandle<()>,
 }
 
+/// The live reports of a run: where they go and the run's name in them.
+#[derive(Clone)]
+struct LiveReports {
+    room: ControlRoom,
+    run: String,
+}
+
+/// The run's name for the control room: its report folder's name, else its id.
+fn run_name(report_dir: &Path, run_id: &str) -> String {
+    report_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .filter(|n| !n.is_empty() && n.len() <= 200)
+        .unwrap_or_else(|| run_id.to_string())
+}
+
 impl ProgressTask {
-    fn spawn(sh: &Arc<Shared>, mode: Progress, fault_files: Vec<PathBuf>) -> Self {
+    fn spawn(sh: &Arc<Shared>, mode: Progress, fault_files: Vec<PathBuf>, live: Option<LiveReports>) -> Self {
         let done = Arc::new(AtomicBool::new(false));
-        let handle = tokio::spawn(progress_task(sh.clone(), mode, fault_files, done.clone()));
+        let handle = tokio::spawn(progress_task(sh.clone(), mode, fault_files, done.clone(), live));
         ProgressTask { done, handle }
     }
 
@@ -442,7 +497,13 @@ impl ProgressTask {
     }
 }
 
-async fn progress_task(sh: Arc<Shared>, mode: Progress, tails: Vec<PathBuf>, done: Arc<AtomicBool>) {
+async fn progress_task(
+    sh: Arc<Shared>,
+    mode: Progress,
+    tails: Vec<PathBuf>,
+    done: Arc<AtomicBool>,
+    live: Option<LiveReports>,
+) {
     let tty = std::io::stdout().is_terminal();
     let mut tails: Vec<Tail> = tails.into_iter().map(Tail::new).collect();
     let mut tick =
@@ -460,6 +521,10 @@ async fn progress_task(sh: Arc<Shared>, mode: Progress, tails: Vec<PathBuf>, don
         let events: Vec<String> = std::mem::take(&mut *lock(&sh.events));
         if mode == Progress::Auto {
             print_progress(tty, &events, &progress_line(&sh, second));
+        }
+        if let Some(l) = &live {
+            // not awaited: a slow or absent control room never holds the run
+            drop(l.room.send(LiveReport::sample(&sh, &l.run, second, false)));
         }
         second += 1;
         if done.load(Ordering::Relaxed) {
@@ -826,6 +891,20 @@ mod tests {
         assert_eq!(open, "open model, 5 journeys/s (poisson arrivals, at most 100 in flight)");
     }
 
+    #[test]
+    fn the_control_room_is_held_to_the_base_urls_rule_and_named_by_the_report_folder() {
+        let c = control_room_config(Some("http://127.0.0.1:9092/".into()), Some("t".into()), false).unwrap();
+        assert_eq!(
+            c,
+            Some(ControlRoomConfig { url: "http://127.0.0.1:9092".into(), token: Some("t".into()) })
+        );
+        assert!(control_room_config(Some("http://controlroom:8080".into()), None, false).is_err());
+        assert!(control_room_config(Some("http://controlroom:8080".into()), None, true).is_ok());
+        assert_eq!(control_room_config(None, Some("t".into()), false).unwrap(), None);
+        assert_eq!(run_name(Path::new("reports/20261204-225500"), "ab12cd34"), "20261204-225500");
+        assert_eq!(run_name(Path::new("/"), "ab12cd34"), "ab12cd34");
+    }
+
     fn config(report_dir: &str) -> RunConfig {
         RunConfig {
             base_urls: vec!["http://a:1".into(), "http://b:2".into()],
@@ -845,6 +924,7 @@ mod tests {
             progress: Progress::Auto,
             handle_ctrl_c: false,
             command_line: "test".into(),
+            control_room: None,
         }
     }
 

@@ -105,6 +105,9 @@ impl<'a> Shopper<'a> {
         }
         let reply = self.sh.http.send(&mut self.acct.jar, &req).await;
         let class = classify(&reply, expected);
+        if reply.status.is_some() {
+            self.sh.checked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         lock(&self.sh.recorder).record(
             self.phase,
             &Sample {

@@ -187,6 +187,8 @@ pub struct Shared {
     pub requests: AtomicU64,
     pub max_requests: u64,
     pub active: AtomicU64,
+    /// Answers checked against a shopper's model (every answer is; content where there is some).
+    pub checked: AtomicU64,
     stop_tx: watch::Sender<bool>,
     pub stop_reason: Mutex<Option<StopReason>>,
     /// Messages for the progress output (lost sessions, violations, faults), drained each second.
@@ -220,6 +222,7 @@ impl Shared {
             requests: AtomicU64::new(0),
             max_requests,
             active: AtomicU64::new(0),
+            checked: AtomicU64::new(0),
             stop_tx,
             stop_reason: Mutex::new(None),
             events: Mutex::new(Vec::new()),

@@ -199,6 +199,7 @@ fn config(bases: Vec<String>, report: &Path, model: LoadModel, secs: u64) -> Run
         progress: Progress::Off,
         handle_ctrl_c: false,
         command_line: "integration test".into(),
+        control_room: None,
     }
 }
 
