@@ -10,7 +10,7 @@
 
 use std::{
     fs,
-    io::{Read, Seek, SeekFrom},
+    io::{BufRead, BufReader, Read, Seek, SeekFrom},
     path::Path,
 };
 
@@ -71,21 +71,26 @@ pub fn search(dir: &Path, id: &str, cap: u64) -> std::io::Result<Found> {
             found.truncated = true;
             f.seek(SeekFrom::Start(len - take))?;
         }
-        let mut buf = Vec::with_capacity(take as usize);
-        f.take(take).read_to_end(&mut buf)?;
-        left -= buf.len() as u64;
-        found.bytes_read += buf.len() as u64;
-        found.files_read += 1;
-        let text = String::from_utf8_lossy(&buf);
-        let mut lines = text.lines();
-        if skipped {
-            lines.next(); // began mid-line
-        }
-        for l in lines {
+        // line by line: memory stays at one line, whatever the cap
+        let mut r = BufReader::with_capacity(64 * 1024, f.take(take));
+        let mut buf = Vec::new();
+        let mut first = true;
+        loop {
+            buf.clear();
+            let n = r.read_until(b'\n', &mut buf)?;
+            if n == 0 {
+                break;
+            }
+            left = left.saturating_sub(n as u64);
+            found.bytes_read += n as u64;
+            if std::mem::take(&mut first) && skipped {
+                continue; // began mid-line
+            }
+            let l = String::from_utf8_lossy(&buf);
             if !l.contains(id) {
                 continue;
             }
-            let Ok(ll) = serde_json::from_str::<LogLine>(l) else { continue };
+            let Ok(ll) = serde_json::from_str::<LogLine>(l.trim_end()) else { continue };
             if !ll.line.contains(id) {
                 continue;
             }
@@ -95,6 +100,7 @@ pub fn search(dir: &Path, id: &str, cap: u64) -> std::io::Result<Found> {
                 break;
             }
         }
+        found.files_read += 1;
         if found.lines.len() >= MAX_MATCHES {
             break;
         }
