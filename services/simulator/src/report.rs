@@ -333,6 +333,32 @@ pub fn markdown(s: &Summary) -> String {
     let _ = writeln!(out, "# distshop-sim run {}\n", s.run_id);
     let _ = writeln!(out, "**Verdict: {}**\n", verdict_line(s));
     let _ = writeln!(out, "```\n{}\n```\n", s.command);
+    markdown_table(&mut out, s);
+    let _ = writeln!(out, "\n![chart](chart.svg)\n");
+    let _ = writeln!(out, "## Per endpoint (load phase)\n\n```\n{}```\n", endpoint_table(&s.endpoints));
+    if !s.verification.endpoints.is_empty() {
+        let _ = writeln!(
+            out,
+            "## Final verification requests\n\n```\n{}```\n",
+            endpoint_table(&s.verification.endpoints)
+        );
+    }
+    markdown_findings(&mut out, s);
+    markdown_faults(&mut out, s);
+    let _ = writeln!(out, "\n## Counters\n");
+    for (k, n) in &s.counters {
+        let _ = writeln!(out, "- {k}: {n}");
+    }
+    let _ = writeln!(
+        out,
+        "\nFiles: `timeline.csv` (per second), `chart.svg`, `summary.json`, `acknowledged.jsonl` (input of \
+         `distshop-sim check`), `initial-stock.json` (stock via the API at the start), `faults.jsonl`."
+    );
+    out
+}
+
+/// The run at a glance: target, model, duration, requests, latency, errors, orders, verdict parts.
+fn markdown_table(out: &mut String, s: &Summary) {
     let _ = writeln!(out, "| | |\n|---|---|");
     let _ = writeln!(out, "| target | {} |", s.base_urls.join(", "));
     let _ = writeln!(out, "| load model | {} |", s.load_model);
@@ -379,15 +405,10 @@ pub fn markdown(s: &Summary) -> String {
         s.verification.accounts_skipped,
         s.verification.accounts_lost
     );
-    let _ = writeln!(out, "\n![chart](chart.svg)\n");
-    let _ = writeln!(out, "## Per endpoint (load phase)\n\n```\n{}```\n", endpoint_table(&s.endpoints));
-    if !s.verification.endpoints.is_empty() {
-        let _ = writeln!(
-            out,
-            "## Final verification requests\n\n```\n{}```\n",
-            endpoint_table(&s.verification.endpoints)
-        );
-    }
+}
+
+/// Every finding (the first 100), or the sentence saying there was none.
+fn markdown_findings(out: &mut String, s: &Summary) {
     let _ = writeln!(out, "## Findings\n");
     if s.findings.is_empty() {
         let _ =
@@ -407,6 +428,10 @@ pub fn markdown(s: &Summary) -> String {
             f.detail
         );
     }
+}
+
+/// The faults on the timeline and the fault commands' outcomes, when there were any.
+fn markdown_faults(out: &mut String, s: &Summary) {
     if !s.faults.is_empty() || !s.fault_commands.is_empty() {
         let _ = writeln!(out, "\n## Faults\n");
         for f in &s.faults {
@@ -423,16 +448,6 @@ pub fn markdown(s: &Summary) -> String {
             );
         }
     }
-    let _ = writeln!(out, "\n## Counters\n");
-    for (k, n) in &s.counters {
-        let _ = writeln!(out, "- {k}: {n}");
-    }
-    let _ = writeln!(
-        out,
-        "\nFiles: `timeline.csv` (per second), `chart.svg`, `summary.json`, `acknowledged.jsonl` (input of \
-         `distshop-sim check`), `initial-stock.json` (stock via the API at the start), `faults.jsonl`."
-    );
-    out
 }
 
 pub fn write_all(dir: &Path, s: &Summary, rec: &Recorder) -> anyhow::Result<()> {

@@ -70,6 +70,15 @@ pub fn enc(s: &str) -> String {
 
 /// The journey gave up (the run is stopping, or the account cannot be used).
 pub struct Abort;
+
+/// A checkout that an order came back for.
+struct Placed {
+    reply: Reply,
+    /// Attempts it took.
+    attempts: u32,
+    /// Whether an earlier attempt had no clear answer (it may have placed the order).
+    ambiguous_before: bool,
+}
 type Step = Result<(), Abort>;
 
 pub struct Shopper<'a> {
@@ -754,12 +763,21 @@ impl<'a> Shopper<'a> {
         }
         self.think().await?;
         let key = uuid::Uuid::new_v4().to_string();
+        let Some(placed) = self.place_order(&key, &basis).await else { return Ok(()) };
+        self.accept_order(placed, &basis, &key).await;
+        Ok(())
+    }
+
+    /// Check out under `key`, again with the same key after a lost session, no answer, a 5xx or
+    /// a 429, up to `checkout_attempts`. The order when one came back; else `None`, with the key
+    /// noted as refused (nothing was placed) or pending (an attempt may still have placed it).
+    async fn place_order(&mut self, key: &str, basis: &ServerCart) -> Option<Placed> {
         let max = self.sh.profile.checkout_attempts.max(1);
         let mut ambiguous_before = false;
         let mut attempts = 0u32;
         let reply = loop {
             attempts += 1;
-            let req = Req::post(EP_CHECKOUT, "/api/orders", json!({})).key(&key);
+            let req = Req::post(EP_CHECKOUT, "/api/orders", json!({})).key(key);
             let r = self.call(req, &[409, 422]).await;
             if r.is(201) || r.is(200) {
                 break r;
@@ -775,12 +793,12 @@ impl<'a> Shopper<'a> {
                 self.bump("checkouts_refused_stock");
                 if ambiguous_before {
                     // An earlier attempt might still land; the final verification settles it.
-                    self.acct.orders.pending.insert(key.clone());
+                    self.acct.orders.pending.insert(key.to_string());
                 } else {
-                    self.acct.orders.refused.insert(key.clone());
+                    self.acct.orders.refused.insert(key.to_string());
                 }
                 self.fix_cart_after_stock_conflict().await;
-                return Ok(());
+                return None;
             }
             if r.is(422) {
                 if r.error_code() == Some("empty_cart") {
@@ -792,11 +810,11 @@ impl<'a> Shopper<'a> {
                     self.acct.cart.uncertain = true;
                 }
                 if ambiguous_before {
-                    self.acct.orders.pending.insert(key.clone());
+                    self.acct.orders.pending.insert(key.to_string());
                 } else {
-                    self.acct.orders.refused.insert(key.clone());
+                    self.acct.orders.refused.insert(key.to_string());
                 }
-                return Ok(());
+                return None;
             }
             if r.retryable() && attempts < max {
                 ambiguous_before |= r.ambiguous();
@@ -806,14 +824,21 @@ impl<'a> Shopper<'a> {
             }
             // Out of attempts (or an unexpected answer): the order may or may not exist.
             if ambiguous_before || r.ambiguous() {
-                self.acct.orders.pending.insert(key.clone());
+                self.acct.orders.pending.insert(key.to_string());
                 self.acct.cart.uncertain = true;
                 self.unresolved("checkout");
             } else {
-                self.acct.orders.refused.insert(key.clone());
+                self.acct.orders.refused.insert(key.to_string());
             }
-            return Ok(());
+            return None;
         };
+        Some(Placed { reply, attempts, ambiguous_before })
+    }
+
+    /// An order came back: check it against the cart it was placed from, log it as acknowledged,
+    /// and see the cart emptied — and, after a retried attempt, no second order made.
+    async fn accept_order(&mut self, placed: Placed, basis: &ServerCart, key: &str) {
+        let Placed { reply, attempts, ambiguous_before } = placed;
         if ambiguous_before {
             self.ambiguous("checkout");
         }
@@ -829,15 +854,15 @@ impl<'a> Shopper<'a> {
             Ok(o) => o,
             Err(e) => {
                 self.finding(Kind::Content, EP_CHECKOUT, Some(&reply), format!("malformed order: {e}"));
-                self.acct.orders.pending.insert(key);
+                self.acct.orders.pending.insert(key.to_string());
                 self.acct.cart.uncertain = true;
-                return Ok(());
+                return;
             }
         };
-        for p in check_new_order(&order, &basis, &key) {
+        for p in check_new_order(&order, basis, key) {
             self.finding(Kind::Content, EP_CHECKOUT, Some(&reply), p);
         }
-        self.ack_order(&order, &key, "response", attempts);
+        self.ack_order(&order, key, "response", attempts);
         // The order took the cart: it must be empty now.
         self.acct.cart.clear();
         if let Some((c, r)) = self.read_cart().await {
@@ -861,7 +886,6 @@ impl<'a> Shopper<'a> {
             // A retried checkout must not have made a second order: look.
             self.view_orders().await;
         }
-        Ok(())
     }
 
     /// Read the whole order history, page by page (newest first), and check it against what
