@@ -58,6 +58,9 @@ BASE="http://127.0.0.1:$PORT"
 SBASE="https://127.0.0.1:$HTTPS_PORT"
 export DISTSHOP_HTTP_PORT="$PORT" DISTSHOP_HTTPS_PORT="$HTTPS_PORT"
 export DISTSHOP_MANAGER_PORT="${DISTSHOP_MANAGER_PORT:-$((PORT + 1))}"
+export DISTSHOP_PROMETHEUS_PORT="${DISTSHOP_PROMETHEUS_PORT:-$((PORT + 3))}"
+export DISTSHOP_CONTROL_PORT="${DISTSHOP_CONTROL_PORT:-$((PORT + 4))}"
+export DISTSHOP_LOG_PORT="${DISTSHOP_LOG_PORT:-$((PORT + 5))}"
 # All traffic from this host reaches nginx from one address (Docker's
 # gateway, through the userland proxy), and the loads below register a
 # shopper each: no per-address registration limit on this stack.
@@ -111,7 +114,7 @@ trap cleanup EXIT
 trap 'e=$?; [ "$BASH_SUBSHELL" != 0 ] || log "command failed (exit $e) at line $LINENO: $BASH_COMMAND" >&2' ERR
 
 # --------------------------------------------------------------- preflight
-for p in "$PORT" "$HTTPS_PORT"; do
+for p in "$PORT" "$HTTPS_PORT" "$DISTSHOP_PROMETHEUS_PORT" "$DISTSHOP_CONTROL_PORT"; do
     if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
         log "port 127.0.0.1:$p is in use; set DISTSHOP_TEST_HTTP_PORT / DISTSHOP_TEST_HTTPS_PORT"
         exit 2
@@ -152,7 +155,8 @@ wait_healthy() {
     local want_shop=$1 deadline=$((SECONDS + HEALTH_TIMEOUT)) c st unhealthy nshop
     while [ $SECONDS -lt $deadline ]; do
         unhealthy=0 nshop=0
-        for svc in nginx manager shop db galera-1 galera-2 galera-3 redis-1 redis-2 redis-3 redis-4 redis-5 redis-6; do
+        for svc in nginx manager shop db galera-1 galera-2 galera-3 redis-1 redis-2 redis-3 redis-4 redis-5 redis-6 \
+            logs prometheus redis-exporter nginx-exporter controlroom; do
             for c in $("${DC[@]}" ps -q "$svc" 2>/dev/null); do
                 st=$(docker inspect -f '{{.State.Status}}/{{if .State.Health}}{{.State.Health.Status}}{{end}}' "$c" 2>/dev/null || echo gone)
                 [ "$st" = running/healthy ] || unhealthy=$((unhealthy + 1))
@@ -476,6 +480,8 @@ NR=$(shopper new-replica "$BASE" --known "$known" --timeout 90) || true
 figure "new replica takes traffic after --scale: $(jqr 'd.get("seconds")' <<< "$NR")s after the scale command returned ($((SECONDS - t0))s incl. the command)"
 check "a new replica took traffic after --scale shop=5" test "$(jqr 'd["ok"]' <<< "$NR")" = True
 wait_healthy 5 && ok "5 shop replicas healthy" || bad "5 shop replicas not healthy"
+# Prometheus finds replicas by DNS: the fifth is scraped without a config change
+if "$ROOT/tests/cluster/observability.sh" -p "$P" targets 5; then ok "Prometheus follows --scale shop=5"; else bad "Prometheus does not follow --scale shop=5"; fi
 sleep 5
 log "scaling shop 5 -> 2 under load"
 "${DC[@]}" up -d --no-recreate --no-deps --scale shop=2 shop >/dev/null 2>&1
@@ -488,6 +494,11 @@ check "zero failed requests while scaling 3->5->2 ($(jqr 'd["ok"]' <<< "$L") ok,
     test "$(jqr 'd["failed"]' <<< "$L")" = 0 -a "$(jqr 'd["ok"]' <<< "$L")" -gt 100
 "${DC[@]}" up -d --no-recreate --no-deps --scale shop=3 shop >/dev/null 2>&1
 wait_healthy 3 || bad "back to 3 replicas"
+
+# ------------------------------------------ monitoring and central logs (issue 13)
+# every target up, --scale followed, recording rules answering, one request's
+# lines found by its id (compose/logs.sh), kept across a collector restart
+if "$ROOT/tests/cluster/observability.sh" -p "$P" all; then ok "observability checks (tests/cluster/observability.sh)"; else bad "observability checks (tests/cluster/observability.sh)"; fi
 
 mem_at_rest "3 shop replicas"
 
@@ -641,6 +652,47 @@ if [ -x "${CHROMIUM:-/usr/bin/chromium}" ] && [ -x "${CHROMEDRIVER:-/usr/bin/chr
     wait_healthy 3 || bad "3 healthy shop replicas after the browser journey"
 else
     bad "browser journey: chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)"
+fi
+
+# ------------------------------------------------ the control room (issue 13)
+# its JSON contract, read-only without the operator token, then a real browser:
+# three replica tiles up, the operator kills one from its tile, the tile goes
+# down and comes back, a request id sent through nginx found in the central logs
+CR="http://127.0.0.1:$DISTSHOP_CONTROL_PORT"
+status_ok() { # the contract's shape, and a settled stack: 3 replicas up, one writer, 3+3 Redis
+    python3 -c '
+import json, sys
+d = json.loads(sys.argv[1])
+assert len(d["replicas"]) == 3 and all({"name", "state"} <= r.keys() for r in d["replicas"])
+assert all(r["state"] == "up" for r in d["replicas"]), d["replicas"]
+assert len(d["galera"]) == 3 and all({"name", "state", "cluster_size", "writer"} <= g.keys() for g in d["galera"])
+assert sum(1 for g in d["galera"] if g["writer"] is True) == 1, d["galera"]
+assert len(d["redis"]) == 6 and sorted(r["role"] for r in d["redis"]) == ["master"] * 3 + ["replica"] * 3, d["redis"]
+assert all({"name", "state"} <= e.keys() for e in d["edge"]) and len(d["edge"]) >= 2
+assert {"rps", "errors_per_s", "p99_ms"} <= d["load"].keys()
+' "$(curl -fsS --max-time 5 "$CR/api/status" || echo '{}')" 2>/dev/null
+}
+# (a replica the browser journey killed may still read "starting" for a beat or two)
+t0=$SECONDS
+until status_ok || [ $((SECONDS - t0)) -ge 45 ]; do sleep 2; done
+check "control room GET /api/status: replicas, galera, redis, edge and load as the contract says" status_ok
+code=$(curl -sS --max-time 5 -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
+    -d '{"action":"replica-kill","target":"shop-1"}' "$CR/api/faults") || code=000
+check "control room POST /api/faults without the operator token: 401 (got $code), nothing killed" test "$code" = 401
+if [ -x "${CHROMIUM:-/usr/bin/chromium}" ] && [ -x "${CHROMEDRIVER:-/usr/bin/chromedriver}" ]; then
+    log "control room in a real browser (tests/browser/run.sh --control-room)"
+    t0=$SECONDS
+    CJ=$(bash "$ROOT/tests/browser/run.sh" --control-room "$CR" --stack "$BASE" 2>&1) && cjrc=0 || cjrc=$?
+    while IFS= read -r line; do
+        case "$line" in
+        "ok   "*) ok "control room: ${line#ok   }" ;;
+        "FAIL "*) bad "control room: ${line#FAIL }" ;;
+        *) echo "  $line" ;;
+        esac
+    done <<< "$CJ"
+    figure "control room in a browser, a replica killed from its tile and back: $((SECONDS - t0))s"
+    check "control room browser test: every step passed (exit $cjrc)" test "$cjrc" = 0
+    wait_healthy 3 || bad "3 healthy shop replicas after the control room's kill"
 fi
 
 # -------------------------------------------------------- whole-stack restarts
