@@ -164,6 +164,13 @@ pub fn replica_state(r: &Value) -> (&'static str, String) {
     if let Some(a) = action {
         return (STARTING, format!("manager: {a}"));
     }
+    // A replica that was beating, whose stream just closed while Docker (listed a moment ago)
+    // still calls it running and healthy: killed or crashed, not starting (Docker's "exited"
+    // follows within a listing; a restarted container's health reads "starting" at once).
+    let beats = r.get("beats").and_then(Value::as_u64).unwrap_or(0);
+    if verdict == "waiting" && beats > 0 && docker == "running" && s(r, "docker_health") != "starting" {
+        return (DOWN, "heartbeat stream closed".into());
+    }
     match verdict {
         "alive" => (UP, "beating".into()),
         "waiting" | "" => (STARTING, "waiting for its first heartbeat".into()),
@@ -411,6 +418,12 @@ mod tests {
                 {"name": "ds13_shop_4", "number": 0, "docker_state": "running", "verdict": "waiting"},
                 {"name": "ds13-shop-5", "number": 5, "docker_state": "running", "verdict": "alive",
                  "action_in_progress": "restart"},
+                // beat before, stream closed, Docker not yet listing it exited: killed
+                {"name": "ds13-shop-7", "number": 7, "docker_state": "running", "docker_health": "healthy",
+                 "verdict": "waiting", "beats": 40},
+                // beat before, restarted by Docker: its health check starts again
+                {"name": "ds13-shop-8", "number": 8, "docker_state": "running", "docker_health": "starting",
+                 "verdict": "waiting", "beats": 40},
             ],
             "stopped": [{"name": "ds13-shop-6", "number": 6, "docker_state": "exited"}],
         });
@@ -425,7 +438,9 @@ mod tests {
                 ("shop-3", FROZEN),
                 ("shop-4", STARTING),
                 ("shop-5", STARTING),
-                ("shop-6", DOWN)
+                ("shop-6", DOWN),
+                ("shop-7", DOWN),
+                ("shop-8", STARTING)
             ]
         );
         assert_eq!(r[0].rps, Some(12.5));
