@@ -2,7 +2,8 @@
 //!
 //! The stack's log collector writes `*.log` files under `CONTROL_LOG_DIR`, one JSON object per
 //! line: `{"ts":"2026-12-04T22:10:01.123456+00:00","service":"distshop-shop-2","line":"…"}`.
-//! A search reads the newest files first and at most `CONTROL_LOG_SCAN_MB` bytes in all (of a
+//! The id is matched as a whole token (like `compose/logs.sh`) and is at least [`MIN_ID_LEN`]
+//! characters long. A search reads the newest files first and at most `CONTROL_LOG_SCAN_MB` bytes in all (of a
 //! file larger than what is left, its newest part: the end), keeps the lines whose `line`
 //! contains the id, at most [`MAX_MATCHES`], and answers them sorted by `ts`. Bounded, so a
 //! search costs at most a few hundred milliseconds of one thread, whatever the log volume;
@@ -35,10 +36,38 @@ pub struct Found {
     pub truncated: bool,
 }
 
-/// A request id as the shop accepts one (shop/src/edge/telemetry.rs): 1..=128 visible ASCII
-/// characters.
+/// The shortest id a search accepts: nginx's ids are 32 hex digits, and a shorter one (`a`,
+/// `GET`) would turn the request-id search into a reader of every service's lines for anyone
+/// who can open the page.
+pub const MIN_ID_LEN: usize = 8;
+
+/// A byte a request id may hold: letters, digits and `. _ : -`, as `compose/logs.sh` accepts.
+fn id_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-')
+}
+
+/// A request id to search for: 8..=128 of letters, digits and `. _ : -` (nginx's ids, the
+/// simulator's and the tests' ids; `compose/logs.sh` accepts the same).
 pub fn valid_request_id(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic())
+    (MIN_ID_LEN..=128).contains(&s.len()) && s.bytes().all(id_byte)
+}
+
+/// `id` in `hay` as a whole token: not preceded or followed by a byte an id may hold, so
+/// `rid-4` does not find `rid-42` (the same rule as `compose/logs.sh`).
+pub fn contains_token(hay: &str, id: &str) -> bool {
+    let h = hay.as_bytes();
+    let mut from = 0;
+    while let Some(i) = hay.get(from..).and_then(|rest| rest.find(id)) {
+        let start = from + i;
+        let end = start + id.len();
+        let before_ok = start == 0 || !id_byte(h[start - 1]);
+        let after_ok = end == h.len() || !id_byte(h[end]);
+        if before_ok && after_ok {
+            return true;
+        }
+        from = start + 1;
+    }
+    false
 }
 
 /// The search itself (blocking file I/O: run it off the async workers).
@@ -91,7 +120,7 @@ pub fn search(dir: &Path, id: &str, cap: u64) -> std::io::Result<Found> {
                 continue;
             }
             let Ok(ll) = serde_json::from_str::<LogLine>(l.trim_end()) else { continue };
-            if !ll.line.contains(id) {
+            if !contains_token(&ll.line, id) {
                 continue;
             }
             found.lines.push(ll);
@@ -124,9 +153,22 @@ mod tests {
         assert!(valid_request_id("3f2a9c1e0b7d4e5fa1b2c3d4e5f60718"));
         assert!(valid_request_id("browser-test-1"));
         assert!(!valid_request_id(""));
+        assert!(!valid_request_id("GET"), "too short: would read every line");
+        assert!(!valid_request_id("a\"b<c>d;e"));
         assert!(!valid_request_id("has space"));
         assert!(!valid_request_id("ünicode"));
         assert!(!valid_request_id(&"x".repeat(129)));
+    }
+
+    #[test]
+    fn the_id_is_matched_as_a_whole_token() {
+        assert!(contains_token(r#"{"request_id":"abc-1234"}"#, "abc-1234"));
+        assert!(contains_token("abc-1234", "abc-1234"));
+        assert!(!contains_token("abc-12345", "abc-1234"));
+        assert!(!contains_token("xabc-1234", "abc-1234"));
+        assert!(!contains_token("xabc-1234 abc-1234.", "abc-1234"));
+        assert!(contains_token("xabc-1234 abc-1234 ", "abc-1234"));
+        assert!(contains_token("ünï abc-1234", "abc-1234"));
     }
 
     #[test]
@@ -164,6 +206,10 @@ mod tests {
         // the id in the service name only: not a match
         writeln!(b, "{}", line("2026-12-04T22:10:01.300000+00:00", "rid-42", "other")).unwrap();
         fs::write(dir.path().join("notes.txt"), line("2026-12-04T22:10:00+00:00", "x", "rid-42")).unwrap();
+
+        // a longer id that starts with the one searched: not a match
+        writeln!(b, "{}", line("2026-12-04T22:10:01.400000+00:00", "distshop-shop-1", "rid-421 other"))
+            .unwrap();
 
         let f = search(dir.path(), "rid-42", 1 << 20).unwrap();
         let services: Vec<&str> = f.lines.iter().map(|l| l.service.as_str()).collect();

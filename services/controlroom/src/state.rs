@@ -39,6 +39,8 @@ pub struct AppState {
     pub faults: Mutex<VecDeque<FaultRecord>>,
     pub simulator: Mutex<Option<SimRun>>,
     pub chart: Mutex<Option<(Instant, serde_json::Value)>>,
+    /// Log searches that may run at once (each reads up to CONTROL_LOG_SCAN_MB).
+    pub searches: tokio::sync::Semaphore,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -59,6 +61,7 @@ impl AppState {
             faults: Mutex::new(VecDeque::new()),
             simulator: Mutex::new(None),
             chart: Mutex::new(None),
+            searches: tokio::sync::Semaphore::new(2),
         }))
     }
 

@@ -92,8 +92,19 @@ struct LogQuery {
 /// Runs a search off the async workers. Err: the message for a 400 or 503.
 async fn search_logs(app: &AppState, id: &str) -> Result<logs::Found, (StatusCode, String)> {
     if !logs::valid_request_id(id) {
-        return Err((StatusCode::BAD_REQUEST, "request_id: 1 to 128 visible ASCII characters".into()));
+        return Err((
+            StatusCode::BAD_REQUEST,
+            format!("request_id: {} to 128 letters, digits and . _ : -", logs::MIN_ID_LEN),
+        ));
     }
+    // each search reads up to CONTROL_LOG_SCAN_MB: a room of phones must not keep both cores
+    // busy with them during the demo
+    let Ok(_permit) = app.searches.try_acquire() else {
+        return Err((
+            StatusCode::SERVICE_UNAVAILABLE,
+            "other searches are running: try again in a moment".into(),
+        ));
+    };
     let dir = app.settings.log_dir.clone();
     let cap = app.settings.log_scan_bytes;
     let id = id.to_string();

@@ -341,7 +341,7 @@ async fn request_ids_are_found_in_the_central_logs() {
         lines.as_array().unwrap().iter().map(|l| l["service"].as_str().unwrap()).collect();
     assert_eq!(services, vec!["distshop-nginx-1", "distshop-shop-2"]);
     assert!(lines[0]["ts"].as_str().unwrap().starts_with("2026-12-04T22:10:01"));
-    for bad in ["", "has%20space", &"x".repeat(129)] {
+    for bad in ["", "GET", "has%20space", "quote%22quote1", &"x".repeat(129)] {
         let r = app.client.get(format!("{}/api/logs?request_id={bad}", app.base)).send().await.unwrap();
         assert_eq!(r.status(), 400, "{bad}");
     }
