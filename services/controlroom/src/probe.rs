@@ -134,8 +134,16 @@ impl Probes {
     }
 
     /// HAProxy's view of the Galera servers: its Prometheus exporter (`/metrics`), else its
-    /// stats CSV (`;csv`). None when it answered neither.
+    /// stats CSV (`;csv`). None when it answered neither. One time budget for all its URLs
+    /// (one host and port): a hung HAProxy costs one timeout, not three, so the snapshot, and
+    /// with it every tile, still changes within 2 s.
     async fn haproxy(&self) -> (bool, Option<Vec<String>>) {
+        tokio::time::timeout(self.settings.backend_timeout, self.haproxy_urls())
+            .await
+            .unwrap_or((false, None))
+    }
+
+    async fn haproxy_urls(&self) -> (bool, Option<Vec<String>>) {
         let base = &self.settings.haproxy_url;
         let mut answered = false;
         for url in [format!("{base}/metrics"), format!("{base}/;csv")] {
