@@ -44,10 +44,13 @@ async fn metrics_count_requests_and_checkouts() {
     assert!(body.contains("shop_http_request_duration_seconds_bucket"));
     assert!(body.contains("shop_checkouts_total{outcome=\"placed\"}"));
     assert!(body.contains("shop_session_store_errors_total"));
+    // there before any 5xx: Prometheus' error rate needs the series before the first error
+    assert!(body.lines().any(|l| l.starts_with("shop_http_server_errors_total ")), "{body}");
     assert!(body.contains("shop_db_pool_connections"));
     // types and buckets as the manager's autoscaler and the docs read them
     for t in [
         "# TYPE shop_http_requests_total counter",
+        "# TYPE shop_http_server_errors_total counter",
         "# TYPE shop_http_request_duration_seconds histogram",
         "# TYPE shop_checkouts_total counter",
         "# TYPE shop_session_store_errors_total counter",
