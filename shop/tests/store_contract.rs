@@ -236,6 +236,17 @@ contract!(a_counters_window_ends, |store, kind| {
     assert_eq!(store.count_event(&name, Duration::from_millis(300), 1).await.unwrap().0, 1, "{kind}");
 });
 
+contract!(an_event_after_the_count_went_back_to_zero_starts_a_new_window, |store, kind| {
+    let name = format!("login:{}", uuid::Uuid::new_v4().simple());
+    store.count_event(&name, Duration::from_millis(400), 3).await.unwrap();
+    store.count_undo(&name).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    // the first event again (count 0 -> 1): its window is a new 60 s, not the old one's rest
+    let (n, left) = store.count_event(&name, Duration::from_secs(60), 3).await.unwrap();
+    assert_eq!(n, 1, "{kind}");
+    assert!(left > Duration::from_secs(50), "{kind}: {left:?} left, not a new window");
+});
+
 contract!(the_store_answers_its_kind_and_a_ping, |store, kind| {
     assert!(store.ping().await.is_ok(), "{kind}");
     let k = store.kind();

@@ -206,6 +206,11 @@ impl Backend for MemoryStore {
                 limit + 1
             } else {
                 e.fields.insert("n".into(), (had + 1).to_string());
+                if had == 0 {
+                    // the first event starts the window, also after count_undo took the count
+                    // back to 0 (count_event.lua: PEXPIRE when HINCRBY answers 1)
+                    e.expires = Instant::now() + window;
+                }
                 had + 1
             };
             (n, e.expires.saturating_duration_since(Instant::now()))
