@@ -4,7 +4,8 @@
 # bounded (docs/observability.md):
 #   * files older than DISTSHOP_LOG_KEEP_HOURS (default 48) are deleted;
 #   * while the files add up to more than DISTSHOP_LOG_MAX_MB (default 1024),
-#     the oldest is deleted (never the newest: rsyslog writes into it).
+#     the oldest is deleted; the newest, which rsyslog writes into, is
+#     emptied in place when it alone is over the budget.
 # Environment: DISTSHOP_LOG_PORT (UDP port on 127.0.0.1, required).
 set -eu
 
@@ -47,7 +48,17 @@ sweep() {
         [ "$total_kb" -gt $((MAX_MB * 1024)) ] || break
         # shellcheck disable=SC2012 # our own file names: no spaces or newlines
         n=$(ls "$DIR"/distshop-*.log 2>/dev/null | wc -l)
-        [ "$n" -gt 1 ] || break
+        [ "$n" -gt 0 ] || break
+        if [ "$n" = 1 ]; then
+            # the newest file alone is over the budget (a long load test fills
+            # one 10-minute file at MB/s): emptied in place; rsyslog appends
+            # (O_APPEND), so it goes on writing at the new end
+            # shellcheck disable=SC2012
+            newest=$(ls "$DIR"/distshop-*.log | head -n 1)
+            log "emptied (it alone is over ${MAX_MB} MiB) $newest"
+            : > "$newest"
+            break
+        fi
         # shellcheck disable=SC2012
         oldest=$(ls "$DIR"/distshop-*.log | head -n 1)
         log "deleted (over ${MAX_MB} MiB) $oldest"
