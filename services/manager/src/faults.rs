@@ -241,6 +241,22 @@ impl Manager {
                     ));
                 }
             }
+            // a replica killed or stopped a moment ago is started again by the task above; a scale
+            // now would count without it (and might give a new replica its name): N+1 later
+            let all = self
+                .engine
+                .all_replicas()
+                .await
+                .map_err(|e| bad(StatusCode::BAD_GATEWAY, format!("{e:#}")))?;
+            if let Some(down) = all.iter().find(|c| !c.is_up()) {
+                return Err(bad(
+                    StatusCode::CONFLICT,
+                    format!(
+                        "{} is not running (a kill or stop starts it again after its down time): scale once it is up",
+                        down.name
+                    ),
+                ));
+            }
             return match self.scale_to(want, "fault API: scale").await {
                 Ok(()) => Ok(Done {
                     action: action.as_str(),
