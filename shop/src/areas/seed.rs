@@ -107,7 +107,7 @@ pub async fn ensure_admin(
     let hash = accounts::hash_password(password.clone()).await?;
     let email =
         Email::parse(&settings.admin_email).map_err(|m| AppError::BadRequest(format!("admin email {m}")))?;
-    match accounts::create(db, &email, "Administrator", &hash, Role::Admin).await {
+    match accounts::create(db, &email, "Administrator", &hash, Role::Admin, None).await {
         Ok(_) => Ok(Some(generated.then_some(password))),
         // Created concurrently by another seeder: fine.
         Err(AppError::Conflict { .. }) => Ok(None),

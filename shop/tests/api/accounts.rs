@@ -251,3 +251,34 @@ async fn a_session_from_before_the_lists_is_ended_by_a_password_change_too() {
     assert_eq!(idle_device.get_json("/api/me").await.0, 401, "unlisted and older than the change: ended");
     assert_eq!(owner.get_json("/api/me").await.0, 200);
 }
+
+/// nginx sends a registration whose replica died to the next replica with the same request id.
+/// When the first had committed, the second finds the account its own request made: the client
+/// sent one request and gets the answer of one (201, the same account), not "email taken". The
+/// same body under another request id, or the same id with another password, is a taken email.
+#[tokio::test]
+async fn a_registration_sent_again_by_the_proxy_is_answered_as_made() {
+    let app = spawn_app().await;
+    let s = app.shopper();
+    let send = |rid: &'static str, password: &'static str| {
+        s.client
+            .post(s.url("/api/register"))
+            .header("X-Request-Id", rid)
+            .json(&json!({"email": "ida@example.org", "password": password, "name": "Ida"}))
+            .send()
+    };
+    let first = send("rid-register-1", PASSWORD).await.unwrap();
+    assert_eq!(first.status(), 201);
+    let made: serde_json::Value = first.json().await.unwrap();
+    let again = send("rid-register-1", PASSWORD).await.unwrap();
+    assert_eq!(again.status(), 201, "the same request, sent again by the proxy");
+    assert_eq!(again.json::<serde_json::Value>().await.unwrap(), made);
+    let (st, e) = error_of(send("rid-register-2", PASSWORD).await.unwrap()).await;
+    assert_eq!((st.as_u16(), e["error"]["code"].as_str()), (409, Some("email_taken")), "{e}");
+    let (st, e) = error_of(send("rid-register-1", "another password!").await.unwrap()).await;
+    assert_eq!(st, 409, "a request id alone is no credential: {e}");
+    let (st, _) = error_of(s.register("ida@example.org", PASSWORD, "Ida").await).await;
+    assert_eq!(st, 409, "without a request id");
+    assert_eq!(app.count("SELECT COUNT(*) AS n FROM users WHERE email = 'ida@example.org'", vec![]).await, 1);
+    assert_eq!(s.login("ida@example.org", PASSWORD).await.status(), 200);
+}

@@ -73,7 +73,7 @@ pub struct LoggedOut {
     tag = "accounts",
     request_body = RegisterRequest,
     responses(
-        (status = 201, description = "The account, created", body = Account),
+        (status = 201, description = "The account, created; also the answer to the same request sent again with its `X-Request-Id` (nginx retrying on another replica after the first committed)", body = Account),
         (status = 400, description = "The body is not a JSON object", body = ApiError),
         (status = 409, description = "An account with this email exists (`email_taken`)", body = ApiError),
         (status = 413, description = "The body is larger than 64 KiB", body = ApiError),
@@ -87,7 +87,8 @@ pub async fn api_register(
     req: HttpRequest,
     JsonFields(f): JsonFields,
 ) -> ApiResult<HttpResponse> {
-    let account = register(&state, &security::client_of(&req), parse_registration(&f)?).await?;
+    let request_id = crate::edge::telemetry::incoming_request_id(&req);
+    let account = register(&state, &security::client_of(&req), parse_registration(&f)?, request_id).await?;
     Ok(HttpResponse::Created().json(account))
 }
 

@@ -145,7 +145,8 @@ pub(super) async fn form_register(
     let result = match parse_registration(&f) {
         Ok(r) => {
             let password = r.password.as_str().to_string();
-            match register(&state, &security::client_of(&req), r).await {
+            let request_id = crate::edge::telemetry::incoming_request_id(&req);
+            match register(&state, &security::client_of(&req), r, request_id).await {
                 Ok(account) => login(&state, &session, &req, &account.email, password).await,
                 Err(e) => Err(e),
             }

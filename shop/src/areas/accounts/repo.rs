@@ -26,23 +26,26 @@ pub struct Account {
     pub role: Role,
 }
 
-/// Insert an account; a taken email is a 409.
+/// Insert an account; a taken email is a 409. `created_by`: the request id that creates it (see
+/// [`Registered::created_by`]).
 pub async fn create(
     c: &(impl ConnectionTrait + 'static),
     email: &Email,
     name: &str,
     password_hash: &str,
     role: Role,
+    created_by: Option<&str>,
 ) -> Result<i64, AppError> {
     let r = db::exec(
         c,
-        "INSERT INTO users (email, name, password_hash, role, created_at) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO users (email, name, password_hash, role, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)",
         vec![
             email.as_str().into(),
             name.into(),
             password_hash.into(),
             role.as_str().into(),
             db::now_ms().into(),
+            created_by.map(str::to_string).into(),
         ],
     )
     .await;
@@ -77,6 +80,41 @@ pub(super) async fn find_by_email(
             },
             db::get(&r, "password_hash")?,
         ))
+    })
+    .transpose()
+}
+
+/// An account as a registration finds it when its email is taken.
+pub(super) struct Registered {
+    pub(super) account: Account,
+    pub(super) password_hash: String,
+    /// The `X-Request-Id` of the request that created the account. nginx sends a registration
+    /// whose replica died to the next replica with the same id: when the first had committed,
+    /// the account the second finds is its own.
+    pub(super) created_by: Option<String>,
+}
+
+pub(super) async fn find_registered(
+    c: &(impl ConnectionTrait + 'static),
+    email: &str,
+) -> Result<Option<Registered>, DbError> {
+    let row = db::one(
+        c,
+        "SELECT id, email, name, role, password_hash, created_by FROM users WHERE email = ?",
+        vec![email.into()],
+    )
+    .await?;
+    row.map(|r| {
+        Ok(Registered {
+            account: Account {
+                id: db::get(&r, "id")?,
+                email: db::get(&r, "email")?,
+                name: db::get(&r, "name")?,
+                role: Role::parse(&db::get::<String>(&r, "role")?),
+            },
+            password_hash: db::get(&r, "password_hash")?,
+            created_by: db::get(&r, "created_by")?,
+        })
     })
     .transpose()
 }

@@ -15,7 +15,10 @@ use crate::{
 
 use super::{
     hasher::{hash_password_for, verify_password, Lane},
-    repo::{create, email_taken, find_by_email, find_by_id, password_hash_of, set_password_hash, Account},
+    repo::{
+        create, email_taken, find_by_email, find_by_id, find_registered, password_hash_of, set_password_hash,
+        Account, Registered,
+    },
 };
 
 pub(super) struct Registration {
@@ -37,14 +40,18 @@ pub(super) fn parse_registration(f: &Fields) -> Result<Registration, AppError> {
     }
 }
 
+/// Create a customer account. `request_id`: the request's `X-Request-Id`, recorded with the
+/// account; the same request sent again (nginx retries a registration whose replica died after
+/// it committed) finds the account it made and gets the same answer, not a taken email.
 pub(super) async fn register(
     state: &AppState,
     client: &Client,
     r: Registration,
+    request_id: Option<&str>,
 ) -> Result<Account, AppError> {
     // Cheap pre-check saves a hash; the unique constraint is what really decides.
-    if find_by_email(&state.db, r.email.as_str()).await?.is_some() {
-        return Err(email_taken());
+    if let Some(found) = find_registered(&state.db, r.email.as_str()).await? {
+        return replayed(state, client, &r, found, request_id).await;
     }
     throttle::reserve_registration(state, client).await?;
     let made = async {
@@ -53,19 +60,59 @@ pub(super) async fn register(
             r.password.as_str().to_string(),
         )
         .await?;
-        create(&state.db, &r.email, &r.name, &hash, Role::Customer).await
+        create(&state.db, &r.email, &r.name, &hash, Role::Customer, request_id).await
     }
     .await;
     let id = match made {
         Ok(id) => id,
         Err(e) => {
             throttle::registration_not_made(state, client).await;
+            // the same request on two replicas at once: the one that lost the race is the replay
+            if matches!(e, AppError::Conflict { .. }) && request_id.is_some() {
+                if let Some(found) = find_registered(&state.db, r.email.as_str()).await? {
+                    return replayed(state, client, &r, found, request_id).await;
+                }
+            }
             return Err(e);
         }
     };
     let id = UserId(id);
     tracing::info!(user.id = id.0, "account registered");
     Ok(Account { id, email: r.email.into_inner(), name: r.name, role: Role::Customer })
+}
+
+/// A registration whose email is taken: the account, when this very request made it (the same
+/// request id, and the password it carries matches the stored hash: a request id alone is not a
+/// credential); otherwise a taken email (409).
+async fn replayed(
+    state: &AppState,
+    client: &Client,
+    r: &Registration,
+    found: Registered,
+    request_id: Option<&str>,
+) -> Result<Account, AppError> {
+    let same_request = matches!(
+        (found.created_by.as_deref(), request_id),
+        (Some(made_by), Some(this)) if made_by == this
+    );
+    if !same_request || found.account.name != r.name {
+        return Err(email_taken());
+    }
+    let ok = verify_password(
+        Lane::Other,
+        (client.key(), state.settings.hash_per_client),
+        r.password.as_str().to_string(),
+        Some(found.password_hash),
+    )
+    .await?;
+    if !ok {
+        return Err(email_taken());
+    }
+    tracing::info!(
+        user.id = found.account.id.0,
+        "account registered (an earlier attempt committed, its answer was lost)"
+    );
+    Ok(found.account)
 }
 
 /// A successful login: the account, and the device cookie that exempts this browser from the

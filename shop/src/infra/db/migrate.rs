@@ -51,6 +51,7 @@ const STEPS: &[Step] = &[
         "shipping addresses, hidden products, the stock's history",
         "0003_addresses_hidden_products_stock_history.sql"
     ),
+    step!(4, "accounts remember the request that created them", "0004_users_created_by.sql"),
 ];
 
 const TABLE: &str = "_sqlx_migrations";
