@@ -413,6 +413,8 @@ async fn rate(world: World, mix: Mix, rate: f64, seconds: f64) -> Result<Value> 
     }
     let tally = Arc::new(Tally::default());
     let hist = Arc::new(Mutex::new(new_histogram()?));
+    // the same latency per kind of request: which part of the mix the tail is made of
+    let by_op: Arc<Mutex<std::collections::BTreeMap<String, Histogram<u64>>>> = Arc::default();
     let total = (rate * seconds).round() as u64;
     let start = tokio::time::Instant::now();
     let interval = Duration::from_secs_f64(1.0 / rate);
@@ -425,7 +427,7 @@ async fn rate(world: World, mix: Mix, rate: f64, seconds: f64) -> Result<Value> 
             late_sends.fetch_add(1, Ordering::Relaxed);
         }
         let op = mix.pick(&mut rand::thread_rng());
-        let (world, tally, hist) = (world.clone(), tally.clone(), hist.clone());
+        let (world, tally, hist, by_op) = (world.clone(), tally.clone(), hist.clone(), by_op.clone());
         tasks.spawn(async move {
             let r = world.run(op, &tally).await;
             // from the scheduled time: waiting for a connection or a stalled replica counts
@@ -433,6 +435,17 @@ async fn rate(world: World, mix: Mix, rate: f64, seconds: f64) -> Result<Value> 
             tally.count(&r);
             if let Ok(mut h) = hist.lock() {
                 let _ = h.record(us);
+            }
+            if let Ok(mut m) = by_op.lock() {
+                let h = match m.entry(format!("{op:?}")) {
+                    std::collections::btree_map::Entry::Occupied(e) => Some(e.into_mut()),
+                    std::collections::btree_map::Entry::Vacant(e) => {
+                        new_histogram().ok().map(|h| e.insert(h))
+                    }
+                };
+                if let Some(h) = h {
+                    let _ = h.record(us);
+                }
             }
         });
         while tasks.try_join_next().is_some() {}
@@ -448,6 +461,9 @@ async fn rate(world: World, mix: Mix, rate: f64, seconds: f64) -> Result<Value> 
     out["late_sends"] = json!(late_sends.load(Ordering::Relaxed));
     out["cancelled_after"] = json!(cancelled);
     out["latency"] = latency_json(&h);
+    if let Ok(m) = by_op.lock() {
+        out["latency_by_op"] = m.iter().map(|(k, h)| (k.clone(), latency_json(h))).collect();
+    }
     Ok(out)
 }
 
