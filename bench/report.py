@@ -108,6 +108,15 @@ for mix in ("browse", "shop"):
                      limit, ratio, ""))
         if mix == "browse" and lat:
             target("browse mix p99 < 20 ms at 70 % of peak", lat["p99_ms"] < 20, f"{lat['p99_ms']} ms")
+        # the full form: the same pair at lower fractions of the peak (where the tail starts)
+        for frac in (50, 25):
+            sw, sws = R.get(f"sweep_{mix}_{frac}", {}), R.get(f"sweep_{mix}_{frac}_static", {})
+            sl, ssl = sw.get("latency", {}), sws.get("latency", {})
+            if sl and ssl:
+                rows.append((f"{mix} mix: fixed rate {f0(sw.get('target_rps'))} rps ({frac} % of peak)",
+                             f"p50 {sl.get('p50_ms')} / p99 {sl.get('p99_ms')} / p99.9 {sl.get('p999_ms')} ms, {sw.get('server_errors', 0) + sw.get('transport_errors', 0)} failed",
+                             f"p50 {ssl.get('p50_ms')} / p99 {ssl.get('p99_ms')} / p99.9 {ssl.get('p999_ms')} ms (nginx static, same paths, same rate)",
+                             f2(ssl["p99_ms"] / sl["p99_ms"]) if sl.get("p99_ms") else "", ""))
 if "rate_shop_replica_kill" in R:
     r = R["rate_shop_replica_kill"]
     lat = r.get("latency", {})

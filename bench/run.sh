@@ -300,6 +300,15 @@ bench_stack() {
             # its limit, right after it: the same mix of paths at the same rate, answered
             # by the static twin (the same bytes per path, published the same way)
             record rate_browse_static "$("$BENCH" rate --base "$SB" --shoppers "$WORK/shoppers.json" --mix browse --seconds "$RATE_SECS" --rate "$rate")"
+            if ((!SHORT)); then
+                # where the tail starts: the same pair at lower fractions of the peak
+                local frac r2
+                for frac in 25 50; do
+                    r2=$(python3 -c 'import json,sys; print(max(10, round(json.loads(sys.argv[1])["rps"] * int(sys.argv[2]) / 100)))' "$peak" "$frac")
+                    record "sweep_browse_$frac" "$("$BENCH" rate --base "$BASE" --shoppers "$WORK/shoppers.json" --mix browse --seconds "$RATE_SECS" --rate "$r2")"
+                    record "sweep_browse_${frac}_static" "$("$BENCH" rate --base "$SB" --shoppers "$WORK/shoppers.json" --mix browse --seconds "$RATE_SECS" --rate "$r2")"
+                done
+            fi
         fi
     done
 
