@@ -162,9 +162,14 @@ stack_up() {
     DC=("${COMPOSE[@]}" -p distshop -f "$ROOT/compose/docker-compose.yml")
     if stack_answers; then
         log "using the stack running on $BASE"
-        local c
+        local c env
         c=$("${DC[@]}" ps -q shop | sed -n 1p)
-        if [ -n "$c" ] && ! grep -qx 'SHOP_REGISTER_LIMIT=0' <<< "$(docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' "$c")"; then
+        env=$(docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' "$c" 2>/dev/null || true)
+        # replicas this run adds (the scaling curve) get the running ones' limits, not the defaults
+        DISTSHOP_REGISTER_LIMIT=$(sed -n 's/^SHOP_REGISTER_LIMIT=//p' <<< "$env")
+        DISTSHOP_HASH_PER_CLIENT=$(sed -n 's/^SHOP_HASH_PER_CLIENT=//p' <<< "$env")
+        export DISTSHOP_REGISTER_LIMIT="${DISTSHOP_REGISTER_LIMIT:-20}" DISTSHOP_HASH_PER_CLIENT="${DISTSHOP_HASH_PER_CLIENT:-4}"
+        if [ -n "$c" ] && ! grep -qx 'SHOP_REGISTER_LIMIT=0' <<< "$env"; then
             log "WARNING: its shop limits registrations per address; the shoppers below may be refused (429):"
             log "  restart it with DISTSHOP_REGISTER_LIMIT=0 (docs/security.md)"
         fi
