@@ -106,7 +106,7 @@ async fn a_dirty_mariadb_migration_is_run_again_once() {
         assert_eq!(r.unwrap(), db::latest_version());
         assert_eq!(
             app.count("SELECT COUNT(*) AS n FROM _sqlx_migrations WHERE success = TRUE", vec![]).await,
-            3
+            db::latest_version()
         );
         // and the lock the dirty run took is given back: another run goes through at once
         let again = tokio::time::timeout(std::time::Duration::from_secs(10), db::migrate(&app.db)).await;
