@@ -60,28 +60,22 @@ pub(super) fn email_taken() -> AppError {
     AppError::Conflict { code: "email_taken", message: "an account with this email already exists".into() }
 }
 
+/// An account and its password hash (a login's look-up).
 pub(super) async fn find_by_email(
     c: &(impl ConnectionTrait + 'static),
     email: &str,
 ) -> Result<Option<(Account, String)>, DbError> {
-    let row = db::one(
-        c,
-        "SELECT id, email, name, role, password_hash FROM users WHERE email = ?",
-        vec![email.into()],
-    )
-    .await?;
-    row.map(|r| {
-        Ok((
-            Account {
-                id: db::get(&r, "id")?,
-                email: db::get(&r, "email")?,
-                name: db::get(&r, "name")?,
-                role: Role::parse(&db::get::<String>(&r, "role")?),
-            },
-            db::get(&r, "password_hash")?,
-        ))
+    Ok(find_registered(c, email).await?.map(|r| (r.account, r.password_hash)))
+}
+
+/// The columns every look-up of an account selects, as an [`Account`].
+fn account_of(r: &sea_orm::QueryResult) -> Result<Account, DbError> {
+    Ok(Account {
+        id: db::get(r, "id")?,
+        email: db::get(r, "email")?,
+        name: db::get(r, "name")?,
+        role: Role::parse(&db::get::<String>(r, "role")?),
     })
-    .transpose()
 }
 
 /// An account as a registration finds it when its email is taken.
@@ -106,12 +100,7 @@ pub(super) async fn find_registered(
     .await?;
     row.map(|r| {
         Ok(Registered {
-            account: Account {
-                id: db::get(&r, "id")?,
-                email: db::get(&r, "email")?,
-                name: db::get(&r, "name")?,
-                role: Role::parse(&db::get::<String>(&r, "role")?),
-            },
+            account: account_of(&r)?,
             password_hash: db::get(&r, "password_hash")?,
             created_by: db::get(&r, "created_by")?,
         })
@@ -124,15 +113,7 @@ pub async fn find_by_id(
     id: UserId,
 ) -> Result<Option<Account>, DbError> {
     let row = db::one(c, "SELECT id, email, name, role FROM users WHERE id = ?", vec![id.into()]).await?;
-    row.map(|r| {
-        Ok(Account {
-            id: db::get(&r, "id")?,
-            email: db::get(&r, "email")?,
-            name: db::get(&r, "name")?,
-            role: Role::parse(&db::get::<String>(&r, "role")?),
-        })
-    })
-    .transpose()
+    row.as_ref().map(account_of).transpose()
 }
 
 /// Replace an account's password hash.
