@@ -248,6 +248,11 @@ CONF
     exit 1
 }
 
+# share_of_peak PEAK_JSON PERCENT: that share of a closed-loop peak's rps (at least 10)
+share_of_peak() {
+    python3 -c 'import json,sys; print(max(10, round(json.loads(sys.argv[1])["rps"] * int(sys.argv[2]) / 100)))' "$1" "$2"
+}
+
 bench_stack() {
     stack_up
     local n0
@@ -298,7 +303,7 @@ bench_stack() {
         local peak rate
         peak=$("$BENCH" peak --base "$BASE" --shoppers "$WORK/shoppers.json" --mix "$mix" --seconds "$MIX_SECS" --connections "$CONNS")
         record "peak_$mix" "$peak"
-        rate=$(python3 -c 'import json,sys; print(max(10, round(json.loads(sys.argv[1])["rps"] * 0.7)))' "$peak")
+        rate=$(share_of_peak "$peak" 70)
         record "rate_$mix" "$("$BENCH" rate --base "$BASE" --shoppers "$WORK/shoppers.json" --mix "$mix" --seconds "$RATE_SECS" --rate "$rate")"
         log "$mix: peak $(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["rps"])' "$peak") rps, fixed rate $rate"
         if [ "$mix" = browse ]; then
@@ -309,7 +314,7 @@ bench_stack() {
                 # where the tail starts: the same pair at lower fractions of the peak
                 local frac r2
                 for frac in 25 50; do
-                    r2=$(python3 -c 'import json,sys; print(max(10, round(json.loads(sys.argv[1])["rps"] * int(sys.argv[2]) / 100)))' "$peak" "$frac")
+                    r2=$(share_of_peak "$peak" "$frac")
                     record "sweep_browse_$frac" "$("$BENCH" rate --base "$BASE" --shoppers "$WORK/shoppers.json" --mix browse --seconds "$RATE_SECS" --rate "$r2")"
                     record "sweep_browse_${frac}_static" "$("$BENCH" rate --base "$SB" --shoppers "$WORK/shoppers.json" --mix browse --seconds "$RATE_SECS" --rate "$r2")"
                 done
