@@ -281,7 +281,7 @@ bench_stack() {
     "$BENCH" shoppers --base "$BASE" --count 64 > "$WORK/shoppers.json"
     python3 "$ROOT/bench/wrk_cart.py" "$WORK/shoppers.json" "$WORK"
     # more rounds than the pairs: the cart's ratio moves by ±0.05 from one 5 s round to the
-    # next on a shared machine (2026-12-05: 0.35-0.44 over 12 alternated rounds), and its
+    # next on a shared machine (2026-12-05: 0.39-0.47 over eight rounds of one setup), and its
     # target sits inside that spread; the median of 5 (3 in the short form) holds still
     local i add=() set=() hz=()
     for ((i = 1; i <= CART_ROUNDS; i++)); do
