@@ -3,8 +3,10 @@
 //!
 //! * The API takes `Authorization: Bearer <token>`, compared in constant time.
 //! * The page has an operator login form: the token once, then a cookie `cr_op` =
-//!   `<nonce>.<HMAC(token, "op:" nonce)>`, HttpOnly, SameSite=Strict, nothing kept on the
-//!   server (a restart keeps the login, a new token ends every login). Every state-changing
+//!   `<nonce>.<expires>.<HMAC(token, "op:" nonce ":" expires)>`, HttpOnly, SameSite=Strict,
+//!   nothing kept on the server (a restart keeps the login, a new token ends every login). The
+//!   login lasts [`LOGIN_LIFETIME`] (a teaching day): `expires` (Unix seconds) is signed, so a
+//!   copied cookie stops working then, whatever the browser keeps. Every state-changing
 //!   request made with the cookie also carries the CSRF token `HMAC(token, "csrf:" nonce)` (a
 //!   form field, or `X-CSRF-Token` from the page's script).
 //! * Without `CONTROL_TOKEN` the control room is read-only for everyone.
@@ -16,6 +18,12 @@ use sha2::Sha256;
 
 pub const COOKIE: &str = "cr_op";
 pub const CSRF_HEADER: &str = "x-csrf-token";
+/// How long an operator login lasts.
+pub const LOGIN_LIFETIME: std::time::Duration = std::time::Duration::from_secs(12 * 3600);
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
 
 fn mac(token: &str, msg: &str) -> String {
     // HMAC takes a key of any length: this cannot fail
@@ -66,10 +74,19 @@ pub fn bearer_ok(token: Option<&str>, req: &HttpRequest) -> bool {
     eq(given, token)
 }
 
-/// The CSRF token of a valid operator cookie.
+/// The CSRF token of an operator cookie that is genuine and not yet expired.
 pub fn cookie_csrf(token: &str, cookie: &str) -> Option<String> {
-    let (nonce, sig) = cookie.split_once('.')?;
-    if nonce.len() != 32 || !eq(sig, &mac(token, &format!("op:{nonce}"))) {
+    cookie_csrf_at(token, cookie, unix_now())
+}
+
+fn cookie_csrf_at(token: &str, cookie: &str, now: u64) -> Option<String> {
+    let mut parts = cookie.splitn(3, '.');
+    let (nonce, expires, sig) = (parts.next()?, parts.next()?, parts.next()?);
+    if nonce.len() != 32 || !eq(sig, &mac(token, &format!("op:{nonce}:{expires}"))) {
+        return None;
+    }
+    // checked after the signature: only a value this control room signed is read as a time
+    if expires.parse::<u64>().ok()? <= now {
         return None;
     }
     Some(mac(token, &format!("csrf:{nonce}")))
@@ -104,9 +121,11 @@ pub fn login_cookie(token: &str, secure: bool) -> Cookie<'static> {
     let mut n = [0u8; 16];
     rand::thread_rng().fill_bytes(&mut n);
     let nonce = hex::encode(n);
-    let sig = mac(token, &format!("op:{nonce}"));
-    Cookie::build(COOKIE, format!("{nonce}.{sig}"))
+    let expires = unix_now() + LOGIN_LIFETIME.as_secs();
+    let sig = mac(token, &format!("op:{nonce}:{expires}"));
+    Cookie::build(COOKIE, format!("{nonce}.{expires}.{sig}"))
         .path("/")
+        .max_age(actix_web::cookie::time::Duration::seconds(LOGIN_LIFETIME.as_secs() as i64))
         .http_only(true)
         .secure(secure)
         .same_site(actix_web::cookie::SameSite::Strict)
@@ -152,5 +171,25 @@ mod tests {
         let forged = Cookie::new(COOKIE, format!("{}.{}", "0".repeat(32), "f".repeat(64)));
         let r = TestRequest::default().cookie(forged).to_http_request();
         assert_eq!(caller(Some(T), &r), Caller::Audience);
+    }
+
+    #[test]
+    fn a_login_ends_when_its_signed_expiry_passes() {
+        let value = login_cookie(T, false).value().to_string();
+        let parts: Vec<&str> = value.split('.').collect();
+        assert_eq!(parts.len(), 3, "nonce.expires.signature: {value}");
+        let expires: u64 = parts[1].parse().unwrap();
+        let now = unix_now();
+        assert!(expires > now + LOGIN_LIFETIME.as_secs() - 60 && expires <= now + LOGIN_LIFETIME.as_secs());
+        assert!(cookie_csrf_at(T, &value, expires - 1).is_some(), "valid until it expires");
+        assert!(cookie_csrf_at(T, &value, expires).is_none(), "not at its expiry");
+        assert!(cookie_csrf_at(T, &value, expires + 3600).is_none(), "nor after");
+        // a later expiry written into the cookie breaks its signature
+        let stretched = format!("{}.{}.{}", parts[0], expires + 86_400, parts[2]);
+        assert!(cookie_csrf_at(T, &stretched, now).is_none());
+        // the format before expiries were signed (nonce.signature) is no login
+        let old = format!("{}.{}", parts[0], mac(T, &format!("op:{}", parts[0])));
+        assert!(cookie_csrf_at(T, &old, now).is_none());
+        assert!(cookie_csrf_at(T, "x.y.z", now).is_none());
     }
 }
