@@ -16,12 +16,17 @@ def med(runs):
     return runs[len(runs) // 2]
 
 
+def round_ratios(ours_rps, base_rps):
+    """Each round's ratio (rounds paired in order); empty unless both sides have every round."""
+    if len(ours_rps) != len(base_rps):
+        return []
+    return [a / b for a, b in zip(ours_rps, base_rps) if b]
+
+
 def paired_ratio(ours_rps, base_rps):
-    """The median of the per-round ratios (rounds paired in order); None without pairs."""
-    per = [a / b for a, b in zip(ours_rps, base_rps) if b]
-    if not per or len(ours_rps) != len(base_rps):
-        return None
-    return statistics.median(per)
+    """The median of the per-round ratios; None without pairs."""
+    per = round_ratios(ours_rps, base_rps)
+    return statistics.median(per) if per else None
 
 
 def main(argv):

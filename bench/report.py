@@ -28,16 +28,16 @@ for line in open(a.results):
         d = json.loads(line)
         R[d["key"]] = d["value"]
 
-# every interleaved pair's ratio is the median of its rounds' own ratios (median.py says why),
-# also for results recorded before median.py computed it so
+# every interleaved pair's ratio is the median of its rounds' own ratios (median.py computes
+# it and says why); results recorded before it did (no `ratio_of_medians`) get it here
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from median import paired_ratio  # noqa: E402
+from median import paired_ratio, round_ratios  # noqa: E402
 
 for v in R.values():
-    if isinstance(v, dict) and "all_rps" in v and "all_static_rps" in v:
-        paired = paired_ratio(v["all_rps"], v["all_static_rps"])
+    if isinstance(v, dict) and "all_rps" in v and "ratio_of_medians" not in v:
+        paired = paired_ratio(v["all_rps"], v.get("all_static_rps", []))
+        v["ratio_of_medians"] = v.get("ratio")
         if paired is not None:
-            v.setdefault("ratio_of_medians", v.get("ratio"))
             v["ratio"] = round(paired, 3)
 
 
@@ -91,7 +91,7 @@ for key, label in (("cart_add", "add to cart (`POST /api/cart/items`, WAIT 1 rep
     if key in R:
         v = R[key]
         # each round's add against the /api/me run of the same round (they alternate)
-        per = [a / b for a, b in zip(v.get("all_rps", []), v.get("all_static_rps", [])) if b]
+        per = round_ratios(v.get("all_rps", []), v.get("all_static_rps", []))
         spread = (f" (median of the rounds' ratios; rounds {min(per):.2f}–{max(per):.2f}; "
                   f"ratio of the medians {v.get('ratio_of_medians', v['ratio']):.2f})") if len(per) > 1 else ""
         rows.append((label, f"{f0(v['rps'])} rps, p99 {v['p99_ms']} ms, {v['errors']} errors",
@@ -167,7 +167,8 @@ lines = []
 lines.append(f"Run {when}, commit `{commit}`, {os.cpu_count()} cores, {platform.machine()}; "
              f"{'short (CI) form' if a.short == '1' else 'full form'}: wrk -t2 -c32, {a.rounds} round(s) of {a.seconds} s per pair, "
              "each pair interleaved (ours, then the limit); figures: the median run of each side; "
-             "ratios: the median of the rounds' own ratios (the cart: 5 rounds, 3 in the short form).")
+             "ratios: the median of the rounds' own ratios"
+             + (f" (the cart: {R['cart_add']['rounds']} rounds)." if "cart_add" in R else "."))
 lines.append("")
 lines.append("| what | distshop | the limit, same run | ratio |")
 lines.append("|---|---|---|---|")
