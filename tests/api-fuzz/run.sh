@@ -219,11 +219,59 @@ fuzz() {
     fi
 }
 
+# Against a shared stack (BASE_URL given) the admin run creates and edits products with whatever
+# schemathesis makes up (a product named "0" in category "0" sorts first); the suites after this
+# one (the browser journey) expect the shop's own catalog. So: the products as they were before,
+# and after the run every edited one written back and every new one hidden.
+catalog() { # catalog snapshot|restore FILE
+    python3 - "$1" "$2" "$BASE" "$ADMIN_COOKIE" <<'PY'
+import json, os, ssl, sys, urllib.request
+mode, path, base, cookie = sys.argv[1:5]
+ctx = ssl.create_default_context(cafile=os.environ.get("API_FUZZ_CACERT") or None)
+FIELDS = ("name", "description", "category", "price_cents", "hidden")
+def call(method, url, body=None):
+    req = urllib.request.Request(base + url, method=method, data=None if body is None else json.dumps(body).encode(),
+                                 headers={"Cookie": cookie, "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=20, context=ctx) as r:
+        return json.load(r)
+products, page = {}, 1
+while True:
+    d = call("GET", f"/api/admin/products?per_page=200&page={page}")
+    products.update({p["id"]: {k: p.get(k) for k in FIELDS} for p in d["items"]})
+    if page * d["per_page"] >= d["total"] or not d["items"]:
+        break
+    page += 1
+if mode == "snapshot":
+    json.dump({str(k): v for k, v in products.items()}, open(path, "w"))
+    sys.exit(0)
+before = {int(k): v for k, v in json.load(open(path)).items()}
+restored = hidden = 0
+for pid, now in sorted(products.items()):
+    want = before.get(pid) or dict(now, hidden=True)
+    if now != want:
+        call("PUT", f"/api/admin/products/{pid}", {k: v for k, v in want.items() if v is not None})
+        if pid in before:
+            restored += 1
+        else:
+            hidden += 1
+print(f"api-fuzz: catalog put back after the admin run: {restored} edited products restored, {hidden} new ones hidden")
+PY
+}
+if [[ -z "$SHOP_PID" ]]; then
+    catalog snapshot "$WORK/catalog.json" || die "setup: could not read the products as the admin"
+fi
+
 fuzz anonymous
 fuzz customer -H "Cookie: $CUSTOMER_COOKIE" --generation-with-security-parameters false \
     --exclude-operation-id login --exclude-operation-id logout
 fuzz admin -H "Cookie: $ADMIN_COOKIE" --generation-with-security-parameters false \
     --include-path-regex '^/api/(admin/|me$)'
+if [[ -z "$SHOP_PID" ]]; then
+    catalog restore "$WORK/catalog.json" || {
+        FAILED=1
+        echo "api-fuzz: could not put the catalog back after the admin run"
+    }
+fi
 
 if [[ -n "$SHOP_PID" ]] && ! kill -0 "$SHOP_PID" 2>/dev/null; then
     FAILED=1
