@@ -54,6 +54,11 @@ pub struct Settings {
     /// How long a replica keeps a rendered catalog response (0: not at all). Stock shown to
     /// visitors may lag by this much; checkout never reads it.
     pub catalog_cache: Duration,
+    /// How long a replica keeps a single product (cart pricing, the cart's advisory stock check;
+    /// 0: not at all). Longer than the catalog's, because a change made on any replica drops it
+    /// on every replica within milliseconds (Redis pub/sub, [`crate::state::AppState::hear`]);
+    /// this lifetime bounds only what a lost message could leave behind.
+    pub product_cache: Duration,
     /// Fault injection for the failover suite (`SHOP_FAULT=http500`: "a bad deploy" that answers
     /// 500 to every request but its probes). Off unless set; logged loudly at start.
     pub fault_http500: bool,
@@ -237,6 +242,12 @@ impl Settings {
             1000,
             0..=60_000,
         )?);
+        let product_cache = Duration::from_millis(parse_num(
+            get("SHOP_PRODUCT_CACHE_MS"),
+            "SHOP_PRODUCT_CACHE_MS",
+            10_000,
+            0..=300_000,
+        )?);
         let fault_http500 = match get("SHOP_FAULT").as_deref() {
             None | Some("none") => false,
             Some("http500") => true,
@@ -298,6 +309,7 @@ impl Settings {
             redis_wait_timeout,
             redis_write_connections,
             catalog_cache,
+            product_cache,
             fault_http500,
             trusted_proxies,
             register_limit,

@@ -127,11 +127,32 @@ impl Application {
             store,
             catalog_cache: ResponseCache::new(settings.catalog_cache),
             catalog_data: TtlCache::new(settings.catalog_cache),
-            products: TtlCache::new(settings.catalog_cache),
+            products: TtlCache::new(settings.product_cache),
             settings: Arc::new(settings),
             replica_name: name,
             host,
         });
+        if let Some(mut news) = state.store.watch_product_changes() {
+            let (state, mut stopping) = (state.clone(), state.stopping.clone());
+            tokio::spawn(async move {
+                // until the stop begins (never, when nobody can begin it: a test's server)
+                let stop = async {
+                    if stopping.wait_for(|s| *s).await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                };
+                tokio::pin!(stop);
+                loop {
+                    tokio::select! {
+                        n = news.recv() => match n {
+                            Some(n) => state.hear(n).await,
+                            None => break,
+                        },
+                        () = &mut stop => break,
+                    }
+                }
+            });
+        }
         // the name beside the hostname (the container id): the one line that links the two
         tracing::info!(port, replica = %state.replica_name, host = %state.host, session_store = state.store.kind(), "listening");
         let mut server = HttpServer::new(move || {

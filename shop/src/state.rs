@@ -7,9 +7,9 @@ use std::sync::Arc;
 use sea_orm::DatabaseConnection;
 
 use crate::{
-    domain::{Listing, Product},
+    domain::{Listing, Product, ProductId},
     infra::cache::{ResponseCache, TtlCache},
-    infra::store::Store,
+    infra::store::{ProductNews, Store},
     proxies::TrustedProxies,
     settings::Settings,
 };
@@ -29,7 +29,8 @@ pub struct AppState {
     pub catalog_cache: ResponseCache,
     /// Catalog listings (products, total, categories) for pages that cannot be cached whole.
     pub catalog_data: TtlCache<Arc<Listing>>,
-    /// Single products by id (cart pricing and its advisory stock checks).
+    /// Single products by id (cart pricing and its advisory stock checks), kept
+    /// `SHOP_PRODUCT_CACHE_MS` and dropped on every replica when one changes them ([`Self::hear`]).
     pub products: TtlCache<Arc<Product>>,
     /// Turns true when the process begins its graceful stop: long-lived responses (the
     /// heartbeat stream) end then, so the drain waits only for real requests.
@@ -41,10 +42,31 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// This replica changed stock (checkout, cancel): its cached catalog shows it at once.
-    pub fn stock_changed(&self) {
+    /// This replica changed these products (checkout, cancel, an admin's edit or stock change):
+    /// its cached catalog shows it at once, and every other replica hears of it.
+    pub async fn stock_changed(&self, ids: impl IntoIterator<Item = ProductId>) {
+        let ids: Vec<ProductId> = ids.into_iter().collect();
         self.catalog_cache.invalidate_all();
         self.catalog_data.invalidate_all();
-        self.products.invalidate_all();
+        self.products.invalidate(ids.iter().map(ToString::to_string)).await;
+        // without holding up the answer; a message lost here lives at most SHOP_PRODUCT_CACHE_MS
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.publish_product_changes(&ids).await {
+                crate::infra::metrics::record_store_error();
+                tracing::warn!(error = %e, "could not tell the other replicas of a product change");
+            }
+        });
+    }
+
+    /// What this replica heard of product changes (its own included): the products named are
+    /// read again when next asked for; on [`ProductNews::Unknown`] all of them. The catalog's
+    /// listings and pages are left to their own short lifetime (`SHOP_CATALOG_CACHE_MS`): under a
+    /// rush of checkouts they would otherwise be emptied many times a second on every replica.
+    pub async fn hear(&self, news: ProductNews) {
+        match news {
+            ProductNews::Changed(ids) => self.products.invalidate(ids.iter().map(ToString::to_string)).await,
+            ProductNews::Unknown => self.products.invalidate_all(),
+        }
     }
 }

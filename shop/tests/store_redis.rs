@@ -11,7 +11,11 @@
 
 use std::{collections::HashMap, time::Duration};
 
-use shop::{infra::store::Store, settings::Settings};
+use shop::{
+    domain::ProductId,
+    infra::store::{ProductNews, Store},
+    settings::Settings,
+};
 
 const WAIT_MS: u64 = 700;
 
@@ -25,8 +29,13 @@ fn redis_urls() -> Option<String> {
 
 /// A store whose every write waits `WAIT_MS` for a replica it will never get, and never retries.
 async fn store(urls: &str, write_connections: usize) -> Store {
+    store_with_prefix(urls, write_connections, &format!("test:{}:", uuid::Uuid::new_v4().simple())).await
+}
+
+/// The same, with the key prefix (and so the channels) of a shop of our choice.
+async fn store_with_prefix(urls: &str, write_connections: usize, prefix: &str) -> Store {
     let mut env = HashMap::new();
-    let prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
+    let prefix = prefix.to_string();
     for (k, v) in [
         ("SHOP_DATABASE_URL", "sqlite://unused.db".to_string()),
         ("SHOP_REDIS_URLS", urls.to_string()),
@@ -93,4 +102,67 @@ async fn writes_waiting_for_a_replica_do_not_queue_behind_each_other() {
     }
     let lines = store.cart_get(&owner).await.expect("read the cart");
     assert_eq!(lines, vec![(1, 1), (2, 1), (3, 1), (4, 1)]);
+}
+
+/// What the subscription hears next, within `within`.
+async fn next_news(
+    news: &mut tokio::sync::mpsc::UnboundedReceiver<ProductNews>,
+    within: Duration,
+) -> Option<ProductNews> {
+    tokio::time::timeout(within, news.recv()).await.ok().flatten()
+}
+
+/// Product changes one replica publishes reach another's subscription; when the subscription's
+/// connection is cut (its node went away), it comes back by itself, and says `Unknown` on the way
+/// so that nothing cached across the gap is trusted.
+#[tokio::test]
+async fn product_changes_reach_every_replica_and_the_subscription_comes_back() {
+    let Some(urls) = redis_urls() else { return };
+    let prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
+    let one = store_with_prefix(&urls, 1, &prefix).await;
+    let other = store_with_prefix(&urls, 1, &prefix).await;
+    let mut news = other.watch_product_changes().expect("a Redis store has the channel");
+    assert_eq!(next_news(&mut news, Duration::from_secs(5)).await, Some(ProductNews::Unknown), "subscribed");
+
+    one.publish_product_changes(&[ProductId(3), ProductId(41)]).await.expect("publish");
+    assert_eq!(
+        next_news(&mut news, Duration::from_secs(2)).await,
+        Some(ProductNews::Changed(vec![ProductId(3), ProductId(41)]))
+    );
+
+    // cut every subscription on every node, as a node's death would
+    for url in urls.split(',') {
+        let mut c = redis::Client::open(url)
+            .expect("url")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect to a node");
+        let _: i64 = redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("TYPE")
+            .arg("pubsub")
+            .query_async(&mut c)
+            .await
+            .expect("kill");
+    }
+    // it notices, says so, subscribes again and hears the next change
+    let mut unknown = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        one.publish_product_changes(&[ProductId(7)]).await.expect("publish");
+        match next_news(&mut news, Duration::from_millis(200)).await {
+            Some(ProductNews::Unknown) => unknown += 1,
+            Some(ProductNews::Changed(ids)) if unknown > 0 => {
+                assert_eq!(ids, vec![ProductId(7)]);
+                break;
+            }
+            Some(ProductNews::Changed(ids)) => panic!("{ids:?} heard before the cut was noticed"),
+            None => {}
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no change heard 10 s after the cut ({unknown} × Unknown)"
+        );
+    }
+    assert!(unknown >= 2, "Unknown when the subscription was lost and again when it was back: {unknown}");
 }

@@ -227,7 +227,8 @@ impl Weight for Product {
     }
 }
 
-/// One product as this replica's cache has it (at most `SHOP_CATALOG_CACHE_MS` old): for carts,
+/// One product as this replica's cache has it (dropped when any replica changes it, at most
+/// `SHOP_PRODUCT_CACHE_MS` old if that news is lost): for carts,
 /// whose stock checks are advisory (checkout's conditional `UPDATE` is the authority).
 pub async fn cached(state: &AppState, id: ProductId) -> Result<Option<Arc<Product>>, AppError> {
     let found = state
@@ -258,9 +259,10 @@ pub async fn cached_many(
             None => missing.push(*id),
         }
     }
+    let read_at = state.products.generation();
     for (id, p) in get_many(&state.db, &missing).await? {
         let p = Arc::new(p);
-        state.products.insert(id.to_string(), p.clone()).await;
+        state.products.insert(id.to_string(), p.clone(), read_at).await;
         found.insert(id, p);
     }
     Ok(found)

@@ -6,8 +6,21 @@
 //! are never cached, and a stock change made through this replica (checkout, cancel) empties the
 //! cache at once. Other replicas may show a stock figure up to one lifetime old; checkout never
 //! relies on it (the conditional `UPDATE … WHERE stock >= ?` stays the authority).
+//!
+//! The same cache keeps single products longer (`SHOP_PRODUCT_CACHE_MS`), because every replica
+//! hears of each change ([`crate::state::AppState::hear`]). For that an invalidation must also
+//! win over a miss already on its way: a value read from the database before the change would
+//! otherwise be stored after it and live a whole lifetime. Each invalidation moves a generation
+//! on, and a value made while it moved is handed to its callers but not kept.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use actix_web::web::Bytes;
 
@@ -36,8 +49,11 @@ impl<T: Weight> Weight for Arc<T> {
 /// Rendered responses (the common case).
 pub type ResponseCache = TtlCache<Bytes>;
 
+#[derive(Clone)]
 pub struct TtlCache<V> {
     inner: Option<moka::future::Cache<String, V>>,
+    /// Moves on with every invalidation (see the module's comment).
+    generation: Arc<AtomicU64>,
 }
 
 impl<V: Weight + Clone + Send + Sync + 'static> TtlCache<V> {
@@ -50,7 +66,14 @@ impl<V: Weight + Clone + Send + Sync + 'static> TtlCache<V> {
                 .max_capacity(MAX_BYTES)
                 .build()
         });
-        TtlCache { inner }
+        TtlCache { inner, generation: Arc::default() }
+    }
+
+    /// The invalidation count now: read before a database read whose result goes to [`insert`].
+    ///
+    /// [`insert`]: TtlCache::insert
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     pub fn enabled(&self) -> bool {
@@ -65,7 +88,15 @@ impl<V: Weight + Clone + Send + Sync + 'static> TtlCache<V> {
     {
         match &self.inner {
             None => make.await,
-            Some(c) => c.try_get_with(key, make).await.map_err(unshare),
+            Some(c) => {
+                let before = self.generation();
+                let v = c.try_get_with_by_ref(&key, make).await.map_err(unshare)?;
+                if self.generation() != before {
+                    // invalidated while this was made: maybe from data older than the change
+                    c.invalidate(&key).await;
+                }
+                Ok(v)
+            }
         }
     }
 
@@ -77,16 +108,34 @@ impl<V: Weight + Clone + Send + Sync + 'static> TtlCache<V> {
         }
     }
 
-    pub async fn insert(&self, key: String, value: V) {
+    /// Keep `value`, read from the database when [`generation`](TtlCache::generation) was
+    /// `read_at`; not kept when an invalidation came since.
+    pub async fn insert(&self, key: String, value: V, read_at: u64) {
         if let Some(c) = &self.inner {
-            c.insert(key, value).await;
+            if self.generation() == read_at {
+                c.insert(key.clone(), value).await;
+                if self.generation() != read_at {
+                    c.invalidate(&key).await;
+                }
+            }
         }
     }
 
     /// Forget everything (after this replica changed stock).
     pub fn invalidate_all(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
         if let Some(c) = &self.inner {
             c.invalidate_all();
+        }
+    }
+
+    /// Forget these keys.
+    pub async fn invalidate(&self, keys: impl IntoIterator<Item = String>) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        if let Some(c) = &self.inner {
+            for k in keys {
+                c.invalidate(&k).await;
+            }
         }
     }
 }
@@ -142,6 +191,38 @@ mod tests {
         let _ = off.get_or_make("k".into(), async { Ok(Bytes::from_static(b"1")) }).await;
         let r = off.get_or_make("k".into(), async { Ok(Bytes::from_static(b"2")) }).await;
         assert_eq!(r.ok(), Some(Bytes::from_static(b"2")));
+    }
+
+    #[tokio::test]
+    async fn an_invalidation_during_a_miss_is_not_undone_by_the_miss() {
+        let cache = ResponseCache::new(Duration::from_secs(60));
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+        let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+        let slow = cache.get_or_make("k".into(), async move {
+            let _ = started_tx.send(());
+            let _ = go_rx.await; // the database answers with what it read before the change
+            Ok(Bytes::from_static(b"old"))
+        });
+        let change = async {
+            let _ = started_rx.await;
+            cache.invalidate(["k".to_string()]).await; // the change is heard now
+            let _ = go_tx.send(());
+        };
+        let (old, ()) = tokio::join!(slow, change);
+        assert_eq!(old.ok(), Some(Bytes::from_static(b"old")), "its caller still gets its answer");
+        let r = cache.get_or_make("k".into(), async { Ok(Bytes::from_static(b"new")) }).await;
+        assert_eq!(r.ok(), Some(Bytes::from_static(b"new")), "but it was not kept");
+
+        // the same for a value read first and inserted afterwards
+        let read_at = cache.generation();
+        cache.invalidate(["j".to_string()]).await;
+        cache.insert("j".into(), Bytes::from_static(b"old"), read_at).await;
+        assert_eq!(cache.get("j").await, None);
+        let read_at = cache.generation();
+        cache.insert("j".into(), Bytes::from_static(b"new"), read_at).await;
+        assert_eq!(cache.get("j").await, Some(Bytes::from_static(b"new")));
+        cache.invalidate(["j".to_string(), "k".to_string()]).await;
+        assert_eq!((cache.get("j").await, cache.get("k").await), (None, None));
     }
 
     #[tokio::test]

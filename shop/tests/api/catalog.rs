@@ -1,4 +1,4 @@
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::helpers::*;
 
@@ -190,6 +190,66 @@ async fn cached_stock_lags_at_most_the_cache_life_and_a_checkout_here_refreshes_
     assert_eq!(stock(s.get_json(&format!("/api/products/{p}")).await.1), Some(5));
     let html = s.get(&format!("/products/{p}")).await.text().await.unwrap();
     assert!(html.contains("max=\"5\""), "the product page shows the new stock");
+}
+
+/// Replicas keep single products (cart pricing, the cart's advisory stock) for
+/// `SHOP_PRODUCT_CACHE_MS`, long, because each change made on one is heard by all (Redis
+/// pub/sub). Only with Redis (`tests/run.sh` runs this suite on a Redis Cluster): the in-process
+/// store serves one process, whose own changes are all there is.
+#[tokio::test]
+async fn a_product_changed_on_one_replica_is_reread_by_the_others_at_once() {
+    let app = spawn_app_with(|env, _| {
+        env.insert("SHOP_PRODUCT_CACHE_MS".into(), "60000".into());
+        env.insert("SHOP_CATALOG_CACHE_MS".into(), "60000".into());
+    })
+    .await;
+    if app.settings.redis_urls.is_empty() {
+        eprintln!("SHOP_TEST_REDIS_URLS not set: one process, nothing to hear from another replica");
+        return;
+    }
+    let other = app.start_instance().await; // a second replica, same database and Redis
+    let p = app.product(9).await;
+    let c = app.customer().await;
+    let on_other = c.at(&other);
+    assert_eq!(on_other.add(p, 1).await.status(), 200);
+    let line =
+        |cart: Value| (cart["items"][0]["unit_price_cents"].as_i64(), cart["items"][0]["stock"].as_i64());
+    assert_eq!(line(on_other.cart().await), (Some(2500), Some(9)));
+
+    // a change nobody announces (made in the database by hand): the other replica keeps its copy
+    app.set_stock(p, 7).await;
+    assert_eq!(line(on_other.cart().await), (Some(2500), Some(9)), "the product is cached there");
+
+    // an admin's change on the first replica: the other one rereads the product at once
+    let admin = app.admin().await;
+    let body = json!({"name": "Renamed", "description": "", "category": "Test", "price_cents": 1999});
+    assert_eq!(admin.put_json(&format!("/api/admin/products/{p}"), &body).await.status(), 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        let now = line(on_other.cart().await);
+        if now == (Some(1999), Some(7)) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "after 3 s the other replica still prices the line {now:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    // a checkout on the other replica: the first one hears of the stock it took
+    let on_first = app.customer().await;
+    assert_eq!(on_first.add(p, 1).await.status(), 200); // cached on the first replica: 7 in stock
+    assert_eq!(on_other.checkout(&key()).await.status(), 201); // takes 1 there: 6 left
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        let now = line(on_first.cart().await);
+        if now.1 == Some(6) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "after 3 s the first replica still shows {now:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]

@@ -147,7 +147,7 @@ pub async fn create(
         }
         r => r?,
     };
-    state.stock_changed();
+    state.stock_changed([id]).await;
     tracing::info!(product.id = id.0, user.id = by.0, stock, "product created");
     found(state, id).await
 }
@@ -162,7 +162,7 @@ pub async fn update(
     if !repo::update(&state.db, id, draft).await? {
         return Err(AppError::NotFound(format!("no product {id}")));
     }
-    state.stock_changed();
+    state.stock_changed([id]).await;
     tracing::info!(product.id = id.0, user.id = by.0, hidden = draft.hidden, "product saved");
     found(state, id).await
 }
@@ -188,7 +188,7 @@ pub async fn change_stock(
     .await?;
     match change {
         Change::Made(stock) => {
-            state.stock_changed();
+            state.stock_changed([id]).await;
             tracing::info!(product.id = id.0, user.id = by.0, delta, stock, "stock changed");
         }
         Change::Replayed => tracing::info!(product.id = id.0, "stock change sent again: made once already"),

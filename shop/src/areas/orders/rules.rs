@@ -59,7 +59,7 @@ async fn answer_placed(
     };
     crate::infra::metrics::record_checkout(if created { "placed" } else { "replayed" });
     if created {
-        state.stock_changed();
+        state.stock_changed(order.items.iter().map(|i| i.product_id)).await;
         tracing::info!(
             order.id = order.id.0,
             "order placed (an earlier attempt committed, its answer was lost)"
@@ -137,7 +137,7 @@ pub async fn checkout(
                 tracing::warn!(order.id = order.id.0, error = %e, "order placed but cart not emptied");
             }
             crate::infra::metrics::record_checkout("placed");
-            state.stock_changed();
+            state.stock_changed(taken.iter().map(|l| l.product_id)).await;
             tracing::info!(order.id = order.id.0, "order placed");
             Ok(Checkout { order: *order, created: true })
         }
@@ -315,7 +315,8 @@ async fn place(
 
 /// Cancel a placed order of this user and return its stock.
 pub async fn cancel(state: &AppState, user_id: UserId, id: OrderId) -> Result<Order, AppError> {
-    db::retry("cancel", || async {
+    // the products whose stock came back (none when it was cancelled already)
+    let returned = db::retry("cancel", || async {
         let tx = db::begin(&state.db).await?;
         let (n, _) = db::exec(
             &tx,
@@ -332,7 +333,7 @@ pub async fn cancel(state: &AppState, user_id: UserId, id: OrderId) -> Result<Or
         if n != 1 {
             return match find_for_user(&tx, user_id, id).await? {
                 // Already cancelled (a retried request): same answer, stock returned only once.
-                Some(o) if o.status == OrderStatus::Cancelled => Ok(()),
+                Some(o) if o.status == OrderStatus::Cancelled => Ok(vec![]),
                 None => Err(AppError::NotFound(format!("you have no order {id}")).into()),
                 Some(o) => Err(AppError::Conflict {
                     code: "invalid_transition",
@@ -351,15 +352,15 @@ pub async fn cancel(state: &AppState, user_id: UserId, id: OrderId) -> Result<Or
             })
             .collect::<Result<_, DbError>>()?;
         lines.sort_unstable();
-        for CartLine { product_id: pid, quantity: qty } in lines {
+        for &CartLine { product_id: pid, quantity: qty } in &lines {
             db::exec(&tx, "UPDATE products SET stock = stock + ? WHERE id = ?", vec![qty.into(), pid.into()])
                 .await?;
         }
         db::commit(tx).await?;
-        Ok(())
+        Ok(lines.iter().map(|l| l.product_id).collect::<Vec<_>>())
     })
     .await?;
-    state.stock_changed();
+    state.stock_changed(returned).await;
     tracing::info!(order.id = id.0, "order cancelled");
     find(&state.db, id).await?.ok_or_else(|| AppError::NotFound(format!("no order {id}")))
 }

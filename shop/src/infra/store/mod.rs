@@ -172,6 +172,30 @@ macro_rules! on_backend {
     };
 }
 
+/// What a replica hears about products changed by any replica ([`Store::watch_product_changes`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProductNews {
+    /// These products changed (stock, price, name, hidden).
+    Changed(Vec<ProductId>),
+    /// The channel was (re)subscribed, or is down: anything may have changed meanwhile.
+    Unknown,
+}
+
+impl ProductNews {
+    /// A message's payload: product ids, comma-separated.
+    fn payload(ids: &[ProductId]) -> String {
+        ids.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
+    }
+
+    /// A payload read back; one that is not a list of ids says nothing certain.
+    fn parse(payload: &[u8]) -> Self {
+        std::str::from_utf8(payload)
+            .ok()
+            .and_then(|s| s.split(',').map(|id| id.parse().ok().map(ProductId)).collect::<Option<Vec<_>>>())
+            .map_or(ProductNews::Unknown, ProductNews::Changed)
+    }
+}
+
 /// The store the shop runs on: the key scheme over one of the two stores. Cheap to clone (a
 /// shared connection or a shared map).
 #[derive(Clone)]
@@ -390,6 +414,32 @@ impl Store {
     pub async fn ping(&self) -> Result<(), String> {
         on_backend!(self.ping()).map_err(|e| e.to_string())
     }
+
+    /// The channel every replica hears product changes on.
+    fn products_channel(&self) -> String {
+        format!("{}products-changed", self.prefix)
+    }
+
+    /// Tell every replica that these products changed (Redis `PUBLISH`, which a Redis Cluster
+    /// passes to all its nodes); nothing for the in-process store, whose one process knows.
+    pub async fn publish_product_changes(&self, ids: &[ProductId]) -> StoreResult<()> {
+        match &self.backend {
+            Kind::Memory(_) => Ok(()),
+            Kind::Redis(r) => r.publish(&self.products_channel(), &ProductNews::payload(ids)).await,
+        }
+    }
+
+    /// Product changes made by any replica, this one included, as they are published; `None` for
+    /// the in-process store. A background task holds the subscription to one Redis node, pings it
+    /// every second, and moves to the next node when it stops answering; it sends
+    /// [`ProductNews::Unknown`] on every (re)subscription and every half second while it has none.
+    /// It ends when the receiver is dropped.
+    pub fn watch_product_changes(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<ProductNews>> {
+        match &self.backend {
+            Kind::Memory(_) => None,
+            Kind::Redis(r) => Some(r.watch(self.products_channel())),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -397,6 +447,17 @@ mod tests {
     use super::{cart_lines, op_key, StoreError};
     use crate::domain::{CartLine, ProductId};
     use std::{collections::HashMap, time::Duration};
+
+    #[test]
+    fn product_news_travel_as_ids_and_garbage_means_unknown() {
+        use super::ProductNews;
+        let ids = [ProductId(3), ProductId(41)];
+        assert_eq!(ProductNews::payload(&ids), "3,41");
+        assert_eq!(ProductNews::parse(b"3,41"), ProductNews::Changed(ids.to_vec()));
+        for bad in [&b""[..], b"3,,4", b"x", b"\xff"] {
+            assert_eq!(ProductNews::parse(bad), ProductNews::Unknown, "{bad:?}");
+        }
+    }
 
     #[test]
     fn failover_answers_are_retried_script_errors_are_not() {

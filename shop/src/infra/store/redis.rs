@@ -56,7 +56,14 @@ pub struct RedisStore {
     retry_budget: Duration,
     /// How session and cart writes wait for a replica; `None` when they do not.
     acked: Option<AckedWrites>,
+    /// The nodes (`SHOP_REDIS_URLS`), for the product-change subscription.
+    urls: std::sync::Arc<[String]>,
 }
+
+/// How often the product-change subscription asks its node for a sign of life.
+const WATCH_PING_EVERY: Duration = Duration::from_secs(1);
+/// How long the subscription waits between attempts while it has no node.
+const WATCH_RETRY_EVERY: Duration = Duration::from_millis(500);
 
 /// Writes acknowledged by replicas (Redis `WAIT`) before we answer.
 #[derive(Clone)]
@@ -105,7 +112,13 @@ impl RedisStore {
         } else {
             None
         };
-        Ok(RedisStore { conn, timeout: s.store_timeout, retry_budget: s.store_retry, acked })
+        Ok(RedisStore {
+            conn,
+            timeout: s.store_timeout,
+            retry_budget: s.store_retry,
+            acked,
+            urls: s.redis_urls.clone().into(),
+        })
     }
 
     /// Run `f` again while it fails for a reason that another attempt may cure (see
@@ -208,6 +221,88 @@ impl RedisStore {
         match tokio::time::timeout(limit, fut).await {
             Ok(r) => Ok(r?),
             Err(_) => Err(StoreError::Timeout(limit)),
+        }
+    }
+}
+
+impl RedisStore {
+    /// `PUBLISH` on the connection of everything else (Redis Cluster passes it to every node).
+    pub async fn publish(&self, channel: &str, payload: &str) -> StoreResult<()> {
+        self.cmd::<i64>(redis::cmd("PUBLISH").arg(channel).arg(payload).clone()).await.map(|_| ())
+    }
+
+    /// See [`super::Store::watch_product_changes`].
+    pub fn watch(&self, channel: String) -> tokio::sync::mpsc::UnboundedReceiver<super::ProductNews> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let (urls, timeout) = (self.urls.clone(), self.timeout);
+        tokio::spawn(async move {
+            // node after node: any one hears every message of a cluster
+            for url in urls.iter().cycle() {
+                let ended = match subscribe(url, &channel, timeout).await {
+                    Ok(pubsub) => {
+                        tracing::info!(node = %crate::settings::redact_url(url), "listening for product changes");
+                        if tx.send(super::ProductNews::Unknown).is_err() {
+                            return;
+                        }
+                        listen(pubsub, &tx, timeout).await
+                    }
+                    Err(e) => e,
+                };
+                if tx.is_closed() {
+                    return;
+                }
+                tracing::warn!(node = %crate::settings::redact_url(url), error = %ended, "product-change subscription lost: every product is reread until it is back");
+                // nothing heard meanwhile: every product cached now may be stale
+                if tx.send(super::ProductNews::Unknown).is_err() {
+                    return;
+                }
+                tokio::time::sleep(WATCH_RETRY_EVERY).await;
+            }
+        });
+        rx
+    }
+}
+
+/// A subscription to `channel` on the node at `url`, within `timeout`.
+async fn subscribe(url: &str, channel: &str, timeout: Duration) -> Result<redis::aio::PubSub, String> {
+    let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+    let fut = async {
+        let mut pubsub = client.get_async_pubsub().await?;
+        pubsub.subscribe(channel).await?;
+        Ok::<_, redis::RedisError>(pubsub)
+    };
+    match tokio::time::timeout(timeout, fut).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(_) => Err(format!("no subscription within {timeout:?}")),
+    }
+}
+
+/// Pass on what the subscription hears until its node stops answering; why it stopped.
+async fn listen(
+    pubsub: redis::aio::PubSub,
+    tx: &tokio::sync::mpsc::UnboundedSender<super::ProductNews>,
+    timeout: Duration,
+) -> String {
+    use futures_util::StreamExt;
+    let (mut sink, mut stream) = pubsub.split();
+    let mut ping = tokio::time::interval(WATCH_PING_EVERY);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            msg = stream.next() => match msg {
+                Some(m) => {
+                    if tx.send(super::ProductNews::parse(m.get_payload_bytes())).is_err() {
+                        return "the shop stopped listening".into();
+                    }
+                }
+                None => return "the connection closed".into(),
+            },
+            _ = ping.tick() => match tokio::time::timeout(timeout, sink.ping::<redis::Value>()).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return format!("ping failed: {e}"),
+                Err(_) => return format!("no answer to a ping within {timeout:?}"),
+            },
+            _ = tx.closed() => return "the shop stopped listening".into(),
         }
     }
 }
