@@ -133,23 +133,11 @@ impl Application {
             host,
         });
         if let Some(mut news) = state.store.watch_product_changes() {
-            let (state, mut stopping) = (state.clone(), state.stopping.clone());
+            // for the whole life of the process: the drain after a stop signal still serves carts
+            let state = state.clone();
             tokio::spawn(async move {
-                // until the stop begins (never, when nobody can begin it: a test's server)
-                let stop = async {
-                    if stopping.wait_for(|s| *s).await.is_err() {
-                        std::future::pending::<()>().await;
-                    }
-                };
-                tokio::pin!(stop);
-                loop {
-                    tokio::select! {
-                        n = news.recv() => match n {
-                            Some(n) => state.hear(n).await,
-                            None => break,
-                        },
-                        () = &mut stop => break,
-                    }
+                while let Some(n) = news.recv().await {
+                    state.hear(n).await;
                 }
             });
         }

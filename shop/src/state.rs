@@ -48,6 +48,9 @@ impl AppState {
         let ids: Vec<ProductId> = ids.into_iter().collect();
         self.catalog_cache.invalidate_all();
         self.catalog_data.invalidate_all();
+        if ids.is_empty() {
+            return;
+        }
         self.products.invalidate(ids.iter().map(ToString::to_string)).await;
         // without holding up the answer; a message lost here lives at most SHOP_PRODUCT_CACHE_MS
         let store = self.store.clone();

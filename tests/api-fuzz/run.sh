@@ -222,22 +222,26 @@ fuzz() {
 # Against a shared stack (BASE_URL given) the admin run creates and edits products with whatever
 # schemathesis makes up (a product named "0" in category "0" sorts first); the suites after this
 # one (the browser journey) expect the shop's own catalog. So: the products as they were before,
-# and after the run every edited one written back and every new one hidden.
+# and after the run every edited one written back (its fields and its stock) and every new one
+# hidden.
 catalog() { # catalog snapshot|restore FILE
     python3 - "$1" "$2" "$BASE" "$ADMIN_COOKIE" <<'PY'
 import json, os, ssl, sys, urllib.request
 mode, path, base, cookie = sys.argv[1:5]
 ctx = ssl.create_default_context(cafile=os.environ.get("API_FUZZ_CACERT") or None)
 FIELDS = ("name", "description", "category", "price_cents", "hidden")
-def call(method, url, body=None):
-    req = urllib.request.Request(base + url, method=method, data=None if body is None else json.dumps(body).encode(),
-                                 headers={"Cookie": cookie, "Content-Type": "application/json"})
+def call(method, url, body=None, key=None):
+    headers = {"Cookie": cookie, "Content-Type": "application/json"}
+    if key:
+        headers["Idempotency-Key"] = key
+    req = urllib.request.Request(base + url, method=method, headers=headers,
+                                 data=None if body is None else json.dumps(body).encode())
     with urllib.request.urlopen(req, timeout=20, context=ctx) as r:
         return json.load(r)
 products, page = {}, 1
 while True:
     d = call("GET", f"/api/admin/products?per_page=200&page={page}")
-    products.update({p["id"]: {k: p.get(k) for k in FIELDS} for p in d["items"]})
+    products.update({p["id"]: {k: p.get(k) for k in FIELDS + ("stock",)} for p in d["items"]})
     if page * d["per_page"] >= d["total"] or not d["items"]:
         break
     page += 1
@@ -245,16 +249,30 @@ if mode == "snapshot":
     json.dump({str(k): v for k, v in products.items()}, open(path, "w"))
     sys.exit(0)
 before = {int(k): v for k, v in json.load(open(path)).items()}
-restored = hidden = 0
+restored = hidden = stocked = 0
+failed = []
 for pid, now in sorted(products.items()):
     want = before.get(pid) or dict(now, hidden=True)
-    if now != want:
-        call("PUT", f"/api/admin/products/{pid}", {k: v for k, v in want.items() if v is not None})
-        if pid in before:
-            restored += 1
-        else:
-            hidden += 1
-print(f"api-fuzz: catalog put back after the admin run: {restored} edited products restored, {hidden} new ones hidden")
+    try:
+        fields = {k: v for k, v in want.items() if k in FIELDS and v is not None}
+        if fields != {k: v for k, v in now.items() if k in FIELDS and v is not None}:
+            call("PUT", f"/api/admin/products/{pid}", fields)
+            if pid in before:
+                restored += 1
+            else:
+                hidden += 1
+        delta = want["stock"] - now["stock"]
+        if pid in before and delta != 0:
+            call("POST", f"/api/admin/products/{pid}/stock", {"delta": delta, "note": "api-fuzz: put back"},
+                 key=f"api-fuzz-{os.getpid()}-{pid}")
+            stocked += 1
+    except Exception as e:  # one product that cannot be put back does not stop the others
+        failed.append(f"#{pid}: {e}")
+print(f"api-fuzz: catalog put back after the admin run: {restored} edited products restored, "
+      f"{stocked} stocks restored, {hidden} new ones hidden")
+if failed:
+    print("api-fuzz: could not put back: " + "; ".join(failed[:10]))
+    sys.exit(1)
 PY
 }
 if [[ -z "$SHOP_PID" ]]; then

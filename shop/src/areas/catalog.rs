@@ -259,10 +259,12 @@ pub async fn cached_many(
             None => missing.push(*id),
         }
     }
-    let read_at = state.products.generation();
+    let read_at: HashMap<ProductId, u64> =
+        missing.iter().map(|id| (*id, state.products.stamp(&id.to_string()))).collect();
     for (id, p) in get_many(&state.db, &missing).await? {
         let p = Arc::new(p);
-        state.products.insert(id.to_string(), p.clone(), read_at).await;
+        let stamp = read_at.get(&id).copied().unwrap_or_default();
+        state.products.insert(id.to_string(), p.clone(), stamp).await;
         found.insert(id, p);
     }
     Ok(found)

@@ -10,8 +10,9 @@
 //! The same cache keeps single products longer (`SHOP_PRODUCT_CACHE_MS`), because every replica
 //! hears of each change ([`crate::state::AppState::hear`]). For that an invalidation must also
 //! win over a miss already on its way: a value read from the database before the change would
-//! otherwise be stored after it and live a whole lifetime. Each invalidation moves a generation
-//! on, and a value made while it moved is handed to its callers but not kept.
+//! otherwise be stored after it and live a whole lifetime. Each invalidation moves a stamp on
+//! (one for everything, one per stripe of keys), and a value made while its key's stamp moved is
+//! handed to its callers but not kept.
 
 use std::{
     future::Future,
@@ -52,8 +53,30 @@ pub type ResponseCache = TtlCache<Bytes>;
 #[derive(Clone)]
 pub struct TtlCache<V> {
     inner: Option<moka::future::Cache<String, V>>,
-    /// Moves on with every invalidation (see the module's comment).
-    generation: Arc<AtomicU64>,
+    /// Move on with every invalidation (see the module's comment).
+    stamps: Arc<Stamps>,
+}
+
+/// Invalidation counters: one for "everything", and 64 stripes for single keys (a key's stripe
+/// by its hash), so a change to one product rarely throws away a read of another.
+struct Stamps {
+    all: AtomicU64,
+    keyed: [AtomicU64; STRIPES],
+    hasher: std::collections::hash_map::RandomState,
+}
+
+const STRIPES: usize = 64;
+
+impl Stamps {
+    fn stripe(&self, key: &str) -> &AtomicU64 {
+        use std::hash::BuildHasher;
+        &self.keyed[(self.hasher.hash_one(key) % STRIPES as u64) as usize]
+    }
+
+    /// Changes whenever `key` or everything is invalidated (both counters only grow).
+    fn of(&self, key: &str) -> u64 {
+        self.all.load(Ordering::Acquire).wrapping_add(self.stripe(key).load(Ordering::Acquire))
+    }
 }
 
 impl<V: Weight + Clone + Send + Sync + 'static> TtlCache<V> {
@@ -66,18 +89,32 @@ impl<V: Weight + Clone + Send + Sync + 'static> TtlCache<V> {
                 .max_capacity(MAX_BYTES)
                 .build()
         });
-        TtlCache { inner, generation: Arc::default() }
+        let stamps = Stamps {
+            all: AtomicU64::new(0),
+            keyed: std::array::from_fn(|_| AtomicU64::new(0)),
+            hasher: Default::default(),
+        };
+        TtlCache { inner, stamps: Arc::new(stamps) }
     }
 
-    /// The invalidation count now: read before a database read whose result goes to [`insert`].
-    ///
-    /// [`insert`]: TtlCache::insert
-    pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
+    /// `key`'s invalidation stamp now: read before a database read whose result goes to
+    /// [`insert`](TtlCache::insert).
+    pub fn stamp(&self, key: &str) -> u64 {
+        self.stamps.of(key)
     }
 
     pub fn enabled(&self) -> bool {
         self.inner.is_some()
+    }
+
+    /// Drop `key` when its stamp moved from `before`: what was stored may predate the change.
+    /// In a task of its own, so that a request dropped right here (its client gone) cannot leave
+    /// that value behind.
+    fn drop_if_moved(&self, c: &moka::future::Cache<String, V>, key: String, before: u64) {
+        if self.stamps.of(&key) != before {
+            let c = c.clone();
+            tokio::spawn(async move { c.invalidate(&key).await });
+        }
     }
 
     /// The cached body for `key`, or the one `make` produces (then cached). With several callers
@@ -89,12 +126,9 @@ impl<V: Weight + Clone + Send + Sync + 'static> TtlCache<V> {
         match &self.inner {
             None => make.await,
             Some(c) => {
-                let before = self.generation();
+                let before = self.stamps.of(&key);
                 let v = c.try_get_with_by_ref(&key, make).await.map_err(unshare)?;
-                if self.generation() != before {
-                    // invalidated while this was made: maybe from data older than the change
-                    c.invalidate(&key).await;
-                }
+                self.drop_if_moved(c, key, before);
                 Ok(v)
             }
         }
@@ -108,22 +142,20 @@ impl<V: Weight + Clone + Send + Sync + 'static> TtlCache<V> {
         }
     }
 
-    /// Keep `value`, read from the database when [`generation`](TtlCache::generation) was
+    /// Keep `value`, read from the database when `key`'s [`stamp`](TtlCache::stamp) was
     /// `read_at`; not kept when an invalidation came since.
     pub async fn insert(&self, key: String, value: V, read_at: u64) {
         if let Some(c) = &self.inner {
-            if self.generation() == read_at {
+            if self.stamps.of(&key) == read_at {
                 c.insert(key.clone(), value).await;
-                if self.generation() != read_at {
-                    c.invalidate(&key).await;
-                }
+                self.drop_if_moved(c, key, read_at);
             }
         }
     }
 
     /// Forget everything (after this replica changed stock).
     pub fn invalidate_all(&self) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.stamps.all.fetch_add(1, Ordering::AcqRel);
         if let Some(c) = &self.inner {
             c.invalidate_all();
         }
@@ -131,9 +163,10 @@ impl<V: Weight + Clone + Send + Sync + 'static> TtlCache<V> {
 
     /// Forget these keys.
     pub async fn invalidate(&self, keys: impl IntoIterator<Item = String>) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        if let Some(c) = &self.inner {
-            for k in keys {
+        for k in keys {
+            // the stamp first: a read under way sees it move once it is done
+            self.stamps.stripe(&k).fetch_add(1, Ordering::AcqRel);
+            if let Some(c) = &self.inner {
                 c.invalidate(&k).await;
             }
         }
@@ -210,19 +243,38 @@ mod tests {
         };
         let (old, ()) = tokio::join!(slow, change);
         assert_eq!(old.ok(), Some(Bytes::from_static(b"old")), "its caller still gets its answer");
+        // (dropped by a task of its own: let it run)
+        for _ in 0..1000 {
+            if cache.get("k").await.is_none() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         let r = cache.get_or_make("k".into(), async { Ok(Bytes::from_static(b"new")) }).await;
         assert_eq!(r.ok(), Some(Bytes::from_static(b"new")), "but it was not kept");
 
         // the same for a value read first and inserted afterwards
-        let read_at = cache.generation();
+        let read_at = cache.stamp("j");
         cache.invalidate(["j".to_string()]).await;
         cache.insert("j".into(), Bytes::from_static(b"old"), read_at).await;
         assert_eq!(cache.get("j").await, None);
-        let read_at = cache.generation();
+        let read_at = cache.stamp("j");
         cache.insert("j".into(), Bytes::from_static(b"new"), read_at).await;
         assert_eq!(cache.get("j").await, Some(Bytes::from_static(b"new")));
         cache.invalidate(["j".to_string(), "k".to_string()]).await;
         assert_eq!((cache.get("j").await, cache.get("k").await), (None, None));
+    }
+
+    #[tokio::test]
+    async fn a_change_to_one_key_leaves_the_others_reads_alone() {
+        let cache = ResponseCache::new(Duration::from_secs(60));
+        let before: Vec<u64> = (0..100).map(|i| cache.stamp(&format!("p{i}"))).collect();
+        cache.invalidate(["k".to_string()]).await;
+        let moved = (0..100).filter(|i| cache.stamp(&format!("p{i}")) != before[*i]).count();
+        assert!(moved < 20, "{moved} of 100 other keys' stamps moved with one key's change");
+        let before = cache.stamp("p1");
+        cache.invalidate_all();
+        assert_ne!(cache.stamp("p1"), before, "everything: every key's stamp moves");
     }
 
     #[tokio::test]

@@ -208,6 +208,15 @@ async fn a_product_changed_on_one_replica_is_reread_by_the_others_at_once() {
         return;
     }
     let other = app.start_instance().await; // a second replica, same database and Redis
+                                            // both replicas subscribed (a subscription's first news, "anything may have changed", must
+                                            // not land in the middle of what follows)
+    let channel = format!("{}products-changed", app.settings.redis_prefix);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while subscribers(&app.settings.redis_urls, &channel).await < 2 {
+        assert!(std::time::Instant::now() < deadline, "the two replicas did not subscribe within 10 s");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let p = app.product(9).await;
     let c = app.customer().await;
     let on_other = c.at(&other);
@@ -250,6 +259,22 @@ async fn a_product_changed_on_one_replica_is_reread_by_the_others_at_once() {
         assert!(std::time::Instant::now() < deadline, "after 3 s the first replica still shows {now:?}");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+}
+
+/// How many connections listen on `channel`, over the given Redis nodes.
+async fn subscribers(urls: &[String], channel: &str) -> i64 {
+    let mut n = 0;
+    for url in urls {
+        let mut c = redis::Client::open(url.as_str())
+            .expect("a Redis URL")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect to a Redis node");
+        let (_, k): (String, i64) =
+            redis::cmd("PUBSUB").arg("NUMSUB").arg(channel).query_async(&mut c).await.expect("PUBSUB NUMSUB");
+        n += k;
+    }
+    n
 }
 
 #[tokio::test]

@@ -333,7 +333,11 @@ pub async fn cancel(state: &AppState, user_id: UserId, id: OrderId) -> Result<Or
         if n != 1 {
             return match find_for_user(&tx, user_id, id).await? {
                 // Already cancelled (a retried request): same answer, stock returned only once.
-                Some(o) if o.status == OrderStatus::Cancelled => Ok(vec![]),
+                // Its products are still named: an earlier attempt may have committed and lost
+                // its answer before this replica's caches heard of it.
+                Some(o) if o.status == OrderStatus::Cancelled => {
+                    Ok(o.items.iter().map(|i| i.product_id).collect())
+                }
                 None => Err(AppError::NotFound(format!("you have no order {id}")).into()),
                 Some(o) => Err(AppError::Conflict {
                     code: "invalid_transition",

@@ -431,8 +431,9 @@ impl Store {
 
     /// Product changes made by any replica, this one included, as they are published; `None` for
     /// the in-process store. A background task holds the subscription to one Redis node, pings it
-    /// every second, and moves to the next node when it stops answering; it sends
-    /// [`ProductNews::Unknown`] on every (re)subscription and every half second while it has none.
+    /// every second, and moves to the next node when it stops answering (noticed within about
+    /// 2 s); it sends [`ProductNews::Unknown`] on every (re)subscription and at each attempt while
+    /// it has none (every half second plus the connect timeout).
     /// It ends when the receiver is dropped.
     pub fn watch_product_changes(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<ProductNews>> {
         match &self.backend {

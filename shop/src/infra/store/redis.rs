@@ -236,11 +236,20 @@ impl RedisStore {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let (urls, timeout) = (self.urls.clone(), self.timeout);
         tokio::spawn(async move {
+            // while it has no subscription: since when (logged when it begins and ends, not at
+            // every attempt)
+            let mut down: Option<std::time::Instant> = None;
             // node after node: any one hears every message of a cluster
             for url in urls.iter().cycle() {
+                let node = crate::settings::redact_url(url);
                 let ended = match subscribe(url, &channel, timeout).await {
                     Ok(pubsub) => {
-                        tracing::info!(node = %crate::settings::redact_url(url), "listening for product changes");
+                        match down.take() {
+                            Some(t) => {
+                                tracing::warn!(%node, down_ms = t.elapsed().as_millis() as u64, "listening for product changes again")
+                            }
+                            None => tracing::info!(%node, "listening for product changes"),
+                        }
                         if tx.send(super::ProductNews::Unknown).is_err() {
                             return;
                         }
@@ -251,7 +260,12 @@ impl RedisStore {
                 if tx.is_closed() {
                     return;
                 }
-                tracing::warn!(node = %crate::settings::redact_url(url), error = %ended, "product-change subscription lost: every product is reread until it is back");
+                if down.is_none() {
+                    down = Some(std::time::Instant::now());
+                    tracing::warn!(%node, error = %ended, "product-change subscription lost: every product is reread until it is back");
+                } else {
+                    tracing::debug!(%node, error = %ended, "no product-change subscription yet");
+                }
                 // nothing heard meanwhile: every product cached now may be stale
                 if tx.send(super::ProductNews::Unknown).is_err() {
                     return;
