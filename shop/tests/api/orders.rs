@@ -27,6 +27,41 @@ async fn the_whole_journey() {
     assert_eq!(one["items"], order["items"]);
 }
 
+/// A product hidden after it went into the cart is left out of the order (the order holds what
+/// the shopper can still buy, its total without it) and its stock is not taken; the stored order
+/// reads back the same.
+#[tokio::test]
+async fn a_hidden_product_is_left_out_of_the_order() {
+    let app = spawn_app().await;
+    let s = app.customer().await;
+    let (a, b, c) = (app.product(10).await, app.product(10).await, app.product(10).await);
+    s.add(a, 1).await;
+    s.add(b, 2).await;
+    s.add(c, 3).await;
+    app.sql("UPDATE products SET hidden = 1 WHERE id = ?", vec![b.into()]).await;
+    let r = s.checkout(&key()).await;
+    assert_eq!(r.status(), 201);
+    let order: Value = r.json().await.unwrap();
+    let ids: Vec<i64> =
+        order["items"].as_array().unwrap().iter().map(|i| i["product_id"].as_i64().unwrap()).collect();
+    assert_eq!(ids, vec![a, c]);
+    assert_eq!(order["total_cents"], 4 * 2500);
+    assert_eq!((app.stock(a).await, app.stock(b).await, app.stock(c).await), (9, 10, 7));
+    let (_, stored) = s.get_json(&format!("/api/orders/{}", order["id"])).await;
+    assert_eq!(
+        (stored["total_cents"].clone(), stored["items"].clone()),
+        (order["total_cents"].clone(), order["items"].clone())
+    );
+
+    // every product hidden: nothing to order, nothing written
+    let t = app.customer().await;
+    t.add(a, 1).await;
+    app.sql("UPDATE products SET hidden = 1 WHERE id = ?", vec![a.into()]).await;
+    let (st, e) = error_of(t.checkout(&key()).await).await;
+    assert_eq!((st.as_u16(), e["error"]["code"].as_str()), (422, Some("empty_cart")));
+    assert_eq!(app.count("SELECT COUNT(*) AS n FROM orders", vec![]).await, 1);
+}
+
 /// The commit of a checkout runs, but its answer comes after the statement timeout (a Galera
 /// stall, a connection cut right after COMMIT): the shop retries, finds the order its own first
 /// attempt made, and answers as for a new order — 201, once, stock taken once, cart emptied —
